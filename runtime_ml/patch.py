@@ -4,7 +4,8 @@ Every SparkTrials tuning job crosses that method, whichever `fmin` binding the u
 (`hyperopt.fmin`, `from hyperopt import fmin` taken before or after activation,
 `hyperopt.fmin.fmin`, or `trials.fmin(...)`), and nothing else does: other Trials objects never
 reach runtime-ml. The wrapper follows MLflow's safe_patch contract:
-- the user's exceptions propagate unchanged;
+- the user's exceptions propagate unchanged, and a bad value the user can fix raises UserInputError
+  (a ValueError naming the value and the fix) before any trial runs;
 - an error in runtime-ml's own code is logged as a warning (raised under RUNTIME_ML_STRICT) and the
   tuning job carries on as if unpatched;
 - hyperopt's own fmin runs exactly once per call.
@@ -81,7 +82,8 @@ def patch_module(spark_module):
                 logger.warning("runtime-ml: %s; SparkTrials left unpatched.", reason)
                 return False
             trials_class = spark_module.SparkTrials
-            trials_class.fmin = _wrap(trials_class.__dict__["fmin"])
+            for name, wrap in _WRAPPERS.items():
+                setattr(trials_class, name, wrap(trials_class.__dict__[name]))
             return True
     except Exception:
         report_internal_error("patching hyperopt.spark")
@@ -89,15 +91,16 @@ def patch_module(spark_module):
 
 
 def unpatch_module(spark_module):
-    """Put the identical original method back. Idempotent."""
+    """Put the identical original methods back. Idempotent."""
     with _lock:
-        current = spark_module.SparkTrials.__dict__.get("fmin")
-        original = getattr(current, ORIGINAL_ATTR, None)
-        if original is not None:
-            spark_module.SparkTrials.fmin = original
+        for name in _WRAPPERS:
+            current = spark_module.SparkTrials.__dict__.get(name)
+            original = getattr(current, ORIGINAL_ATTR, None)
+            if original is not None:
+                setattr(spark_module.SparkTrials, name, original)
 
 
-def _wrap(original):
+def _wrap_fmin(original):
     @functools.wraps(original)
     def fmin(self, *args, **kwargs):
         return call_through_runtime(original, self, args, kwargs)
@@ -106,13 +109,41 @@ def _wrap(original):
     return fmin
 
 
+REQUESTED_PARALLELISM_ATTR = "_runtime_ml_requested_parallelism"
+
+
+def _wrap_init(original):
+    """Remembers the parallelism as the user gave it (hyperopt 0.2.7 keeps only its own choice)."""
+
+    @functools.wraps(original)
+    def __init__(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        try:
+            import inspect
+
+            bound = inspect.signature(original).bind(self, *args, **kwargs)
+            setattr(self, REQUESTED_PARALLELISM_ATTR, bound.arguments.get("parallelism"))
+        except Exception:
+            report_internal_error("recording the requested parallelism")
+
+    setattr(__init__, ORIGINAL_ATTR, original)
+    return __init__
+
+
+_WRAPPERS = {"fmin": _wrap_fmin, "__init__": _wrap_init}
+
+
 def call_through_runtime(original, trials, args, kwargs):
     if conf.runtime_disabled():
         return original(trials, *args, **kwargs)
+    from runtime_ml.errors import UserInputError
+
     try:
         from runtime_ml.runtime import FminCall
 
         call = FminCall.begin(original, trials, args, kwargs)
+    except UserInputError:
+        raise
     except Exception:
         report_internal_error("preparing the SparkTrials fmin call")
         return original(trials, *args, **kwargs)

@@ -4,6 +4,10 @@ import inspect
 import logging
 
 from runtime_ml import conf
+from runtime_ml.cluster import read_cluster_facts
+from runtime_ml.executor import ExecutorObjective
+from runtime_ml.parallelism import decide_parallelism, normalize_request
+from runtime_ml.patch import REQUESTED_PARALLELISM_ATTR
 
 logger = logging.getLogger("runtime_ml")
 
@@ -22,6 +26,21 @@ def spark_session_of(trials):
         return SparkSession.getActiveSession()
     except Exception:
         return None
+
+
+def requested_parallelism(trials):
+    """The parallelism as the user passed it to SparkTrials (None when not given)."""
+    if hasattr(trials, REQUESTED_PARALLELISM_ATTR):
+        return getattr(trials, REQUESTED_PARALLELISM_ATTR)
+    if hasattr(trials, "user_specified_parallelism"):  # hyperopt >= 0.3.0
+        return trials.user_specified_parallelism
+    return getattr(trials, "parallelism", None)
+
+
+def algo_name(algo):
+    """`tpe.suggest` -> 'hyperopt.tpe' (also through functools.partial)."""
+    target = getattr(algo, "func", algo)
+    return getattr(target, "__module__", None) or type(target).__name__
 
 
 class FminCall:
@@ -48,10 +67,13 @@ class FminCall:
     def _prepare(self):
         spark = spark_session_of(self.trials)
         self.tracking = conf.read_spark_flag(conf.TRACK_HYPEROPT, spark)
+        self.decision = self._fit_parallelism(spark)
+        self._replace_argument("fn", ExecutorObjective(self.arguments["fn"]))
         logger.info(
-            "runtime-ml: SparkTrials fmin: max_evals=%s, parallelism=%s",
+            "runtime-ml: SparkTrials fmin: max_evals=%s, parallelism=%s (requested %s)",
             self.arguments.get("max_evals"),
-            getattr(self.trials, "parallelism", None),
+            self.decision.parallelism,
+            self.decision.requested,
         )
         if not self.tracking.value:
             logger.info(
@@ -61,6 +83,30 @@ class FminCall:
                 self.tracking.raw,
                 conf.TRACK_HYPEROPT.name,
             )
+
+    def _replace_argument(self, name, value):
+        self.arguments[name] = value
+        self.args = ()
+        self.kwargs = {k: v for k, v in self.arguments.items() if k != "self"}
+
+    def _fit_parallelism(self, spark):
+        """Decide from the cluster's real slots, and apply before hyperopt dispatches a trial."""
+        requested = requested_parallelism(self.trials)
+        normalize_request(requested)  # a bad value is the user's to fix: raise before anything runs
+        facts = read_cluster_facts(spark)
+        for note in facts.notes:
+            logger.warning("runtime-ml: %s", note)
+        decision = decide_parallelism(
+            requested, self.arguments.get("max_evals"), algo_name(self.arguments.get("algo")),
+            facts.slot_facts(),
+        )
+        for reason in decision.reasons:
+            log = logger.warning if reason.level == "warning" else logger.info
+            log("runtime-ml: %s", reason.text)
+        # hyperopt's dispatcher reads trials.parallelism before launching each trial.
+        self.trials.parallelism = decision.parallelism
+        self.trials.actual_parallelism = decision.parallelism
+        return decision
 
     def finish(self, result=None, error=None):
         pass

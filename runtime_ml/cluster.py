@@ -1,0 +1,263 @@
+"""Facts about the Spark cluster a SparkSession runs on: master, executors, slots, GPUs, autoscaling.
+
+`read_cluster_facts(spark)` is the only function here that talks to Spark; everything it computes
+from what it read is a pure function of plain values, tested with numbers.
+"""
+
+import logging
+import math
+import os
+import re
+from dataclasses import asdict, dataclass, field
+
+from runtime_ml.parallelism import SlotFacts
+
+logger = logging.getLogger("runtime_ml")
+
+# Spark 3.1 changed SparkContext.maxNumConcurrentTasks to take a ResourceProfile (hyperopt issue
+# 798); older versions are outside our support matrix, so below this we only use the fallback.
+MAX_CONCURRENT_TASKS_SINCE = (3, 1)
+
+_LOCAL = re.compile(r"^local(?:\[(\*|\d+)(?:\s*,\s*\d+)?\])?$")
+_LOCAL_CLUSTER = re.compile(r"^local-cluster\[\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*\]$")
+
+
+@dataclass
+class Executor:
+    id: str
+    host_port: str
+    cores: int
+    gpus: list = field(default_factory=list)
+
+
+@dataclass
+class ClusterFacts:
+    master: str
+    master_kind: str
+    spark_version: str
+    default_parallelism: int
+    executors: list
+    task_cpus: int
+    executor_cores: int  # spark.executor.cores, or what the executors have, or None
+    executor_gpus: float  # spark.executor.resource.gpu.amount
+    task_gpus: float  # spark.task.resource.gpu.amount
+    dynamic_allocation: bool
+    min_executors: int
+    max_executors: int  # None when unbounded
+    initial_executors: int
+    slots: int  # concurrent task slots now, or None when unknown
+    slots_source: str
+    cpu_slots: int  # the same, counting cores only
+    potential_slots: int  # under dynamic allocation, None otherwise or when unbounded
+    notes: list = field(default_factory=list)
+
+    def slot_facts(self):
+        return SlotFacts(
+            slots=self.slots,
+            slots_source=self.slots_source,
+            dynamic_allocation=self.dynamic_allocation,
+            potential_slots=self.potential_slots,
+            gpu_task_amount=self.task_gpus,
+            cpu_slots=self.cpu_slots,
+            fallback_parallelism=self.default_parallelism,
+        )
+
+    def as_dict(self):
+        return asdict(self)
+
+
+# ---------------------------------------------------------------- pure helpers
+
+
+def master_kind(master):
+    master = (master or "").strip()
+    if _LOCAL.match(master):
+        return "local"
+    if _LOCAL_CLUSTER.match(master):
+        return "local-cluster"
+    for prefix, kind in (("spark://", "standalone"), ("yarn", "yarn"), ("k8s://", "k8s"),
+                         ("sc://", "spark-connect"), ("mesos://", "mesos")):
+        if master.startswith(prefix):
+            return kind
+    return "unknown"
+
+
+def local_cores(master, cpu_count=None):
+    """Worker threads of a local[N] / local[*] master (local = 1)."""
+    match = _LOCAL.match((master or "").strip())
+    if not match:
+        return None
+    if match.group(1) is None:
+        return 1
+    if match.group(1) == "*":
+        return cpu_count or os.cpu_count() or 1
+    return int(match.group(1))
+
+
+def slots_per_executor(cores, task_cpus, executor_gpus=None, task_gpus=None):
+    """Tasks one executor runs at once: cores / spark.task.cpus, limited by GPUs per task."""
+    if cores is None:
+        return None
+    slots = cores // max(1, task_cpus)
+    if task_gpus:
+        gpu_slots = math.floor((executor_gpus or 0) / task_gpus + 1e-9)
+        slots = min(slots, gpu_slots)
+    return slots
+
+
+def slots_from_conf(master, executor_instances, executor_cores, task_cpus, executor_gpus,
+                    task_gpus, cpu_count=None):
+    """The slots the conf promises, for when executors have not registered (yet)."""
+    kind = master_kind(master)
+    if kind == "local":
+        return local_cores(master, cpu_count) // max(1, task_cpus)  # local mode has no GPU slots
+    if kind == "local-cluster":
+        count, cores, _memory = map(int, _LOCAL_CLUSTER.match(master.strip()).groups())
+        return count * slots_per_executor(cores, task_cpus, executor_gpus, task_gpus)
+    if executor_instances and executor_cores:
+        return executor_instances * slots_per_executor(executor_cores, task_cpus, executor_gpus,
+                                                       task_gpus)
+    return None
+
+
+def potential_slots(max_executors, executor_cores, task_cpus, executor_gpus, task_gpus):
+    if not max_executors or executor_cores is None:
+        return None
+    return max_executors * slots_per_executor(executor_cores, task_cpus, executor_gpus, task_gpus)
+
+
+def version_tuple(text):
+    return tuple(int(part) for part in re.findall(r"\d+", text or "")[:2]) or (0, 0)
+
+
+def _int(value, default=None):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def _float(value, default=None):
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def _bool(value):
+    return str(value).strip().lower() == "true"
+
+
+# ---------------------------------------------------------------- reading Spark
+
+
+def _jvm_executors(jsc, local):
+    """Executors from the status store; the driver row counts only in local mode."""
+    executors = []
+    summaries = jsc.statusStore().executorList(True)
+    for index in range(summaries.size()):
+        summary = summaries.apply(index)
+        if summary.id() == "driver" and not local:
+            continue
+        gpus = []
+        resources = summary.resources()
+        if resources.contains("gpu"):
+            gpus = [str(a) for a in resources.apply("gpu").addresses()]
+        executors.append(Executor(summary.id(), summary.hostPort(), summary.totalCores(), gpus))
+    return executors
+
+
+def _jvm_max_concurrent_tasks(jsc, spark_version):
+    if version_tuple(spark_version) < MAX_CONCURRENT_TASKS_SINCE:
+        raise RuntimeError(f"Spark {spark_version} predates maxNumConcurrentTasks(ResourceProfile)")
+    profile = jsc.resourceProfileManager().defaultResourceProfile()
+    return int(jsc.maxNumConcurrentTasks(profile))
+
+
+def read_cluster_facts(spark):
+    """Read the facts from a live SparkSession (never creates one)."""
+    sc = spark.sparkContext
+    conf = sc.getConf()
+
+    def get(key, default=None):
+        return conf.get(key, default)
+
+    master = sc.master
+    kind = master_kind(master)
+    task_cpus = _int(get("spark.task.cpus"), 1)
+    executor_gpus = _float(get("spark.executor.resource.gpu.amount"))
+    task_gpus = _float(get("spark.task.resource.gpu.amount"))
+    if kind == "local":
+        task_gpus = executor_gpus = None  # GPU scheduling does not apply to local[N]
+    dynamic = _bool(get("spark.dynamicAllocation.enabled", "false")) and kind != "local"
+    notes = []
+
+    jsc = sc._jsc.sc()
+    executors = []
+    try:
+        executors = _jvm_executors(jsc, local=(kind == "local"))
+    except Exception as error:  # a private API: say so, keep going with the conf
+        notes.append(f"executor list unavailable ({type(error).__name__}: {error})")
+
+    executor_cores = _int(get("spark.executor.cores"))
+    if executor_cores is None and executors and kind != "local":
+        executor_cores = max(e.cores for e in executors)
+    if kind == "local-cluster":
+        executor_cores = int(_LOCAL_CLUSTER.match(master.strip()).group(2))
+
+    conf_slots = slots_from_conf(master, _int(get("spark.executor.instances")), executor_cores,
+                                 task_cpus, executor_gpus, task_gpus)
+    jvm_slots = None
+    try:
+        jvm_slots = _jvm_max_concurrent_tasks(jsc, sc.version)
+    except Exception as error:
+        notes.append(f"maxNumConcurrentTasks unavailable ({type(error).__name__}: {error}); "
+                     "slots computed from the conf")
+
+    if jvm_slots is not None and (conf_slots is None or jvm_slots >= conf_slots or dynamic):
+        slots, source = jvm_slots, "registered executors"
+        if kind == "local":
+            source = f"{master}, spark.task.cpus={task_cpus}"
+    elif conf_slots is not None:
+        slots = conf_slots
+        registered = "" if jvm_slots is None else f", {jvm_slots} registered so far"
+        source = f"from the conf: {master}{registered}"
+    else:
+        slots, source = None, "no executors registered and none configured"
+    if dynamic and not slots:
+        slots = None
+        source = "dynamic allocation: no executors registered yet"
+
+    cpu_slots = None
+    if task_gpus and executors:
+        cpu_slots = sum(slots_per_executor(e.cores, task_cpus) for e in executors)
+    elif task_gpus and conf_slots is not None:
+        cpu_slots = slots_from_conf(master, _int(get("spark.executor.instances")), executor_cores,
+                                    task_cpus, None, None)
+
+    max_executors = _int(get("spark.dynamicAllocation.maxExecutors"))
+    if max_executors is not None and max_executors >= 2**31 - 1:
+        max_executors = None
+    return ClusterFacts(
+        master=master,
+        master_kind=kind,
+        spark_version=sc.version,
+        default_parallelism=sc.defaultParallelism,
+        executors=executors,
+        task_cpus=task_cpus,
+        executor_cores=executor_cores,
+        executor_gpus=executor_gpus,
+        task_gpus=task_gpus,
+        dynamic_allocation=dynamic,
+        min_executors=_int(get("spark.dynamicAllocation.minExecutors"), 0),
+        max_executors=max_executors,
+        initial_executors=_int(get("spark.dynamicAllocation.initialExecutors")),
+        slots=slots,
+        slots_source=source,
+        cpu_slots=cpu_slots,
+        potential_slots=(
+            potential_slots(max_executors, executor_cores, task_cpus, executor_gpus, task_gpus)
+            if dynamic else None
+        ),
+        notes=notes,
+    )

@@ -1,0 +1,80 @@
+"""Runs one unmodified SparkTrials fmin on a Spark master given on the command line; prints JSON.
+
+Used by the tests in a fresh interpreter (a local-cluster needs its own SparkContext). The
+objective records when it ran and which GPUs it saw, so the test can measure peak concurrency.
+Usage: python cluster_scenario.py MASTER PARALLELISM MAX_EVALS SLEEP [key=value ...]
+"""
+
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+
+
+class ListHandler(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append([record.levelname, record.getMessage()])
+
+
+def peak_concurrency(intervals):
+    events = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
+    running = peak = 0
+    for _, step in events:
+        running += step
+        peak = max(peak, running)
+    return peak
+
+
+def main():
+    master, parallelism, max_evals, sleep = sys.argv[1:5]
+    settings = dict(kv.split("=", 1) for kv in sys.argv[5:])
+    handler = ListHandler()
+    logging.getLogger("runtime_ml").addHandler(handler)
+    logging.getLogger("runtime_ml").setLevel(logging.INFO)
+
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.master(master).config("spark.ui.enabled", "false")
+    builder = builder.config("spark.ui.showConsoleProgress", "false")
+    for key, value in settings.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    record_dir = tempfile.mkdtemp(prefix="runtime-ml-scenario-")
+    pause = float(sleep)
+
+    # ---- unmodified user code ----
+    from hyperopt import SparkTrials, fmin, hp, rand
+
+    def objective(x):
+        start = time.time()
+        gpus = os.environ.get("CUDA_VISIBLE_DEVICES")
+        time.sleep(pause)
+        with open(os.path.join(record_dir, f"{start:.6f}-{os.getpid()}.json"), "w") as out:
+            json.dump({"start": start, "end": time.time(), "gpus": gpus}, out)
+        return x ** 2
+
+    trials = SparkTrials(parallelism=None if parallelism == "None" else int(parallelism))
+    fmin(objective, hp.uniform("x", -1, 1), algo=rand.suggest, max_evals=int(max_evals),
+         trials=trials, show_progressbar=False)
+    # ---- end of user code ----
+
+    runs = [json.load(open(os.path.join(record_dir, name))) for name in os.listdir(record_dir)]
+    spark.stop()
+    print(json.dumps({
+        "actual_parallelism": getattr(trials, "actual_parallelism", None),
+        "trials": len(trials.trials),
+        "peak": peak_concurrency([(r["start"], r["end"]) for r in runs]),
+        "runs": runs,
+        "log": handler.messages,
+    }))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+"""Cluster facts and fitted parallelism on real Spark: local[2] in-process, clusters in subprocesses."""
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import hyperopt
+from hyperopt import hp, rand
+
+from runtime_ml import cluster
+from runtime_ml.executor import CUDA_VISIBLE_DEVICES, ExecutorObjective
+
+TESTS = Path(__file__).resolve().parent
+FAKE_GPUS = str(TESTS / "fake_gpus.sh")
+
+
+# ------------------------------------------------------------------ local[2], in-process
+
+
+def test_local_session_facts(spark):
+    facts = cluster.read_cluster_facts(spark)
+    assert facts.master_kind == "local"
+    assert facts.slots == 2 and facts.task_cpus == 1
+    assert facts.dynamic_allocation is False and facts.potential_slots is None
+    assert [(e.id, e.cores) for e in facts.executors] == [("driver", 2)]
+    assert facts.notes == []
+
+
+def test_private_jvm_calls_still_answer_on_this_spark(spark):
+    """Fails loudly when a Spark upgrade breaks the py4j calls runtime-ml relies on."""
+    jsc = spark.sparkContext._jsc.sc()
+    assert cluster._jvm_max_concurrent_tasks(jsc, spark.version) == 2
+    assert [e.cores for e in cluster._jvm_executors(jsc, local=True)] == [2]
+
+
+def test_spark_without_profile_aware_slot_count_falls_back_to_conf_and_says_so(spark, monkeypatch):
+    monkeypatch.setattr(type(spark.sparkContext), "version", property(lambda self: "3.0.3"))
+    facts = cluster.read_cluster_facts(spark)
+    assert facts.slots == 2 and facts.slots_source.startswith("from the conf")
+    assert any("Spark 3.0.3 predates maxNumConcurrentTasks" in note for note in facts.notes)
+
+
+def test_failing_slot_call_falls_back_and_the_fmin_warns(spark, active, runtime_log, monkeypatch):
+    def broken(jsc, version):
+        raise RuntimeError("py4j said no")
+
+    monkeypatch.setattr(cluster, "_jvm_max_concurrent_tasks", broken)
+    trials = hyperopt.SparkTrials(parallelism=8, spark_session=spark)
+    hyperopt.fmin(lambda x: x, hp.uniform("x", 0, 1), algo=rand.suggest, max_evals=2,
+                  trials=trials, show_progressbar=False)
+    assert trials.actual_parallelism == 2
+    messages = [r.getMessage() for r in runtime_log.records if r.levelno == logging.WARNING]
+    assert any("maxNumConcurrentTasks unavailable (RuntimeError: py4j said no)" in m for m in messages)
+    assert any("parallelism=8 is more than the cluster can run at once" in m for m in messages)
+
+
+def test_request_within_slots_is_kept_silently(spark, active, runtime_log):
+    trials = hyperopt.SparkTrials(parallelism=1, spark_session=spark)
+    hyperopt.fmin(lambda x: x, hp.uniform("x", 0, 1), algo=rand.suggest, max_evals=2,
+                  trials=trials, show_progressbar=False)
+    assert trials.actual_parallelism == 1 and trials.parallelism == 1
+    assert [r for r in runtime_log.records if r.levelno >= logging.WARNING] == []
+
+
+def test_bad_parallelism_fails_before_any_trial_with_the_fix(spark, active):
+    trials = hyperopt.SparkTrials(parallelism=2.5, spark_session=spark)
+    with pytest.raises(ValueError, match=r"parallelism=2.5\): parallelism must be a whole number"):
+        hyperopt.fmin(lambda x: x, hp.uniform("x", 0, 1), algo=rand.suggest, max_evals=2,
+                      trials=trials, show_progressbar=False)
+    assert len(trials.trials) == 0
+
+
+def test_objective_outside_a_gpu_task_leaves_the_environment_untouched(monkeypatch):
+    monkeypatch.setenv(CUDA_VISIBLE_DEVICES, "7")
+    seen = ExecutorObjective(lambda: os.environ.get(CUDA_VISIBLE_DEVICES))()
+    assert seen == "7" and os.environ[CUDA_VISIBLE_DEVICES] == "7"
+
+
+def test_objective_exceptions_pass_through_unchanged():
+    error = KeyError("user")
+
+    def objective():
+        raise error
+
+    with pytest.raises(KeyError) as caught:
+        ExecutorObjective(objective)()
+    assert caught.value is error
+
+
+# ------------------------------------------------------------------ clusters, one per subprocess
+
+
+def run_scenario(master, parallelism, max_evals, sleep, **settings):
+    env = dict(os.environ, PYSPARK_PYTHON=sys.executable, SPARK_LOCAL_IP="127.0.0.1")
+    env.pop("RUNTIME_ML_DISABLED", None)
+    args = [sys.executable, str(TESTS / "cluster_scenario.py"), master, str(parallelism),
+            str(max_evals), str(sleep)] + [f"{k}={v}" for k, v in settings.items()]
+    done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-4000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def messages(result, level="WARNING"):
+    return [text for lvl, text in result["log"] if lvl == level]
+
+
+def test_local_star_uses_every_core():
+    result = run_scenario("local[*]", "None", 4, 0.2)
+    assert result["actual_parallelism"] == os.cpu_count()
+    assert messages(result) == []
+
+
+def test_two_executors_with_two_cpus_per_task_run_two_trials_at_once():
+    """The issue's acceptance case: 2 executors x 2 cores, spark.task.cpus=2, parallelism=16."""
+    result = run_scenario("local-cluster[2,2,1024]", 16, 6, 1.0, **{"spark.task.cpus": "2"})
+    assert result["actual_parallelism"] == 2
+    assert result["trials"] == 6
+    assert result["peak"] <= 2
+    assert any("parallelism=16 is more than the cluster can run at once: 2 concurrent task slots"
+               in m for m in messages(result))
+
+
+def test_fake_gpus_limit_slots_and_each_concurrent_trial_sees_its_own_gpu():
+    gpu_conf = {
+        "spark.worker.resource.gpu.amount": "2",
+        "spark.worker.resource.gpu.discoveryScript": FAKE_GPUS,
+        "spark.executor.resource.gpu.amount": "2",
+        "spark.executor.resource.gpu.discoveryScript": FAKE_GPUS,
+        "spark.task.resource.gpu.amount": "1",
+    }
+    result = run_scenario("local-cluster[1,4,1024]", "None", 6, 1.0, **gpu_conf)
+    assert result["actual_parallelism"] == 2  # 2 GPUs, although 4 cores
+    assert result["peak"] <= 2
+    assert {run["gpus"] for run in result["runs"]} == {"0", "1"}
+    runs = sorted(result["runs"], key=lambda r: r["start"])
+    for a in runs:
+        for b in runs:
+            if a is not b and a["start"] < b["end"] and b["start"] < a["end"]:
+                assert a["gpus"] != b["gpus"], "two concurrent trials shared a GPU"
+    assert any("2 GPU slots vs 4 CPU slots" in m for m in messages(result))
+
+
+def test_dynamic_allocation_sizes_for_potential_slots_and_warns():
+    result = run_scenario(
+        "local-cluster[1,2,1024]", "None", 4, 0.2,
+        **{"spark.dynamicAllocation.enabled": "true",
+           "spark.dynamicAllocation.shuffleTracking.enabled": "true",
+           "spark.dynamicAllocation.minExecutors": "0",
+           "spark.dynamicAllocation.maxExecutors": "3",
+           "spark.executor.cores": "2"},
+    )
+    assert result["actual_parallelism"] == 4  # max_evals bounds the 6 potential slots
+    infos = messages(result, "INFO")
+    assert any("6 potential task slots under dynamic allocation" in m for m in infos)
+    assert any("dynamic allocation is on" in m and "spark.dynamicAllocation.minExecutors" in m
+               for m in messages(result))

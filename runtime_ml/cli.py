@@ -81,7 +81,37 @@ def build_parser():
             default=sys.executable,
             help="the interpreter whose site-packages get the hook (default: this one)",
         )
+    doctor = commands.add_parser(
+        "doctor",
+        help="show the cluster facts, the parallelism SparkTrials would get, tracking and hook state",
+        description="Creates nothing unless asked: --master starts a SparkSession to inspect it.",
+    )
+    doctor.add_argument("--master", help="inspect this Spark master (e.g. 'local-cluster[2,2,1024]')")
+    doctor.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE",
+                        help="Spark conf for the inspected session (repeatable)")
+    doctor.add_argument("--parallelism", type=int, default=16,
+                        help="the explicit request to explain (default 16)")
+    doctor.add_argument("--json", action="store_true", help="print JSON instead of text")
     return parser
+
+
+def _conf_pairs(pairs):
+    parsed = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise CliError(f"--conf {pair!r}: expected KEY=VALUE, e.g. --conf spark.task.cpus=2")
+        parsed[key.strip()] = value.strip()
+    return parsed
+
+
+def doctor(options):
+    import json
+
+    from runtime_ml.doctor import diagnose, render
+
+    report = diagnose(options.master, _conf_pairs(options.conf), options.parallelism)
+    print(json.dumps(report, indent=2) if options.json else render(report))
 
 
 def main(argv=None):
@@ -91,6 +121,8 @@ def main(argv=None):
             install_hook(options.python)
         elif options.command == "uninstall-hook":
             uninstall_hook(options.python)
+        elif options.command == "doctor":
+            doctor(options)
     except CliError as error:
         print(f"runtime-ml: {error}", file=sys.stderr)
         return 2

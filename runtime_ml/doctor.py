@@ -1,0 +1,174 @@
+"""`runtime-ml doctor`: what runtime-ml would do on this machine and cluster, and why.
+
+Creates nothing unless asked: without --master it reads only files and this interpreter; with
+--master (and --conf) it starts a SparkSession to read the cluster, then stops it.
+"""
+
+import os
+import sys
+import time
+
+from runtime_ml import conf, hook
+from runtime_ml.parallelism import decide_parallelism
+
+ADAPTIVE_EXAMPLE_ALGO = "hyperopt.tpe"
+
+
+def package_versions():
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in ("runtime-ml", "hyperopt", "pyspark", "mlflow", "py4j", "cloudpickle"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = None
+    found["python"] = sys.version.split()[0]
+    return found
+
+
+def hook_state(python=sys.executable):
+    import sysconfig
+
+    path = os.path.join(sysconfig.get_paths()["purelib"], hook.PTH_NAME)
+    installed = os.path.exists(path) and open(path).read() == hook.PTH_LINE
+    return {"installed": installed, "path": path, "python": python}
+
+
+def spark_conf_dir():
+    if os.environ.get("SPARK_CONF_DIR"):
+        return os.environ["SPARK_CONF_DIR"]
+    if os.environ.get("SPARK_HOME"):
+        return os.path.join(os.environ["SPARK_HOME"], "conf")
+    try:
+        import pyspark
+
+        return os.path.join(os.path.dirname(pyspark.__file__), "conf")
+    except ImportError:
+        return None
+
+
+def read_defaults_file(path):
+    """spark-defaults.conf as a dict (whitespace- or '='-separated, # comments)."""
+    values = {}
+    try:
+        with open(path) as lines:
+            for line in lines:
+                line = line.strip()
+                if not line or line.startswith("#"):
+                    continue
+                key, _, value = line.replace("=", " ", 1).partition(" ")
+                values[key.strip()] = value.strip()
+    except OSError:
+        return None
+    return values
+
+
+def tracking_state(session_conf=None, cli_conf=None):
+    """The tracking flag and where it comes from: --conf, the session, the conf file, or default."""
+    key = conf.TRACK_HYPEROPT.name
+    directory = spark_conf_dir()
+    defaults_path = os.path.join(directory, "spark-defaults.conf") if directory else None
+    file_values = read_defaults_file(defaults_path) if defaults_path else None
+    if cli_conf and key in cli_conf:
+        raw, source = cli_conf[key], "--conf"
+    elif session_conf is not None and session_conf.get(key) is not None:
+        raw = session_conf[key]
+        from_file = file_values is not None and file_values.get(key) == raw
+        source = f"conf file {defaults_path}" if from_file else "session"
+    elif file_values is not None and key in file_values:
+        raw, source = file_values[key], f"conf file {defaults_path}"
+    else:
+        return {"enabled": conf.TRACK_HYPEROPT.default, "source": "default", "raw": None}
+    parsed = conf.parse_spark_bool(raw)
+    if parsed is None:
+        return {"enabled": conf.TRACK_HYPEROPT.default, "raw": raw,
+                "source": f"default (bad value {raw!r} in {source})"}
+    return {"enabled": parsed, "source": source, "raw": raw}
+
+
+def _wait_for_executors(spark, facts_reader, seconds=60):
+    """Executors register a few seconds after the session starts; wait for the promised ones."""
+    deadline = time.monotonic() + seconds
+    facts = facts_reader(spark)
+    while facts.slots_source.startswith("from the conf") and time.monotonic() < deadline:
+        time.sleep(1)
+        facts = facts_reader(spark)
+    return facts
+
+
+def diagnose(master=None, conf_pairs=None, parallelism=16):
+    report = {"versions": package_versions(), "hook": hook_state(),
+              "disabled": conf.runtime_disabled(), "cluster": None, "decisions": {}}
+    cli_conf = dict(conf_pairs or {})
+    session_conf = None
+    if master:
+        from pyspark.sql import SparkSession
+
+        from runtime_ml.cluster import read_cluster_facts
+
+        builder = SparkSession.builder.master(master).appName("runtime-ml doctor")
+        builder = builder.config("spark.ui.enabled", "false")
+        for key, value in cli_conf.items():
+            builder = builder.config(key, value)
+        spark = builder.getOrCreate()
+        spark.sparkContext.setLogLevel("ERROR")
+        try:
+            facts = _wait_for_executors(spark, read_cluster_facts)
+            session_conf = {conf.TRACK_HYPEROPT.name: spark.conf.get(conf.TRACK_HYPEROPT.name, None)}
+        finally:
+            spark.stop()
+        report["cluster"] = facts.as_dict()
+        for label, requested in (("SparkTrials()", None),
+                                 (f"SparkTrials(parallelism={parallelism})", parallelism)):
+            decision = decide_parallelism(requested, None, ADAPTIVE_EXAMPLE_ALGO, facts.slot_facts())
+            report["decisions"][label] = {
+                "parallelism": decision.parallelism,
+                "reasons": [[r.level, r.text] for r in decision.reasons],
+            }
+    report["tracking"] = tracking_state(session_conf, cli_conf)
+    return report
+
+
+def render(report):
+    lines = []
+    versions = report["versions"]
+    lines.append("runtime-ml doctor")
+    lines.append("  versions: " + ", ".join(f"{k} {v or 'not installed'}" for k, v in versions.items()))
+    hook_info = report["hook"]
+    if hook_info["installed"]:
+        lines.append(f"  startup hook: installed ({hook_info['path']})")
+    else:
+        lines.append(f"  startup hook: NOT installed in {hook_info['python']} "
+                     "(run: runtime-ml install-hook)")
+    if report["disabled"]:
+        lines.append(f"  runtime-ml: DISABLED by {conf.DISABLED.name}")
+    tracking = report["tracking"]
+    lines.append(f"  MLflow tracking: {'on' if tracking['enabled'] else 'off'} "
+                 f"(from {tracking['source']}; key {conf.TRACK_HYPEROPT.name})")
+    facts = report["cluster"]
+    if facts is None:
+        lines.append("  cluster: not inspected (pass --master, e.g. --master 'local-cluster[2,2,1024]')")
+        return "\n".join(lines)
+    lines.append(f"cluster: {facts['master']} ({facts['master_kind']}), Spark {facts['spark_version']}")
+    for executor in facts["executors"]:
+        gpus = ",".join(executor["gpus"]) or "-"
+        lines.append(f"  executor {executor['id']}: {executor['cores']} cores, GPUs {gpus}")
+    lines.append(f"  spark.task.cpus: {facts['task_cpus']}; executor cores: {facts['executor_cores']}")
+    if facts["task_gpus"]:
+        lines.append(f"  GPUs: {facts['executor_gpus']:g} per executor, {facts['task_gpus']:g} per task")
+    if facts["dynamic_allocation"]:
+        lines.append(f"  dynamic allocation: on (min {facts['min_executors']}, max "
+                     f"{facts['max_executors'] or 'unbounded'}); potential slots "
+                     f"{facts['potential_slots']}")
+    else:
+        lines.append("  dynamic allocation: off")
+    lines.append(f"  task slots now: {facts['slots']} ({facts['slots_source']})")
+    for note in facts["notes"]:
+        lines.append(f"  note: {note}")
+    lines.append("parallelism:")
+    for label, decision in report["decisions"].items():
+        lines.append(f"  {label} -> {decision['parallelism']}")
+        for level, text in decision["reasons"]:
+            lines.append(f"    {level}: {text}")
+    return "\n".join(lines)

@@ -1,12 +1,12 @@
 """What runs on the executor around the user's objective, one trial at a time.
 
-`ExecutorObjective` is a plain class so cloudpickle ships it with the objective. It must never
-change what the objective computes: its own failures are logged and the objective still runs
-exactly once; the objective's exceptions propagate unchanged to hyperopt.
+Nothing here may change what the objective computes: failures of runtime-ml's own steps are logged
+and the objective still runs exactly once.
 """
 
 import logging
 import os
+import sys
 
 logger = logging.getLogger("runtime_ml")
 
@@ -20,13 +20,26 @@ def task_gpu_addresses():
     context = TaskContext.get()
     if context is None:
         return []
-    resources = context.resources() or {}
-    gpu = resources.get("gpu")
+    gpu = (context.resources() or {}).get("gpu")
     return list(gpu.addresses) if gpu is not None else []
 
 
+def gpu_environment():
+    """CUDA_VISIBLE_DEVICES pinned to the task's GPUs, so two trials never share one by accident."""
+    try:
+        addresses = task_gpu_addresses()
+    except Exception:
+        logger.warning("runtime-ml: could not read the task's GPUs; CUDA_VISIBLE_DEVICES left as "
+                       "it is", exc_info=True)
+        return {}
+    return {CUDA_VISIBLE_DEVICES: ",".join(addresses)} if addresses else {}
+
+
 class EnvOverride:
-    """Sets environment variables for the duration of a block and restores what was there."""
+    """Sets environment variables for the duration of a block and restores what was there.
+
+    Python workers are reused across trials: nothing of one trial may leak into the next.
+    """
 
     def __init__(self, values):
         self.values = values
@@ -47,23 +60,18 @@ class EnvOverride:
         return False
 
 
-class ExecutorObjective:
-    """The user's objective, run with the trial's GPUs pinned through CUDA_VISIBLE_DEVICES."""
+def end_leftover_mlflow_run(env):
+    """End runs the objective left active in this worker (mlflow.log_* starts one implicitly).
 
-    def __init__(self, fn):
-        self.fn = fn
-        self.__name__ = getattr(fn, "__name__", type(self).__name__)
-        self.__doc__ = getattr(fn, "__doc__", None)
+    The driver sets the trial run's real status and end time afterwards.
+    """
+    if "MLFLOW_RUN_ID" not in env or "mlflow" not in sys.modules:
+        return
+    try:
+        import mlflow
 
-    def _trial_environment(self):
-        try:
-            addresses = task_gpu_addresses()
-        except Exception:
-            logger.warning("runtime-ml: could not read the task's GPUs; CUDA_VISIBLE_DEVICES "
-                           "left as it is", exc_info=True)
-            return {}
-        return {CUDA_VISIBLE_DEVICES: ",".join(addresses)} if addresses else {}
-
-    def __call__(self, *args, **kwargs):
-        with EnvOverride(self._trial_environment()):
-            return self.fn(*args, **kwargs)
+        while mlflow.active_run() is not None:
+            mlflow.end_run()
+    except Exception:
+        logger.warning("runtime-ml: could not end the trial's MLflow run on the executor",
+                       exc_info=True)

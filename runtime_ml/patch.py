@@ -149,7 +149,7 @@ def call_through_runtime(original, trials, args, kwargs):
         return original(trials, *args, **kwargs)
 
     try:
-        result = original(trials, *call.args, **call.kwargs)
+        result = call.execute(original)
     except BaseException as error:
         _finish(call, error=error)
         raise

@@ -5,7 +5,6 @@ import logging
 
 from runtime_ml import conf
 from runtime_ml.cluster import read_cluster_facts
-from runtime_ml.executor import ExecutorObjective
 from runtime_ml.parallelism import decide_parallelism, normalize_request
 from runtime_ml.patch import REQUESTED_PARALLELISM_ATTR
 
@@ -68,7 +67,6 @@ class FminCall:
         spark = spark_session_of(self.trials)
         self.tracking = conf.read_spark_flag(conf.TRACK_HYPEROPT, spark)
         self.decision = self._fit_parallelism(spark)
-        self._replace_argument("fn", ExecutorObjective(self.arguments["fn"]))
         logger.info(
             "runtime-ml: SparkTrials fmin: max_evals=%s, parallelism=%s (requested %s)",
             self.arguments.get("max_evals"),
@@ -83,11 +81,6 @@ class FminCall:
                 self.tracking.raw,
                 conf.TRACK_HYPEROPT.name,
             )
-
-    def _replace_argument(self, name, value):
-        self.arguments[name] = value
-        self.args = ()
-        self.kwargs = {k: v for k, v in self.arguments.items() if k != "self"}
 
     def _fit_parallelism(self, spark):
         """Decide from the cluster's real slots, and apply before hyperopt dispatches a trial."""
@@ -107,6 +100,18 @@ class FminCall:
         self.trials.parallelism = decision.parallelism
         self.trials.actual_parallelism = decision.parallelism
         return decision
+
+    def execute(self, original):
+        """Run the tuning job: runtime-ml's dispatch, or hyperopt's own when begin() bailed out."""
+        if self.arguments is None:
+            return original(self.trials, *self.args, **self.kwargs)
+        from runtime_ml.dispatch import run_spark_fmin
+
+        arguments = {k: v for k, v in self.arguments.items() if k != "self"}
+        return run_spark_fmin(
+            self.trials, **arguments, listener=None,
+            queue_follows_slots=arguments.get("max_queue_len") in (None, 1),
+        )
 
     def finish(self, result=None, error=None):
         pass

@@ -13,7 +13,7 @@ import hyperopt
 from hyperopt import hp, rand
 
 from runtime_ml import cluster
-from runtime_ml.executor import CUDA_VISIBLE_DEVICES, ExecutorObjective
+from runtime_ml.executor import CUDA_VISIBLE_DEVICES, EnvOverride, gpu_environment
 
 TESTS = Path(__file__).resolve().parent
 FAKE_GPUS = str(TESTS / "fake_gpus.sh")
@@ -75,21 +75,21 @@ def test_bad_parallelism_fails_before_any_trial_with_the_fix(spark, active):
     assert len(trials.trials) == 0
 
 
-def test_objective_outside_a_gpu_task_leaves_the_environment_untouched(monkeypatch):
+def test_outside_a_gpu_task_the_environment_is_untouched(monkeypatch):
     monkeypatch.setenv(CUDA_VISIBLE_DEVICES, "7")
-    seen = ExecutorObjective(lambda: os.environ.get(CUDA_VISIBLE_DEVICES))()
-    assert seen == "7" and os.environ[CUDA_VISIBLE_DEVICES] == "7"
+    assert gpu_environment() == {}
+    with EnvOverride(gpu_environment()):
+        assert os.environ[CUDA_VISIBLE_DEVICES] == "7"
+    assert os.environ[CUDA_VISIBLE_DEVICES] == "7"
 
 
-def test_objective_exceptions_pass_through_unchanged():
-    error = KeyError("user")
-
-    def objective():
-        raise error
-
-    with pytest.raises(KeyError) as caught:
-        ExecutorObjective(objective)()
-    assert caught.value is error
+def test_env_override_restores_set_and_unset_variables(monkeypatch):
+    monkeypatch.setenv("RUNTIME_ML_TEST_SET", "before")
+    monkeypatch.delenv("RUNTIME_ML_TEST_UNSET", raising=False)
+    with EnvOverride({"RUNTIME_ML_TEST_SET": "during", "RUNTIME_ML_TEST_UNSET": "during"}):
+        assert os.environ["RUNTIME_ML_TEST_SET"] == os.environ["RUNTIME_ML_TEST_UNSET"] == "during"
+    assert os.environ["RUNTIME_ML_TEST_SET"] == "before"
+    assert "RUNTIME_ML_TEST_UNSET" not in os.environ
 
 
 # ------------------------------------------------------------------ clusters, one per subprocess

@@ -1,0 +1,148 @@
+"""runtime-ml's dispatch keeps hyperopt's semantics (real local[2] Spark, real hyperopt)."""
+
+import functools
+import os
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import hyperopt
+from hyperopt import STATUS_OK, hp, rand, tpe
+from hyperopt.base import JOB_STATE_CANCEL, JOB_STATE_DONE, JOB_STATE_ERROR, JOB_STATE_RUNNING
+
+from objectives import peak_concurrency, read_intervals, record_interval
+
+SPACE = hp.uniform("x", -5, 5)
+
+
+def sleepy(record_dir, seconds, x):
+    record_interval(record_dir, x, seconds)
+    return (x - 1) ** 2
+
+
+def run(spark, fn, max_evals, parallelism=2, algo=rand.suggest, seed=0, **kwargs):
+    trials = hyperopt.SparkTrials(parallelism=parallelism, spark_session=spark,
+                                  timeout=kwargs.pop("trials_timeout", None))
+    started = time.monotonic()
+    best = hyperopt.fmin(fn, SPACE, algo=algo, max_evals=max_evals, trials=trials,
+                         rstate=np.random.default_rng(seed), show_progressbar=False, **kwargs)
+    return trials, best, time.monotonic() - started
+
+
+def leaked_threads():
+    return [t.name for t in threading.enumerate() if t.name.startswith("runtime-ml-")]
+
+
+def test_never_more_running_trials_than_the_decided_parallelism(spark, active, tmp_path):
+    trials, _, _ = run(spark, functools.partial(sleepy, str(tmp_path), 0.4), 8, parallelism=2)
+    intervals = read_intervals(tmp_path)
+    assert len(intervals) == 8 and trials.actual_parallelism == 2
+    assert peak_concurrency(intervals) == 2
+    assert leaked_threads() == []
+
+
+def test_python_workers_are_reused_across_trials(spark, active, tmp_path):
+    run(spark, functools.partial(sleepy, str(tmp_path), 0.0), 8, parallelism=1)
+    # local[2] keeps at most 2 idle workers; stock SparkTrials forks one per trial (8).
+    assert len({i["pid"] for i in read_intervals(tmp_path)}) <= 2
+
+
+def test_failing_objective_is_a_failed_trial_and_fmin_completes(spark, active):
+    def sometimes_fails(x):
+        if x > 0:
+            raise ValueError(f"bad x {x}")
+        return x ** 2
+
+    trials, best, _ = run(spark, sometimes_fails, 8)
+    errors = [t for t in trials._dynamic_trials if t["state"] == JOB_STATE_ERROR]
+    assert errors and len(errors) + trials.count_successful_trials() == 8
+    error_type, traceback_text = errors[0]["misc"]["error"]
+    assert error_type == "<class 'ValueError'>" and "bad x" in traceback_text
+    assert best["x"] <= 0
+
+
+def test_timeout_cancels_running_trials_and_keeps_completed_ones(spark, active):
+    def slow_when_positive(x):
+        time.sleep(60 if x > 0 else 0.05)
+        return x ** 2
+
+    trials, best, elapsed = run(spark, slow_when_positive, 30, trials_timeout=3)
+    assert elapsed < 20  # cancelled, not waiting for the 60 s trials
+    assert trials._fmin_cancelled_reason == "fmin run timeout"
+    assert trials.count_cancelled_trials() >= 1 and trials.count_successful_trials() >= 1
+    states = {t["state"] for t in trials._dynamic_trials}
+    assert JOB_STATE_RUNNING not in states and states <= {JOB_STATE_DONE, JOB_STATE_CANCEL}
+    assert best["x"] <= 0
+    assert leaked_threads() == []
+
+
+def test_early_stop_fn_stops_and_cancels(spark, active):
+    def after_three_ok(trials, *args):
+        return sum(1 for t in trials.trials if t["result"].get("status") == STATUS_OK) >= 3, args
+
+    trials, _, _ = run(spark, lambda x: x ** 2, 40, early_stop_fn=after_three_ok)
+    assert trials._fmin_cancelled_reason == "early stopping condition"
+    assert 3 <= trials.count_successful_trials() < 40
+
+
+def test_loss_threshold_stops_proposing(spark, active):
+    trials, _, _ = run(spark, lambda x: 0.0, 40, loss_threshold=0.5)
+    assert trials.count_total_trials() < 40
+
+
+def test_keyboard_interrupt_cancels_spark_jobs_and_propagates(spark, active):
+    import _thread
+
+    def slow(x):
+        time.sleep(60)
+        return x
+
+    timer = threading.Timer(4.0, _thread.interrupt_main)
+    timer.start()
+    trials = hyperopt.SparkTrials(parallelism=2, spark_session=spark)
+    with pytest.raises(KeyboardInterrupt):
+        hyperopt.fmin(slow, SPACE, algo=rand.suggest, max_evals=4, trials=trials,
+                      show_progressbar=False)
+    timer.cancel()
+    assert trials._fmin_cancelled_reason == "fmin run cancelled by user"
+    assert JOB_STATE_RUNNING not in {t["state"] for t in trials._dynamic_trials}
+    deadline = time.monotonic() + 15
+    while spark.sparkContext.statusTracker().getActiveJobsIds() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert spark.sparkContext.statusTracker().getActiveJobsIds() == []
+    assert leaked_threads() == []
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_tpe_still_finds_the_minimum_of_a_quadratic(spark, active, seed):
+    trials, best, _ = run(spark, lambda x: (x - 1) ** 2, 40, parallelism=2, algo=tpe.suggest,
+                          seed=seed)
+    assert min(trials.losses()) < 0.05
+    assert abs(best["x"] - 1) < 0.25
+
+
+def test_return_argmin_false_gives_the_space_value(spark, active):
+    trials = hyperopt.SparkTrials(parallelism=2, spark_session=spark)
+    best = hyperopt.fmin(lambda p: (p["x"] - 1) ** 2, {"x": SPACE, "name": "fixed"},
+                         algo=rand.suggest, max_evals=4, trials=trials, return_argmin=False,
+                         show_progressbar=False, rstate=np.random.default_rng(0))
+    assert best["name"] == "fixed" and isinstance(best["x"], float)
+
+
+def test_user_max_queue_len_is_respected(spark, active):
+    trials, _, _ = run(spark, lambda x: x ** 2, 6, parallelism=2, max_queue_len=3)
+    assert trials.count_successful_trials() == 6
+
+
+def test_hyperopt_seed_env_is_honoured_like_stock(spark, active, monkeypatch):
+    monkeypatch.setenv("HYPEROPT_FMIN_SEED", "7")
+    picks = []
+    for _ in range(2):
+        trials = hyperopt.SparkTrials(parallelism=1, spark_session=spark)
+        hyperopt.fmin(lambda x: x ** 2, SPACE, algo=rand.suggest, max_evals=3, trials=trials,
+                      show_progressbar=False)
+        picks.append(sorted(t["misc"]["vals"]["x"][0] for t in trials.trials))
+    assert picks[0] == picks[1]
+    assert os.environ["HYPEROPT_FMIN_SEED"] == "7"

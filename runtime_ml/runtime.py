@@ -50,6 +50,7 @@ class FminCall:
         self.arguments = arguments  # name -> value, as hyperopt's SparkTrials.fmin received them
         self.args = args
         self.kwargs = kwargs
+        self.tracker = None
 
     @classmethod
     def begin(cls, original, trials, args, kwargs):
@@ -66,7 +67,9 @@ class FminCall:
     def _prepare(self):
         spark = spark_session_of(self.trials)
         self.tracking = conf.read_spark_flag(conf.TRACK_HYPEROPT, spark)
-        self.decision = self._fit_parallelism(spark)
+        facts = read_cluster_facts(spark)
+        self.decision = self._fit_parallelism(facts)
+        self.tracker = self._start_tracking(facts) if self.tracking.value else None
         logger.info(
             "runtime-ml: SparkTrials fmin: max_evals=%s, parallelism=%s (requested %s)",
             self.arguments.get("max_evals"),
@@ -82,11 +85,10 @@ class FminCall:
                 conf.TRACK_HYPEROPT.name,
             )
 
-    def _fit_parallelism(self, spark):
+    def _fit_parallelism(self, facts):
         """Decide from the cluster's real slots, and apply before hyperopt dispatches a trial."""
         requested = requested_parallelism(self.trials)
         normalize_request(requested)  # a bad value is the user's to fix: raise before anything runs
-        facts = read_cluster_facts(spark)
         for note in facts.notes:
             logger.warning("runtime-ml: %s", note)
         decision = decide_parallelism(
@@ -101,6 +103,19 @@ class FminCall:
         self.trials.actual_parallelism = decision.parallelism
         return decision
 
+    def _start_tracking(self, facts):
+        from runtime_ml.tracking import FminTracker
+
+        try:
+            return FminTracker.start(self.trials, self.arguments, self.decision, facts,
+                                     algo_name(self.arguments.get("algo")))
+        except Exception as error:  # MLflow said no: the tuning goes on untracked
+            if conf.strict_mode():
+                raise
+            logger.warning("runtime-ml: MLflow tracking could not start (%s: %s); this fmin "
+                           "runs untracked.", type(error).__name__, error)
+            return None
+
     def execute(self, original):
         """Run the tuning job: runtime-ml's dispatch, or hyperopt's own when begin() bailed out."""
         if self.arguments is None:
@@ -109,9 +124,10 @@ class FminCall:
 
         arguments = {k: v for k, v in self.arguments.items() if k != "self"}
         return run_spark_fmin(
-            self.trials, **arguments, listener=None,
+            self.trials, **arguments, listener=self.tracker,
             queue_follows_slots=arguments.get("max_queue_len") in (None, 1),
         )
 
     def finish(self, result=None, error=None):
-        pass
+        if self.tracker is not None:
+            self.tracker.finish(self.trials, error)

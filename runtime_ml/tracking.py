@@ -1,0 +1,465 @@
+"""MLflow tracking of SparkTrials fmin calls, with the names Databricks Runtime ML used.
+
+One parent run per fmin call (the active run if there is one), one nested child run per trial.
+Only MLflow's public client API. Tracking never hurts the tuning: every MLflow call runs on a few
+daemon threads off the trials' path, only the child run's creation is waited for (bounded), and
+the first failure switches tracking off for the rest of the call with one warning.
+"""
+
+import logging
+import math
+import os
+import queue
+import re
+import socket
+import threading
+import time
+import uuid
+from concurrent.futures import Future
+from urllib.parse import urlparse
+
+from runtime_ml.dispatch import TrialListener
+
+logger = logging.getLogger("runtime_ml")
+
+RUN_SOURCE = "hyperoptAutoTracking"
+PARENT_RUN_TAG = "mlflow.parentRunId"
+# Sent to executors so worker-side logging authenticates as the driver does; never logged.
+CREDENTIAL_ENV = (
+    "MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
+    "MLFLOW_TRACKING_INSECURE_TLS", "MLFLOW_TRACKING_SERVER_CERT_PATH",
+    "MLFLOW_TRACKING_CLIENT_CERT_PATH",
+)
+HEALTH_TIMEOUT = 3.0  # seconds to decide a tracking server is not there
+RUN_CREATE_DEADLINE = 10.0  # the longest a trial waits for its child run before running without
+FINISH_DEADLINE = 30.0  # the longest fmin waits at the end for queued logging
+MAX_TAG_VALUE = 8000  # MLflow's limits (mlflow.utils.validation) since 2.x
+MAX_PARAM_VALUE = 6000
+MAX_KEY = 250
+BATCH_SIZE = 100  # params + tags per log_batch
+
+
+# ------------------------------------------------------------------ pure helpers
+
+
+def fmin_uuid():
+    return uuid.uuid4().hex[:6]
+
+
+def _plain(value):
+    """numpy scalars and arrays as plain Python values."""
+    if hasattr(value, "item") and getattr(value, "shape", None) == ():
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return value
+
+
+def flatten_params(value, prefix=""):
+    """A space_eval result as {'a.b': leaf}: dicts by key, lists and tuples by position."""
+    value = _plain(value)
+    if isinstance(value, dict):
+        flat = {}
+        for key, item in value.items():
+            flat.update(flatten_params(item, f"{prefix}.{key}" if prefix else str(key)))
+        return flat
+    if isinstance(value, (list, tuple)) and prefix:
+        flat = {}
+        for index, item in enumerate(value):
+            flat.update(flatten_params(item, f"{prefix}.{index}"))
+        return flat
+    return {prefix or "value": value}
+
+
+def param_key(name):
+    """MLflow accepts alphanumerics, _ - . space : / in keys, up to 250 characters."""
+    return re.sub(r"[^\w\-. :/]", "_", str(name))[:MAX_KEY]
+
+
+def param_text(value, limit=MAX_PARAM_VALUE):
+    text = str(_plain(value))
+    return text if len(text) <= limit else text[: limit - 14] + "...(truncated)"
+
+
+def choice_labels(space):
+    """Labels of the hp.choice parameters in a space (their raw value is an index)."""
+    from hyperopt import pyll
+
+    labels = set()
+    for node in pyll.toposort(pyll.as_apply(space)):
+        if node.name == "switch":
+            selector = node.pos_args[0]
+            if selector.name == "hyperopt_param":
+                labels.add(selector.arg["label"].obj)
+    return labels
+
+
+def trial_params(space, vals, choices):
+    """The trial's hyperparameters as values, with the hp.choice index kept as `<label>_index`.
+
+    `vals` is the trial's misc['vals'] ({label: [value]} or [] for inactive branches).
+    """
+    from hyperopt import space_eval
+
+    active = {label: values[0] for label, values in vals.items() if len(values)}
+    evaluated = space_eval(space, active)
+    flat = flatten_params(evaluated)
+    if list(flat) == ["value"] and len(active) == 1:  # a bare hp.uniform('x', ...) space
+        flat = {next(iter(active)): flat["value"]}
+    params = {param_key(name): param_text(value) for name, value in flat.items()}
+    for label in sorted(choices & set(active)):
+        params[param_key(f"{label}_index")] = param_text(int(active[label]))
+    return params
+
+
+def space_text(space, limit=MAX_TAG_VALUE):
+    from hyperopt import pyll
+
+    text = str(pyll.as_apply(space))
+    return text if len(text) <= limit else text[: limit - 14] + "...(truncated)"
+
+
+def error_summary(error_tuple):
+    """hyperopt's (str(type(e)), traceback) -> ('ValueError', 'ValueError: bad x')."""
+    type_text, detail = error_tuple
+    match = re.match(r"<class '([^']+)'>", type_text or "")
+    name = match.group(1).rsplit(".", 1)[-1] if match else (type_text or "Error")
+    lines = [line for line in str(detail or "").strip().splitlines() if line.strip()]
+    return name, (lines[-1].strip() if lines else name)[:MAX_TAG_VALUE]
+
+
+def executor_tracking_uri(uri, executor_hosts, local_hosts, cwd=None):
+    """The tracking URI executors should use, or (None, why) when they cannot reach it.
+
+    A server URI travels as it is. A local store (sqlite, file, plain path) works only when every
+    executor runs on this machine; a relative one is made absolute first.
+    """
+    parsed = urlparse(uri)
+    if parsed.scheme not in ("", "file", "sqlite"):
+        return uri, None
+    cwd = cwd or os.getcwd()
+    if parsed.scheme == "sqlite":
+        path = uri[len("sqlite:///"):]
+        absolute = uri if path.startswith("/") else f"sqlite:///{os.path.join(cwd, path)}"
+    elif parsed.scheme == "file":
+        path = parsed.path
+        absolute = uri if path.startswith("/") else f"file://{os.path.join(cwd, path)}"
+    else:
+        absolute = uri if os.path.isabs(uri) else os.path.join(cwd, uri)
+    remote = sorted(host for host in executor_hosts if host not in local_hosts)
+    if remote:
+        return None, (
+            f"the MLflow tracking URI {uri} is a local store that executors on other machines "
+            f"({', '.join(remote)}) cannot reach, so mlflow.log_* inside the objective is not "
+            "recorded (trial runs are still logged from the driver). Use a tracking server: "
+            "mlflow.set_tracking_uri('http://<host>:5000')."
+        )
+    return absolute, None
+
+
+def local_host_names(driver_host=None):
+    names = {"127.0.0.1", "localhost", "::1", "0.0.0.0"}
+    for lookup in (socket.gethostname, socket.getfqdn):
+        try:
+            names.add(lookup())
+        except OSError:
+            pass
+    if driver_host:
+        names.add(driver_host)
+    return names
+
+
+def _ms(seconds=None):
+    return int((time.time() if seconds is None else seconds) * 1000)
+
+
+# ------------------------------------------------------------------ I/O
+
+
+class _DaemonPool:
+    """A few daemon threads for MLflow calls: a stalled server never holds up interpreter exit."""
+
+    def __init__(self, size):
+        self._queue = queue.Queue()
+        self._threads = [
+            threading.Thread(target=self._work, name=f"runtime-ml-tracking-{i}", daemon=True)
+            for i in range(size)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, function, *args, **kwargs):
+        future = Future()
+        self._queue.put((future, function, args, kwargs))
+        return future
+
+    def _work(self):
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            future, function, args, kwargs = item
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(function(*args, **kwargs))
+                except BaseException as error:
+                    future.set_exception(error)
+
+    def shutdown(self, deadline):
+        for _ in self._threads:
+            self._queue.put(None)
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+
+def server_unreachable(uri):
+    """For http(s) tracking URIs: None when /health answers, else why not (bounded)."""
+    import urllib.request
+
+    if urlparse(uri).scheme not in ("http", "https"):
+        return None
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=HEALTH_TIMEOUT) as reply:
+            reply.read(64)
+        return None
+    except Exception as error:
+        return f"{type(error).__name__}: {error}"
+
+
+def active_experiment_id():
+    """The experiment mlflow.start_run() would use (set_experiment, env vars, or the default)."""
+    from mlflow.tracking import fluent
+
+    getter = getattr(fluent, "_get_experiment_id", None)  # private; guarded, with a fallback
+    if getter is not None:
+        try:
+            return getter()
+        except Exception:
+            pass
+    return os.environ.get("MLFLOW_EXPERIMENT_ID", "0")
+
+
+class FminTracker(TrialListener):
+    """Tracks one SparkTrials fmin call; implements the dispatcher's per-trial hooks."""
+
+    def __init__(self, client, uri, experiment_id, parent_id, own_parent, suffix, uuid_,
+                 space, executor_env):
+        self.client = client
+        self.uri = uri
+        self.experiment_id = experiment_id
+        self.parent_id = parent_id
+        self.own_parent = own_parent
+        self.suffix = suffix
+        self.uuid = uuid_
+        self.space = space
+        self.executor_env = executor_env
+        self.choices = choice_labels(space)
+        self.pool = _DaemonPool(4)
+        self._lock = threading.Lock()
+        self._broken = False
+        self._child_runs = {}  # tid -> run id
+        self._pending = []
+        self._best_loss = math.inf
+        self._finished_count = 0
+
+    # -- start
+    @classmethod
+    def start(cls, trials, arguments, decision, facts, algo):
+        try:
+            import mlflow
+            from mlflow import MlflowClient
+        except ImportError:
+            logger.warning("runtime-ml: MLflow is not installed, so this fmin is not tracked "
+                           "(pip install mlflow).")
+            return None
+        uri = mlflow.get_tracking_uri()
+        why = server_unreachable(uri)
+        if why is not None:
+            logger.warning("runtime-ml: MLflow tracking server %s is unreachable (%s); this fmin "
+                           "runs untracked.", uri, why)
+            return None
+        client = MlflowClient(uri)
+        uuid_ = fmin_uuid()
+        active = mlflow.active_run()
+        experiment_id = active.info.experiment_id if active else active_experiment_id()
+        if active is not None:
+            parent_id, own_parent = active.info.run_id, False
+            taken = set(client.get_run(parent_id).data.params)
+            suffix = f"_{uuid_}" if "max_evals" in taken else ""
+        else:
+            parent = client.create_run(experiment_id, tags={"runSource": RUN_SOURCE},
+                                       run_name=f"hyperopt-fmin-{uuid_}")
+            parent_id, own_parent, suffix = parent.info.run_id, True, ""
+
+        executor_uri, why_not = executor_tracking_uri(
+            uri, {e.host_port.rsplit(":", 1)[0] for e in facts.executors if e.id != "driver"},
+            local_host_names(trials._spark.sparkContext.getConf().get("spark.driver.host")))
+        executor_env = {}
+        if executor_uri is None:
+            logger.warning("runtime-ml: %s", why_not)
+        else:
+            executor_env = {"MLFLOW_TRACKING_URI": executor_uri}
+            executor_env.update({k: os.environ[k] for k in CREDENTIAL_ENV if k in os.environ})
+
+        tracker = cls(client, uri, experiment_id, parent_id, own_parent, suffix, uuid_,
+                      arguments["space"], executor_env)
+        timeout = arguments.get("timeout")
+        params = {
+            "max_evals": arguments.get("max_evals"),
+            "actual_parallelism": decision.parallelism,
+            "parallelism": decision.requested,
+            "timeout": timeout if timeout is not None else trials.timeout,
+            "algo": algo,
+            "max_queue_len": arguments.get("max_queue_len"),
+        }
+        tags = {"runSource": RUN_SOURCE, "fmin_uuid": uuid_, "space": space_text(tracker.space)}
+        tracker._later(tracker._log_parent, params, tags)
+        logger.info("runtime-ml: tracking this fmin in MLflow run %s (%s)", parent_id, uri)
+        return tracker
+
+    def _log_parent(self, params, tags):
+        from mlflow.entities import Param, RunTag
+
+        self._log_batch(
+            self.parent_id,
+            params=[Param(k + self.suffix, param_text(v)) for k, v in params.items()],
+            tags=[RunTag(k if k == "runSource" else k + self.suffix, v) for k, v in tags.items()],
+        )
+
+    def _log_batch(self, run_id, metrics=(), params=(), tags=()):
+        items = list(params) + list(tags)
+        for start in range(0, max(1, len(items)), BATCH_SIZE):
+            chunk = items[start:start + BATCH_SIZE]
+            self.client.log_batch(
+                run_id,
+                metrics=list(metrics) if start == 0 else [],
+                params=[i for i in chunk if type(i).__name__ == "Param"],
+                tags=[i for i in chunk if type(i).__name__ == "RunTag"],
+            )
+
+    # -- I/O plumbing: off the trials' path, first failure switches tracking off
+    def _guarded(self, what, function, *args):
+        if self._broken:
+            return None
+        try:
+            return function(*args)
+        except Exception as error:
+            self._break(what, error)
+            return None
+
+    def _break(self, what, error):
+        with self._lock:
+            if self._broken:
+                return
+            self._broken = True
+        logger.warning("runtime-ml: MLflow tracking to %s failed while %s (%s: %s); the rest of "
+                       "this fmin is not tracked, the tuning goes on.", self.uri, what,
+                       type(error).__name__, error)
+
+    def _later(self, function, *args):
+        if not self._broken:
+            self._pending.append(
+                self.pool.submit(self._guarded, function.__name__.strip("_"), function, *args))
+
+    # -- per trial (dispatcher threads)
+    def trial_started(self, trial):
+        if self._broken:
+            return {}
+        tid = trial["tid"]
+        future = self.pool.submit(
+            self._guarded, "creating a trial run", self.client.create_run, self.experiment_id,
+            _ms(), {PARENT_RUN_TAG: self.parent_id, "fmin_uuid": self.uuid,
+                    "runSource": RUN_SOURCE, "trial_id": str(tid)}, f"trial-{tid}")
+        try:
+            run = future.result(timeout=RUN_CREATE_DEADLINE)
+        except Exception as error:  # the deadline: a stalled server
+            self._break("creating a trial run", error)
+            return {}
+        if run is None:
+            return {}
+        with self._lock:
+            self._child_runs[tid] = run.info.run_id
+        if not self.executor_env:
+            return {}
+        return dict(self.executor_env, MLFLOW_RUN_ID=run.info.run_id)
+
+    def trial_finished(self, trial):
+        from hyperopt import STATUS_OK, base
+        from mlflow.entities import Metric, Param, RunTag
+
+        ended = _ms()
+        with self._lock:
+            run_id = self._child_runs.pop(trial["tid"], None)
+            self._finished_count += 1
+            step = self._finished_count
+        result = trial.get("result") or {}
+        state = trial["state"]
+        ok = state == base.JOB_STATE_DONE and result.get("status") == STATUS_OK
+        loss = result.get("loss") if ok else None
+        if state == base.JOB_STATE_CANCEL:
+            status, run_status = "cancelled", "KILLED"
+        elif ok:
+            status, run_status = "success", "FINISHED"
+        else:
+            status, run_status = "failure", "FAILED"
+
+        if isinstance(loss, (int, float)) and not math.isnan(loss) and loss < self._best_loss:
+            with self._lock:
+                improved = loss < self._best_loss
+                if improved:
+                    self._best_loss = loss
+            if improved:
+                self._later(self._log_metric, "best_trial_loss" + self.suffix, float(loss), step)
+        if run_id is None:
+            return
+        tags = [RunTag("trial_status", status)]
+        if state == base.JOB_STATE_ERROR and trial["misc"].get("error"):
+            name, message = error_summary(trial["misc"]["error"])
+            tags += [RunTag("error_type", name), RunTag("error_message", message)]
+        metrics = []
+        if isinstance(loss, (int, float)):
+            metrics.append(Metric("loss", float(loss), ended, 0))
+        try:
+            params = trial_params(self.space, trial["misc"]["vals"], self.choices)
+        except Exception:
+            logger.debug("runtime-ml: could not evaluate trial %s's values", trial["tid"],
+                         exc_info=True)
+            params = {param_key(k): param_text(v[0]) for k, v in trial["misc"]["vals"].items() if v}
+        self._later(self._end_child, run_id, metrics,
+                    [Param(k, v) for k, v in params.items()], tags, run_status, ended)
+
+    def _log_metric(self, key, value, step):
+        self.client.log_metric(self.parent_id, key, value, step=step)
+
+    def _end_child(self, run_id, metrics, params, tags, status, ended):
+        self._log_batch(run_id, metrics=metrics, params=params, tags=tags)
+        self.client.set_terminated(run_id, status, end_time=ended)
+
+    # -- end of the fmin call (the caller's thread)
+    def finish(self, trials, error=None):
+        from mlflow.entities import Metric
+
+        now = _ms()
+        counts = {
+            "successful_trials_count": trials.count_successful_trials(),
+            "failed_trials_count": trials.count_failed_trials(),
+            "cancelled_trials_count": trials.count_cancelled_trials(),
+            "total_trials_count": trials.count_total_trials(),
+        }
+        self._later(self._log_batch, self.parent_id,
+                    [Metric(k + self.suffix, float(v), now, 0) for k, v in counts.items()])
+        if self.own_parent:
+            status = "FINISHED"
+            if isinstance(error, KeyboardInterrupt):
+                status = "KILLED"
+            elif error is not None:
+                status = "FAILED"
+            self._later(self.client.set_terminated, self.parent_id, status, now)
+        deadline = time.monotonic() + FINISH_DEADLINE
+        for future in self._pending:
+            try:
+                future.result(timeout=max(0.0, deadline - time.monotonic()))
+            except Exception as wait_error:
+                self._break("finishing the fmin's runs", wait_error)
+                break
+        self.pool.shutdown(deadline)

@@ -112,8 +112,11 @@ class FminCall:
         except Exception as error:  # MLflow said no: the tuning goes on untracked
             if conf.strict_mode():
                 raise
-            logger.warning("runtime-ml: MLflow tracking could not start (%s: %s); this fmin "
-                           "runs untracked.", type(error).__name__, error)
+            import mlflow
+
+            logger.warning("runtime-ml: MLflow tracking to %s could not start (%s: %s); this "
+                           "fmin runs untracked.", mlflow.get_tracking_uri(),
+                           type(error).__name__, error)
             return None
 
     def execute(self, original):

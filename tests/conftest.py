@@ -94,3 +94,87 @@ def _bare_python(root):
     # not processed this way) and the repo, for runtime_ml itself.
     Path(purelib, "deps.pth").write_text(f"{REPO}\n{our_site}\n")
     return str(python)
+
+
+class MlflowServer:
+    """A real `mlflow server` on 127.0.0.1 with a sqlite store; stopped by its PID."""
+
+    def __init__(self, root):
+        import socket
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.uri = f"http://127.0.0.1:{self.port}"
+        self.root = root
+        self.process = None
+
+    def start(self, timeout=120):
+        import time
+        import urllib.request
+
+        mlflow_cli = str(Path(sys.executable).parent / "mlflow")
+        env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
+        self.log = open(self.root / "server.log", "ab")
+        self.process = subprocess.Popen(
+            [mlflow_cli, "server", "--host", "127.0.0.1", "--port", str(self.port),
+             "--workers", "1", "--backend-store-uri", f"sqlite:///{self.root / 'mlflow.db'}",
+             "--default-artifact-root", str(self.root / "artifacts")],
+            stdout=self.log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(self.uri + "/health", timeout=2):
+                    return self
+            except OSError:
+                if self.process.poll() is not None:
+                    break
+                time.sleep(0.5)
+        self.stop()
+        raise RuntimeError(f"mlflow server did not start; see {self.root / 'server.log'}")
+
+    def stop(self):
+        import signal
+
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)  # uvicorn's worker is in the group
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        if getattr(self, "log", None):
+            self.log.close()
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow-server")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def tracked(mlflow_server, spark):
+    """The suite's MLflow server as the tracking URI, a fresh experiment, and no leftover run."""
+    import uuid
+
+    import mlflow
+
+    saved_env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID")}
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(mlflow_server.uri)
+    experiment = mlflow.set_experiment(f"test-{uuid.uuid4().hex[:8]}")
+    spark.conf.unset("spark.databricks.mlflow.trackHyperopt.enabled")
+    yield mlflow.MlflowClient(mlflow_server.uri), experiment.experiment_id
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
+    mlflow.set_tracking_uri(previous)
+    # set_experiment has no public inverse; the next test must not inherit this experiment.
+    mlflow.tracking.fluent._active_experiment_id = None
+    for name, value in saved_env.items():  # mlflow mirrors both into os.environ
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value

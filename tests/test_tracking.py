@@ -1,0 +1,327 @@
+"""MLflow tracking against a real MLflow server on 127.0.0.1 (sqlite backend) and real Spark."""
+
+import _thread
+import logging
+import os
+import threading
+import time
+
+import mlflow
+import numpy as np
+import pytest
+
+import hyperopt
+from hyperopt import STATUS_OK, hp, rand, tpe
+
+from runtime_ml import tracking
+
+KEY = "spark.databricks.mlflow.trackHyperopt.enabled"
+
+
+def fmin(spark, fn, space, max_evals, parallelism=2, algo=rand.suggest, seed=0, **kwargs):
+    trials = hyperopt.SparkTrials(parallelism=parallelism, spark_session=spark,
+                                  timeout=kwargs.pop("trials_timeout", None))
+    best = hyperopt.fmin(fn, space, algo=algo, max_evals=max_evals, trials=trials,
+                         rstate=np.random.default_rng(seed), show_progressbar=False, **kwargs)
+    return trials, best
+
+
+def runs_of(client, experiment_id):
+    runs = client.search_runs([experiment_id], max_results=1000)
+    parents = [r for r in runs if tracking.PARENT_RUN_TAG not in r.data.tags]
+    children = [r for r in runs if tracking.PARENT_RUN_TAG in r.data.tags]
+    return parents, children
+
+
+def tracking_warnings(log):
+    return [r.getMessage() for r in log.records
+            if r.levelno == logging.WARNING and "MLflow" in r.getMessage()]
+
+
+# ------------------------------------------------------------------ pure helpers
+
+
+def test_params_are_values_with_choice_indexes_and_inactive_branches_omitted():
+    space = {
+        "penalty": hp.choice("penalty", ["l1", "l2"]),
+        "n": hp.choice("n", np.arange(4, 12)),
+        "model": hp.choice("model", [{"kind": "svm", "C": hp.uniform("C", 0, 1)},
+                                     {"kind": "tree", "depth": hp.quniform("depth", 1, 9, 1)}]),
+    }
+    choices = tracking.choice_labels(space)
+    assert choices == {"penalty", "n", "model"}
+    vals = {"penalty": [1], "n": [np.int64(3)], "model": [0], "C": [np.float64(0.25)],
+            "depth": []}
+    assert tracking.trial_params(space, vals, choices) == {
+        "penalty": "l2", "n": "7", "model.kind": "svm", "model.C": "0.25",
+        "penalty_index": "1", "n_index": "3", "model_index": "0",
+    }
+
+
+def test_a_bare_parameter_space_is_named_by_its_label():
+    assert tracking.trial_params(hp.uniform("x", 0, 1), {"x": [0.5]}, set()) == {"x": "0.5"}
+
+
+def test_keys_values_and_errors_fit_mlflow():
+    assert tracking.param_key("a b/c:d-e.f_g") == "a b/c:d-e.f_g"
+    assert tracking.param_key("weird{key}") == "weird_key_"
+    assert len(tracking.param_text("x" * 10000)) == tracking.MAX_PARAM_VALUE
+    assert tracking.error_summary(
+        ("<class 'ValueError'>", "Traceback (most recent call last):\n  ...\nValueError: bad x\n")
+    ) == ("ValueError", "ValueError: bad x")
+    assert len(tracking.space_text({f"p{i}": hp.uniform(f"p{i}", 0, 1) for i in range(400)})) \
+        <= tracking.MAX_TAG_VALUE
+
+
+def test_executor_uri_for_local_stores():
+    here = {"127.0.0.1", "localhost"}
+    assert tracking.executor_tracking_uri("http://mlflow:5000", {"10.0.0.9"}, here) == (
+        "http://mlflow:5000", None)
+    assert tracking.executor_tracking_uri("sqlite:///runs.db", {"127.0.0.1"}, here, cwd="/w") == (
+        "sqlite:////w/runs.db", None)
+    assert tracking.executor_tracking_uri("mlruns", set(), here, cwd="/w") == ("/w/mlruns", None)
+    uri, why = tracking.executor_tracking_uri("sqlite:////abs/runs.db", {"10.0.0.9"}, here)
+    assert uri is None
+    assert "sqlite:////abs/runs.db" in why and "10.0.0.9" in why and "set_tracking_uri" in why
+
+
+# ------------------------------------------------------------------ real server, local[2]
+
+
+def test_run_tree_names_and_values(spark, active, tracked):
+    client, experiment_id = tracked
+    space = {"penalty": hp.choice("penalty", ["l1", "l2"]), "n": hp.choice("n", np.arange(4, 12)),
+             "regParam": hp.loguniform("regParam", -10, 0)}
+    started = time.time() * 1000
+
+    def objective(p):
+        return {"loss": p["regParam"] + (p["penalty"] == "l2"), "status": STATUS_OK}
+
+    trials, _ = fmin(spark, objective, space, 8, algo=tpe.suggest)
+    [parent], children = runs_of(client, experiment_id)
+
+    assert parent.info.status == "FINISHED"
+    assert parent.data.params == {"max_evals": "8", "actual_parallelism": "2", "parallelism": "2",
+                                  "timeout": "None", "algo": "hyperopt.tpe", "max_queue_len": "1"}
+    tags = parent.data.tags
+    assert tags["runSource"] == "hyperoptAutoTracking" and len(tags["fmin_uuid"]) == 6
+    assert "penalty" in tags["space"] and "regParam" in tags["space"]
+    assert parent.data.metrics["total_trials_count"] == 8
+    assert parent.data.metrics["successful_trials_count"] == 8
+    assert parent.data.metrics["failed_trials_count"] == 0
+    assert parent.data.metrics["cancelled_trials_count"] == 0
+    history = client.get_metric_history(parent.info.run_id, "best_trial_loss")
+    assert [m.value for m in history] == sorted((m.value for m in history), reverse=True)
+    assert history[-1].value == pytest.approx(min(trials.losses()))
+    assert [m.step for m in history] == sorted(m.step for m in history)
+
+    assert len(children) == 8
+    for child in children:
+        assert child.info.status == "FINISHED"
+        assert child.data.tags[tracking.PARENT_RUN_TAG] == parent.info.run_id
+        assert child.data.tags["fmin_uuid"] == tags["fmin_uuid"]
+        assert child.data.tags["runSource"] == "hyperoptAutoTracking"
+        assert child.data.tags["trial_status"] == "success"
+        params = child.data.params
+        assert params["penalty"] in ("l1", "l2")
+        assert params["penalty_index"] == str(["l1", "l2"].index(params["penalty"]))
+        assert params["n"] in {str(n) for n in range(4, 12)}
+        assert child.data.metrics["loss"] == pytest.approx(
+            float(params["regParam"]) + (params["penalty"] == "l2"))
+        assert started <= child.info.start_time <= child.info.end_time
+
+
+def test_active_run_is_the_parent_and_a_second_fmin_gets_suffixes(spark, active, tracked):
+    client, experiment_id = tracked
+    with mlflow.start_run() as outer:
+        fmin(spark, lambda x: x ** 2, hp.uniform("x", -1, 1), 3)
+        assert mlflow.active_run().info.run_id == outer.info.run_id
+        fmin(spark, lambda x: x ** 2, hp.uniform("x", -1, 1), 2)
+        assert client.get_run(outer.info.run_id).info.status == "RUNNING"  # left open
+    parents, children = runs_of(client, experiment_id)
+    assert [p.info.run_id for p in parents] == [outer.info.run_id]
+    data = client.get_run(outer.info.run_id).data
+    uuids = {k: v for k, v in data.tags.items() if k.startswith("fmin_uuid")}
+    assert len(uuids) == 2
+    second = next(v for k, v in uuids.items() if k != "fmin_uuid")
+    assert data.params["max_evals"] == "3" and data.params[f"max_evals_{second}"] == "2"
+    assert f"actual_parallelism_{second}" in data.params
+    assert {c.data.tags["fmin_uuid"] for c in children} == set(uuids.values())
+    assert len(children) == 5
+
+
+def test_failed_trials_are_failed_runs_with_the_error(spark, active, tracked):
+    client, experiment_id = tracked
+
+    def objective(x):
+        if x > 0:
+            raise ValueError(f"x too big: {x:.3f}")
+        if x < -0.5:
+            return {"status": "fail"}
+        return x ** 2
+
+    trials, _ = fmin(spark, objective, hp.uniform("x", -1, 1), 10)
+    [parent], children = runs_of(client, experiment_id)
+    raised = [c for c in children if c.data.tags.get("error_type") == "ValueError"]
+    assert raised and all(c.info.status == "FAILED" for c in raised)
+    assert all(c.data.tags["error_message"].startswith("ValueError: x too big") for c in raised)
+    assert all(c.data.tags["trial_status"] == "failure" and "loss" not in c.data.metrics
+               for c in raised)
+    statuses = {c.data.tags["trial_status"] for c in children}
+    assert statuses <= {"success", "failure"}
+    assert parent.data.metrics["failed_trials_count"] == trials.count_failed_trials() == len(raised)
+
+
+def test_timeout_leaves_no_run_running(spark, active, tracked):
+    client, experiment_id = tracked
+
+    def slow_when_positive(x):
+        time.sleep(60 if x > 0 else 0.05)
+        return x ** 2
+
+    trials, _ = fmin(spark, slow_when_positive, hp.uniform("x", -1, 1), 30, trials_timeout=3)
+    [parent], children = runs_of(client, experiment_id)
+    assert parent.info.status == "FINISHED"
+    assert {c.info.status for c in children} <= {"FINISHED", "KILLED"}
+    killed = [c for c in children if c.info.status == "KILLED"]
+    assert killed and all(c.data.tags["trial_status"] == "cancelled" for c in killed)
+    assert parent.data.metrics["cancelled_trials_count"] == trials.count_cancelled_trials()
+
+
+def test_keyboard_interrupt_kills_the_runs(spark, active, tracked):
+    client, experiment_id = tracked
+
+    def slow(x):
+        time.sleep(60)
+        return x
+
+    timer = threading.Timer(5.0, _thread.interrupt_main)
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        fmin(spark, slow, hp.uniform("x", -1, 1), 4)
+    timer.cancel()
+    [parent], children = runs_of(client, experiment_id)
+    assert parent.info.status == "KILLED"
+    assert children and {c.info.status for c in children} == {"KILLED"}
+
+
+@pytest.mark.parametrize("off", [False, "false", "FALSE"])
+def test_flag_off_at_run_time_creates_no_runs_and_on_again_does(spark, active, tracked, off,
+                                                               runtime_log):
+    client, experiment_id = tracked
+    spark.conf.set(KEY, off)
+    try:
+        fmin(spark, lambda x: x, hp.uniform("x", 0, 1), 2)
+        assert runs_of(client, experiment_id) == ([], [])
+    finally:
+        spark.conf.set(KEY, True)
+    fmin(spark, lambda x: x, hp.uniform("x", 0, 1), 2)
+    parents, children = runs_of(client, experiment_id)
+    assert len(parents) == 1 and len(children) == 2
+
+
+def test_nothing_of_a_trial_is_left_on_a_reused_worker(spark, active, tracked):
+    def logs_and_reports(x):
+        import mlflow as worker_mlflow
+
+        worker_mlflow.log_param("seen", 1)
+        return x
+
+    fmin(spark, logs_and_reports, hp.uniform("x", 0, 1), 4, parallelism=1)
+    spark.conf.set(KEY, "false")
+    try:
+        def reports(x):
+            import sys
+
+            active_run = None
+            if "mlflow" in sys.modules:
+                active_run = sys.modules["mlflow"].active_run()
+            return {"loss": x, "status": STATUS_OK, "run_env": os.environ.get("MLFLOW_RUN_ID"),
+                    "active": None if active_run is None else active_run.info.run_id}
+
+        trials, _ = fmin(spark, reports, hp.uniform("x", 0, 1), 4, parallelism=1)
+    finally:
+        spark.conf.unset(KEY)
+    for result in trials.results:
+        assert result["run_env"] is None and result["active"] is None
+
+
+def test_credentials_reach_workers_but_are_never_logged(spark, active, tracked, monkeypatch):
+    client, experiment_id = tracked
+    secret = "s3cr3t-token-value"
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", secret)
+
+    def sees_token(x):
+        return {"loss": x, "status": STATUS_OK,
+                "token_seen": os.environ.get("MLFLOW_TRACKING_TOKEN") == secret}
+
+    trials, _ = fmin(spark, sees_token, hp.uniform("x", 0, 1), 2)
+    assert all(r["token_seen"] for r in trials.results)
+    parents, children = runs_of(client, experiment_id)
+    for run in parents + children:
+        logged = list(run.data.params.values()) + list(run.data.tags.values())
+        assert not any(secret in value for value in logged)
+
+
+def test_local_sqlite_store_is_tracked_too(spark, active, tmp_path):
+    uri = f"sqlite:///{tmp_path / 'local.db'}"
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        def logs(x):
+            import mlflow as worker_mlflow
+
+            worker_mlflow.log_metric("from_worker", x)
+            return x
+
+        fmin(spark, logs, hp.uniform("x", 0, 1), 3)
+    finally:
+        mlflow.set_tracking_uri(previous)
+    parents, children = runs_of(mlflow.MlflowClient(uri), "0")
+    assert len(parents) == 1 and len(children) == 3
+    assert all("from_worker" in c.data.metrics for c in children)
+
+
+# ------------------------------------------------------------------ the server fails
+
+
+def test_server_down_from_the_start_same_result_one_warning(spark, active, runtime_log):
+    previous = mlflow.get_tracking_uri()
+    spark.conf.set(KEY, "false")
+    try:
+        _, untracked = fmin(spark, lambda x: (x - 0.3) ** 2, hp.uniform("x", 0, 1), 6, seed=5)
+    finally:
+        spark.conf.unset(KEY)
+    mlflow.set_tracking_uri("http://127.0.0.1:9")  # discard port: nothing listens
+    try:
+        trials, tracked_best = fmin(spark, lambda x: (x - 0.3) ** 2, hp.uniform("x", 0, 1), 6,
+                                    seed=5)
+    finally:
+        mlflow.set_tracking_uri(previous)
+    assert tracked_best == untracked and len(trials.trials) == 6
+    warnings = tracking_warnings(runtime_log)
+    assert len(warnings) == 1 and "http://127.0.0.1:9" in warnings[0]
+
+
+def test_server_killed_mid_run_finishes_the_tuning_with_one_warning(spark, active, tmp_path,
+                                                                    runtime_log):
+    from conftest import MlflowServer
+
+    server = MlflowServer(tmp_path).start()
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(server.uri)
+    killer = threading.Timer(3.0, server.stop)
+    try:
+        def steady(x):
+            time.sleep(0.3)
+            return x
+
+        killer.start()
+        trials, _ = fmin(spark, steady, hp.uniform("x", 0, 1), 24)
+    finally:
+        killer.cancel()
+        server.stop()
+        mlflow.set_tracking_uri(previous)
+    assert trials.count_successful_trials() == 24
+    warnings = tracking_warnings(runtime_log)
+    assert len(warnings) == 1 and server.uri in warnings[0]

@@ -52,10 +52,26 @@ def main():
     # ---- unmodified user code ----
     from hyperopt import SparkTrials, fmin, hp, rand
 
+    worker_logging = os.environ.get("SCENARIO_WORKER_LOGGING") == "1"
+
     def objective(x):
         start = time.time()
         gpus = os.environ.get("CUDA_VISIBLE_DEVICES")
         time.sleep(pause)
+        if worker_logging:  # the seeds' pattern: mlflow calls inside the objective
+            import mlflow
+
+            if x < 0:
+                mlflow.log_param("worker_pid", os.getpid())
+                mlflow.log_metric("worker_metric", x)
+                mlflow.set_tag("worker_tag", "yes")
+                note = os.path.join(tempfile.mkdtemp(), "note.txt")
+                with open(note, "w") as out:
+                    out.write(f"x={x}")
+                mlflow.log_artifact(note)
+            else:
+                with mlflow.start_run():
+                    mlflow.log_param("worker_pid", os.getpid())
         with open(os.path.join(record_dir, f"{start:.6f}-{os.getpid()}.json"), "w") as out:
             json.dump({"start": start, "end": time.time(), "gpus": gpus}, out)
         return x ** 2

@@ -325,3 +325,61 @@ def test_server_killed_mid_run_finishes_the_tuning_with_one_warning(spark, activ
     assert trials.count_successful_trials() == 24
     warnings = tracking_warnings(runtime_log)
     assert len(warnings) == 1 and server.uri in warnings[0]
+
+
+# ------------------------------------------------------------------ clusters, in subprocesses
+
+
+def scenario_runs(mlflow_server, tmp_path, settings=(), env=None, master="local-cluster[2,1,1024]"):
+    import json
+    import subprocess
+    import sys
+    import uuid
+    from pathlib import Path
+
+    experiment = f"scenario-{uuid.uuid4().hex[:8]}"
+    full_env = dict(os.environ, PYSPARK_PYTHON=sys.executable, SPARK_LOCAL_IP="127.0.0.1",
+                    MLFLOW_TRACKING_URI=mlflow_server.uri, MLFLOW_EXPERIMENT_NAME=experiment,
+                    SCENARIO_WORKER_LOGGING="1")
+    full_env.update(env or {})
+    full_env.pop("MLFLOW_EXPERIMENT_ID", None)
+    script = str(Path(__file__).parent / "cluster_scenario.py")
+    done = subprocess.run([sys.executable, script, master, "2", "6", "0.1", *settings],
+                          capture_output=True, text=True, env=full_env, timeout=600)
+    assert done.returncode == 0, done.stderr[-4000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    client = mlflow.MlflowClient(mlflow_server.uri)
+    found = client.get_experiment_by_name(experiment)
+    runs = runs_of(client, found.experiment_id) if found else ([], [])
+    return result, runs, client
+
+
+def test_worker_logging_lands_in_the_trial_run_on_separate_executor_jvms(mlflow_server, tmp_path):
+    result, (parents, children), client = scenario_runs(mlflow_server, tmp_path)
+    assert result["trials"] == 6 and len(parents) == 1 and len(children) == 6
+    assert all(c.info.status == "FINISHED" for c in children)
+    driver_pid = os.getpid()
+    for child in children:
+        params = child.data.params
+        assert "worker_pid" in params and int(params["worker_pid"]) != driver_pid
+        if float(params["x"]) < 0:
+            assert child.data.tags["worker_tag"] == "yes"
+            assert child.data.metrics["worker_metric"] == pytest.approx(float(params["x"]))
+            assert [a.path for a in client.list_artifacts(child.info.run_id)] == ["note.txt"]
+    # one run per trial: nothing started its own run next to the trial's
+    assert len(parents) + len(children) == 7
+
+
+def test_flag_off_in_spark_defaults_conf_creates_no_runs(mlflow_server, tmp_path):
+    (tmp_path / "spark-defaults.conf").write_text(f"{KEY} false\n")
+    result, runs, _ = scenario_runs(mlflow_server, tmp_path, master="local[2]",
+                                    env={"SPARK_CONF_DIR": str(tmp_path),
+                                         "SCENARIO_WORKER_LOGGING": "0"})
+    assert result["trials"] == 6 and runs == ([], [])
+    assert any("tracking of this fmin is off" in text for _, text in result["log"])
+
+
+def test_flag_off_in_the_session_builder_creates_no_runs(mlflow_server, tmp_path):
+    result, runs, _ = scenario_runs(mlflow_server, tmp_path, master="local[2]",
+                                    settings=[f"{KEY}=FALSE"], env={"SCENARIO_WORKER_LOGGING": "0"})
+    assert result["trials"] == 6 and runs == ([], [])

@@ -20,6 +20,7 @@ base.validate_timeout / validate_loss_threshold, JOB_STATE_*, and SparkTrials' `
 
 import logging
 import os
+import queue
 import threading
 import time
 import traceback
@@ -121,6 +122,7 @@ class Dispatcher:
         self._wake = threading.Condition()
         self._done = False
         self._running = set()  # tids launched and not finished
+        self._queue = queue.Queue()  # launched trials waiting for a launcher thread
         self._threads = []
         self._thread = None
         self._ok_seen = 0
@@ -132,16 +134,25 @@ class Dispatcher:
             self._wake.notify_all()
 
     def start(self):
+        # One long-lived launcher thread per slot: a new Python thread per trial would pay for a
+        # new py4j connection and JVM thread every time (about 0.1 s here).
+        for index in range(max(1, int(self.trials.parallelism))):
+            thread = threading.Thread(target=self._inheriting(self._launcher), daemon=True,
+                                      name=f"runtime-ml-launcher-{index}")
+            self._threads.append(thread)
+            thread.start()
         self._thread = threading.Thread(target=self._run, name="runtime-ml-dispatcher", daemon=True)
         self._thread.start()
 
     def stop(self):
-        """Stop launching, wait for the dispatcher and every trial thread."""
+        """Stop launching, wait for the dispatcher and every launcher thread."""
         with self._wake:
             self._done = True
             self._wake.notify_all()
         if self._thread is not None:
             self._thread.join()
+        for _ in self._threads:
+            self._queue.put(None)
         for thread in self._threads:
             thread.join()
         self._threads.clear()
@@ -190,10 +201,7 @@ class Dispatcher:
         trial["state"] = _states().JOB_STATE_RUNNING
         trial["book_time"] = trial["refresh_time"] = coarse_utcnow()
         self._running.add(trial["tid"])
-        thread = threading.Thread(target=self._inheriting(self._trial_thread), args=(trial,), daemon=True,
-                                  name=f"runtime-ml-trial-{trial['tid']}")
-        self._threads.append(thread)
-        thread.start()
+        self._queue.put(trial)
 
     def _inheriting(self, target):
         """Carry the caller's Spark local properties (scheduler pool, tags) into the trial thread."""
@@ -206,14 +214,21 @@ class Dispatcher:
             return inheritable_thread_target(self.trials._spark)(target)
         return inheritable_thread_target(target)
 
-    # -- one thread per trial
-    def _trial_thread(self, trial):
+    # -- launcher threads, one trial at a time each
+    def _launcher(self):
+        self.sc.setJobGroup(self.job_group, self.job_description, True)
+        while True:
+            trial = self._queue.get()
+            if trial is None:
+                return
+            self._run_trial(trial)
+
+    def _run_trial(self, trial):
         from hyperopt import base
 
         try:
             env = self._listener_call("trial_started", trial) or {}
             task = TrialTask(self.fn, self.space, base.spec_from_misc(trial["misc"]), env)
-            self.sc.setJobGroup(self.job_group, self.job_description, True)
             try:
                 outcome = self.sc.parallelize([0], 1).mapPartitions(task).collect()[0]
             except BaseException as error:  # Spark failed or the job was cancelled

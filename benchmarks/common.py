@@ -1,0 +1,88 @@
+"""Shared by the benchmarks: a Spark session, a timed fmin as stock or runtime-ml, tables, plots."""
+
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "benchmarks" / "results"
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (str(REPO / "benchmarks"), os.environ.get("PYTHONPATH")) if p)
+
+MODES = ("stock", "runtime-ml")
+
+
+def spark_session(master):
+    from pyspark.sql import SparkSession
+
+    spark = (SparkSession.builder.master(master).appName("runtime-ml benchmark")
+             .config("spark.ui.enabled", "false")
+             .config("spark.ui.showConsoleProgress", "false").getOrCreate())
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+def quiet_logs():
+    import logging
+
+    for name in ("hyperopt", "hyperopt-spark", "hyperopt.tpe", "hyperopt.fmin", "runtime_ml",
+                 "py4j"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def timed_fmin(spark, mode, objective, max_evals, parallelism, seed=0, algo="tpe"):
+    """Wall time of one SparkTrials fmin; `mode` stock switches runtime-ml off for the call."""
+    import numpy as np
+    from hyperopt import SparkTrials, fmin, hp, rand, tpe
+
+    if mode == "stock":
+        os.environ["RUNTIME_ML_DISABLED"] = "1"
+    else:
+        os.environ.pop("RUNTIME_ML_DISABLED", None)
+    try:
+        trials = SparkTrials(parallelism=parallelism, spark_session=spark)
+        started = time.perf_counter()
+        fmin(objective, hp.uniform("x", -5, 5), algo={"tpe": tpe, "rand": rand}[algo].suggest, max_evals=max_evals,
+             trials=trials, rstate=np.random.default_rng(seed), show_progressbar=False)
+        elapsed = time.perf_counter() - started
+    finally:
+        os.environ.pop("RUNTIME_ML_DISABLED", None)
+    assert trials.count_successful_trials() == max_evals, "a benchmark trial failed"
+    return elapsed
+
+
+def median(values):
+    return statistics.median(values)
+
+
+def print_table(headers, rows):
+    widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) for i, h in enumerate(headers)]
+    print("  ".join(str(h).rjust(w) for h, w in zip(headers, widths)))
+    for row in rows:
+        print("  ".join(str(c).rjust(w) for c, w in zip(row, widths)))
+
+
+def save_plot(name, draw):
+    """Calls draw(axes) and writes benchmarks/results/<name>.png (skipped without matplotlib)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("(matplotlib not installed: no plot)")
+        return
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    draw(axes)
+    figure.tight_layout()
+    path = RESULTS / f"{name}.png"
+    figure.savefig(path)
+    plt.close(figure)
+    print(f"plot: {path}")

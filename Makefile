@@ -32,6 +32,9 @@ test: venv
 
 bench: venv
 	$(RUN) $(PY) benchmarks/startup.py
+	$(RUN) $(PY) benchmarks/throughput.py
+	$(RUN) $(PY) benchmarks/tracking_overhead.py
+	$(RUN) $(PY) benchmarks/scaleout.py
 
 clean:
 	rm -rf $(VENV) work build dist *.egg-info

@@ -68,6 +68,22 @@ def print_table(headers, rows):
         print("  ".join(str(c).rjust(w) for c, w in zip(row, widths)))
 
 
+def compare(samples, value_name, plot_name, title):
+    """Print medians and rounds of two sample sets and bar-plot the medians; returns the medians."""
+    medians = {label: median(values) for label, values in samples.items()}
+    print_table(["", f"median {value_name}", "rounds"],
+                [[label, f"{medians[label]:.2f}", " ".join(f"{v:.2f}" for v in values)]
+                 for label, values in samples.items()])
+
+    def draw(axes):
+        axes.bar(list(medians), list(medians.values()), color=["grey", "tab:blue"])
+        axes.set_ylabel(f"{value_name} (median)")
+        axes.set_title(title)
+
+    save_plot(plot_name, draw)
+    return medians
+
+
 def save_plot(name, draw):
     """Calls draw(axes) and writes benchmarks/results/<name>.png (skipped without matplotlib)."""
     try:

@@ -15,11 +15,13 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
+from common import save_plot  # noqa: E402
 from conftest import _bare_python  # noqa: E402  (same venv recipe as the tests)
 
 
-def time_start(python, runs):
+def time_start(python):
     started = time.perf_counter()
     subprocess.run([python, "-c", "pass"], check=True)
     return time.perf_counter() - started
@@ -28,7 +30,6 @@ def time_start(python, runs):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=200)
-    parser.add_argument("--plot", default=str(REPO / "benchmarks" / "results" / "startup.png"))
     options = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as scratch:
@@ -41,11 +42,11 @@ def main():
         assert check.stdout.strip() == "True", "the hook did not patch hyperopt"
         for python in (plain, hooked):  # warm the page cache and .pyc files
             for _ in range(5):
-                time_start(python, 1)
+                time_start(python)
         samples = {"without hook": [], "with hook": []}
         for _ in range(options.runs):
-            samples["without hook"].append(time_start(plain, 1))
-            samples["with hook"].append(time_start(hooked, 1))
+            samples["without hook"].append(time_start(plain))
+            samples["with hook"].append(time_start(hooked))
 
     medians = {name: statistics.median(values) for name, values in samples.items()}
     ratio = medians["with hook"] / medians["without hook"]
@@ -55,28 +56,12 @@ def main():
         p90 = statistics.quantiles(values, n=10)[-1]
         print(f"{name:14}{medians[name] * 1000:10.2f}{p90 * 1000:10.2f}")
     print(f"ratio with/without: {ratio:.3f} (target <= 1.05)")
-    write_plot(samples, options.plot)
+    save_plot("startup", lambda axes: (
+        axes.boxplot([[v * 1000 for v in values] for values in samples.values()],
+                     tick_labels=list(samples)),
+        axes.set_ylabel("start-up time (ms)"),
+        axes.set_title("python -c pass: with and without the runtime-ml hook")))
     return 0
-
-
-def write_plot(samples, path):
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("(matplotlib not installed: no plot)")
-        return
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    figure, axes = plt.subplots(figsize=(6, 4))
-    axes.boxplot([[v * 1000 for v in values] for values in samples.values()],
-                 tick_labels=list(samples))
-    axes.set_ylabel("start-up time (ms)")
-    axes.set_title("python -c pass: with and without the runtime-ml hook")
-    figure.tight_layout()
-    figure.savefig(path)
-    print(f"plot: {path}")
 
 
 if __name__ == "__main__":

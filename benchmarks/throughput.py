@@ -6,7 +6,7 @@ Default: 0.05 s trials, parallelism 4, 64 trials, 3 rounds on local[4]. Target: 
 import argparse
 import sys
 
-from common import MODES, median, print_table, quiet_logs, save_plot, spark_session, timed_fmin
+from common import MODES, compare, quiet_logs, spark_session, timed_fmin
 from objectives import sleeper
 
 
@@ -29,21 +29,12 @@ def main():
             rates[mode].append(options.trials / elapsed)
     spark.stop()
 
-    medians = {mode: median(values) for mode, values in rates.items()}
-    ratio = medians["runtime-ml"] / medians["stock"]
     print(f"throughput: {options.trials} trials of {options.sleep} s, parallelism "
           f"{options.parallelism}, {options.rounds} alternating rounds")
-    print_table(["mode", "median trials/s", "rounds"],
-                [[m, f"{medians[m]:.2f}", " ".join(f"{r:.2f}" for r in rates[m])] for m in MODES])
-    print(f"ratio runtime-ml / stock: {ratio:.1f}x (target >= 5x)")
-
-    def draw(axes):
-        axes.bar(list(MODES), [medians[m] for m in MODES], color=["grey", "tab:blue"])
-        axes.set_ylabel("trials per second (median)")
-        axes.set_title(f"{options.sleep} s trials at parallelism {options.parallelism}: "
-                       f"{ratio:.1f}x")
-
-    save_plot("throughput", draw)
+    medians = compare(rates, "trials/s", "throughput",
+                      f"{options.sleep} s trials at parallelism {options.parallelism}")
+    print(f"ratio runtime-ml / stock: {medians['runtime-ml'] / medians['stock']:.1f}x "
+          "(target >= 5x)")
     return 0
 
 

@@ -4,7 +4,7 @@ upgrade, runtime_ml/dispatch.py needs a look before anything else."""
 import inspect
 
 import hyperopt
-from hyperopt import base, fmin as _  # noqa: F401  (hyperopt.fmin module is loaded)
+from hyperopt import base
 from hyperopt.spark import SparkTrials
 
 

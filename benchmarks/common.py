@@ -18,11 +18,13 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
 MODES = ("stock", "runtime-ml")
 
 
-def spark_session(master):
+def spark_session(master, tracking=False):
+    """Tracking is off unless asked: it has its own benchmark (tracking_overhead.py)."""
     from pyspark.sql import SparkSession
 
     spark = (SparkSession.builder.master(master).appName("runtime-ml benchmark")
              .config("spark.ui.enabled", "false")
+             .config("spark.databricks.mlflow.trackHyperopt.enabled", str(tracking).lower())
              .config("spark.ui.showConsoleProgress", "false").getOrCreate())
     spark.sparkContext.setLogLevel("ERROR")
     return spark

@@ -81,6 +81,10 @@ def build_parser():
             default=sys.executable,
             help="the interpreter whose site-packages get the hook (default: this one)",
         )
+    commands.add_parser(
+        "spark-defaults",
+        help="print runtime-ml's Spark conf keys and defaults as spark-defaults.conf lines",
+    )
     doctor = commands.add_parser(
         "doctor",
         help="show the cluster facts, the parallelism SparkTrials would get, tracking and hook state",
@@ -121,6 +125,10 @@ def main(argv=None):
             install_hook(options.python)
         elif options.command == "uninstall-hook":
             uninstall_hook(options.python)
+        elif options.command == "spark-defaults":
+            from runtime_ml.conf import spark_defaults_text
+
+            sys.stdout.write(spark_defaults_text())
         elif options.command == "doctor":
             doctor(options)
     except CliError as error:

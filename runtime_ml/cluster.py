@@ -17,6 +17,7 @@ logger = logging.getLogger("runtime_ml")
 # Spark 3.1 changed SparkContext.maxNumConcurrentTasks to take a ResourceProfile (hyperopt issue
 # 798); older versions are outside our support matrix, so below this we only use the fallback.
 MAX_CONCURRENT_TASKS_SINCE = (3, 1)
+EXECUTOR_WAIT_SECONDS = 30.0  # at most, for executors still registering when fmin starts
 
 _LOCAL = re.compile(r"^local(?:\[(\*|\d+)(?:\s*,\s*\d+)?\])?$")
 _LOCAL_CLUSTER = re.compile(r"^local-cluster\[\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*\]$")
@@ -62,6 +63,13 @@ class ClusterFacts:
             fallback_parallelism=self.default_parallelism,
         )
 
+    @property
+    def executors_pending(self):
+        """Executors the conf promises (or any, for a cluster) have not all registered yet."""
+        if self.dynamic_allocation or self.master_kind == "local":
+            return False
+        return self.slots is None or self.slots_source.startswith("from the conf")
+
     def as_dict(self):
         return asdict(self)
 
@@ -106,7 +114,7 @@ def slots_per_executor(cores, task_cpus, executor_gpus=None, task_gpus=None):
 
 
 def slots_from_conf(master, executor_instances, executor_cores, task_cpus, executor_gpus,
-                    task_gpus, cpu_count=None):
+                    task_gpus, cpu_count=None, cores_max=None):
     """The slots the conf promises, for when executors have not registered (yet)."""
     kind = master_kind(master)
     if kind == "local":
@@ -117,6 +125,11 @@ def slots_from_conf(master, executor_instances, executor_cores, task_cpus, execu
     if executor_instances and executor_cores:
         return executor_instances * slots_per_executor(executor_cores, task_cpus, executor_gpus,
                                                        task_gpus)
+    if cores_max:  # standalone: spark.cores.max caps the application's cores
+        if executor_cores:
+            return (cores_max // executor_cores) * slots_per_executor(
+                executor_cores, task_cpus, executor_gpus, task_gpus)
+        return cores_max // max(1, task_cpus)
     return None
 
 
@@ -174,8 +187,25 @@ def _jvm_max_concurrent_tasks(jsc, spark_version):
     return int(jsc.maxNumConcurrentTasks(profile))
 
 
-def read_cluster_facts(spark):
-    """Read the facts from a live SparkSession (never creates one)."""
+def read_cluster_facts(spark, wait_seconds=0.0):
+    """Read the facts from a live SparkSession (never creates one).
+
+    Executors register seconds after a session starts: with `wait_seconds`, wait (polling) until
+    the promised ones are there, so the first fmin of a job sees the real cluster.
+    """
+    import time
+
+    deadline = time.monotonic() + wait_seconds
+    facts = _read_cluster_facts(spark)
+    if facts.executors_pending and wait_seconds > 0:
+        logger.info("runtime-ml: waiting up to %.0f s for executors to register", wait_seconds)
+        while facts.executors_pending and time.monotonic() < deadline:
+            time.sleep(0.5)
+            facts = _read_cluster_facts(spark)
+    return facts
+
+
+def _read_cluster_facts(spark):
     sc = spark.sparkContext
     conf = sc.getConf()
 
@@ -206,7 +236,8 @@ def read_cluster_facts(spark):
         executor_cores = int(_LOCAL_CLUSTER.match(master.strip()).group(2))
 
     conf_slots = slots_from_conf(master, _int(get("spark.executor.instances")), executor_cores,
-                                 task_cpus, executor_gpus, task_gpus)
+                                 task_cpus, executor_gpus, task_gpus,
+                                 cores_max=_int(get("spark.cores.max")))
     jvm_slots = None
     try:
         jvm_slots = _jvm_max_concurrent_tasks(jsc, sc.version)

@@ -117,3 +117,12 @@ def read_spark_flag(setting, spark):
         )
         return FlagReading(setting.default, "default", raw)
     return FlagReading(parsed, "spark conf", raw)
+
+
+def spark_defaults_text():
+    """The runtime's Spark conf keys with their defaults, as spark-defaults.conf lines."""
+    lines = ["# runtime-ml: Spark conf keys read by runtime-ml, with their defaults."]
+    for setting in SPARK_CONF_SETTINGS:
+        value = str(setting.default).lower() if isinstance(setting.default, bool) else setting.default
+        lines += [f"# {setting.description}", f"{setting.name} {value}"]
+    return "\n".join(lines) + "\n"

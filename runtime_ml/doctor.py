@@ -6,9 +6,9 @@ Creates nothing unless asked: without --master it reads only files and this inte
 
 import os
 import sys
-import time
 
 from runtime_ml import conf, hook
+from runtime_ml.cluster import EXECUTOR_WAIT_SECONDS, read_cluster_facts
 from runtime_ml.parallelism import decide_parallelism
 
 ADAPTIVE_EXAMPLE_ALGO = "hyperopt.tpe"
@@ -87,16 +87,6 @@ def tracking_state(session_conf=None, cli_conf=None):
     return {"enabled": parsed, "source": source, "raw": raw}
 
 
-def _wait_for_executors(spark, facts_reader, seconds=60):
-    """Executors register a few seconds after the session starts; wait for the promised ones."""
-    deadline = time.monotonic() + seconds
-    facts = facts_reader(spark)
-    while facts.slots_source.startswith("from the conf") and time.monotonic() < deadline:
-        time.sleep(1)
-        facts = facts_reader(spark)
-    return facts
-
-
 def diagnose(master=None, conf_pairs=None, parallelism=16):
     report = {"versions": package_versions(), "hook": hook_state(),
               "disabled": conf.runtime_disabled(), "cluster": None, "decisions": {}}
@@ -105,8 +95,6 @@ def diagnose(master=None, conf_pairs=None, parallelism=16):
     if master:
         from pyspark.sql import SparkSession
 
-        from runtime_ml.cluster import read_cluster_facts
-
         builder = SparkSession.builder.master(master).appName("runtime-ml doctor")
         builder = builder.config("spark.ui.enabled", "false")
         for key, value in cli_conf.items():
@@ -114,7 +102,7 @@ def diagnose(master=None, conf_pairs=None, parallelism=16):
         spark = builder.getOrCreate()
         spark.sparkContext.setLogLevel("ERROR")
         try:
-            facts = _wait_for_executors(spark, read_cluster_facts)
+            facts = read_cluster_facts(spark, wait_seconds=EXECUTOR_WAIT_SECONDS)
             session_conf = {conf.TRACK_HYPEROPT.name: spark.conf.get(conf.TRACK_HYPEROPT.name, None)}
         finally:
             spark.stop()

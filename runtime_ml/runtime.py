@@ -4,11 +4,22 @@ import inspect
 import logging
 
 from runtime_ml import conf
-from runtime_ml.cluster import read_cluster_facts
+from runtime_ml.cluster import EXECUTOR_WAIT_SECONDS, read_cluster_facts
 from runtime_ml.parallelism import decide_parallelism, normalize_request
 from runtime_ml.patch import REQUESTED_PARALLELISM_ATTR
 
 logger = logging.getLogger("runtime_ml")
+
+
+def make_messages_visible():
+    """Like hyperopt's own loggers: when the application configured no logging at all, print
+    runtime-ml's INFO and WARNING lines to stderr instead of dropping the INFO ones."""
+    if not logger.handlers and not logging.getLogger().handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s runtime_ml: %(message)s"))
+        logger.addHandler(handler)
+        if logger.level == logging.NOTSET:
+            logger.setLevel(logging.INFO)
 
 
 def spark_session_of(trials):
@@ -65,9 +76,10 @@ class FminCall:
         return call
 
     def _prepare(self):
+        make_messages_visible()
         spark = spark_session_of(self.trials)
         self.tracking = conf.read_spark_flag(conf.TRACK_HYPEROPT, spark)
-        facts = read_cluster_facts(spark)
+        facts = read_cluster_facts(spark, wait_seconds=EXECUTOR_WAIT_SECONDS)
         self.decision = self._fit_parallelism(facts)
         self.tracker = self._start_tracking(facts) if self.tracking.value else None
         logger.info(

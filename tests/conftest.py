@@ -12,6 +12,10 @@ REPO = Path(__file__).resolve().parent.parent
 # Executors must run this interpreter, and everything stays on the loopback interface.
 os.environ["PYSPARK_PYTHON"] = sys.executable
 os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
+
+# MLflow 3 defaults to ./mlflow.db: keep every test's runs out of the working tree.
+_MLFLOW_HOME = Path(__import__("tempfile").mkdtemp(prefix="runtime-ml-tests-mlflow-"))
+os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{_MLFLOW_HOME / 'default.db'}"
 # Objectives defined in test modules are pickled by reference: workers must import them too.
 os.environ["PYTHONPATH"] = os.pathsep.join(
     p for p in (str(REPO / "tests"), str(REPO), os.environ.get("PYTHONPATH")) if p

@@ -105,6 +105,8 @@ def test_slots_from_conf_for_each_master():
     assert slots_from_conf("local-cluster[1,4,1024]", None, None, 1, 2, 1) == 2
     assert slots_from_conf("spark://h:7077", 3, 4, 1, None, None) == 12
     assert slots_from_conf("spark://h:7077", None, 4, 1, None, None) is None
+    assert slots_from_conf("spark://h:7077", None, None, 1, None, None, cores_max=2) == 2
+    assert slots_from_conf("spark://h:7077", None, 2, 1, 1, 1, cores_max=8) == 4
 
 
 def test_potential_slots_under_dynamic_allocation():

@@ -1,0 +1,255 @@
+"""Cluster start as an admin does it: the init script on a fresh node interpreter, a standalone
+master and two workers on 127.0.0.1, a real MLflow server, and `spark-submit` of unmodified code."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+INIT_SCRIPT = str(REPO / "init_scripts" / "install-runtime-ml.sh")
+KEY = "spark.databricks.mlflow.trackHyperopt.enabled"
+SPARK_HOME = Path(__import__("pyspark").__file__).parent
+VENV_BIN = Path(sys.executable).parent
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def node_env(**extra):
+    """The environment of a node: nothing of this suite's PYTHONPATH (the repo's runtime_ml)."""
+    env = dict(os.environ)
+    for name in ("PYTHONPATH", "SPARK_CONF_DIR", "MLFLOW_TRACKING_URI"):
+        env.pop(name, None)
+    env.update(extra)
+    return env
+
+
+def node_imports(python, code, cwd):
+    return subprocess.run([str(python), "-c", code], capture_output=True, text=True, cwd=cwd,
+                          env=node_env())
+
+
+def init_script(*args, env=None):
+    full_env = node_env(**(env or {}))
+    return subprocess.run(["bash", INIT_SCRIPT, *args], capture_output=True, text=True,
+                          env=full_env, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def wheelhouse(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("wheelhouse")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                    "-w", str(directory), str(REPO)], check=True, capture_output=True)
+    return directory
+
+
+def make_node(root):
+    """A fresh venv (with pip) that sees the suite's dependencies but not runtime-ml itself."""
+    subprocess.run([sys.executable, "-m", "venv", str(root / "venv")], check=True)
+    python = root / "venv" / "bin" / "python"
+    purelib = subprocess.run([str(python), "-c",
+                              "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    deps = root / "deps"
+    deps.mkdir()
+    import sysconfig
+
+    for entry in Path(sysconfig.get_paths()["purelib"]).iterdir():
+        if not entry.name.startswith(("runtime_ml", "__editable__")) and entry.suffix != ".pth":
+            (deps / entry.name).symlink_to(entry)
+    Path(purelib, "deps.pth").write_text(f"{deps}\n")
+    conf_dir = root / "spark-conf"
+    conf_dir.mkdir()
+    return python, conf_dir
+
+
+def test_script_refuses_clearly_and_changes_nothing(tmp_path, wheelhouse):
+    python, conf_dir = make_node(tmp_path)
+    cases = [
+        (["--python", "/no/such/python"], "no such Python: /no/such/python"),
+        (["--python", str(python), "--wheelhouse", str(tmp_path / "missing")],
+         f"wheelhouse {tmp_path / 'missing'} is not a directory"),
+        (["--python", str(python), "--wheelhouse", str(tmp_path)],
+         f"wheelhouse {tmp_path} has no wheel matching runtime_ml-*-*.whl"),
+        (["--python", str(python), "--wheelhouse", str(wheelhouse), "--version", "9.9.9"],
+         "has no wheel matching runtime_ml-9.9.9-*.whl"),
+        (["--python", str(python)], "SPARK_HOME is unset and no --spark-conf-dir was given"),
+    ]
+    for args, message in cases:
+        env = {"SPARK_HOME": ""} if "--spark-conf-dir" not in args else None
+        done = init_script(*args, "--log-file", str(tmp_path / "init.log"),
+                           *([] if args == ["--python", str(python)] else
+                             ["--spark-conf-dir", str(conf_dir)]), env=env)
+        assert done.returncode == 1, (args, done.stdout)
+        last = done.stdout.strip().splitlines()[-1]
+        assert "ERROR:" in last and message in last, (args, last)
+    read_only = tmp_path / "read-only"
+    read_only.mkdir()
+    read_only.chmod(0o500)
+    if os.access(read_only, os.W_OK):  # root ignores permissions: nothing to test here
+        return
+    done = init_script("--python", str(python), "--spark-conf-dir", str(read_only))
+    assert f"the Spark conf dir {read_only} is not writable" in done.stdout
+    assert list(conf_dir.iterdir()) == []
+    assert node_imports(python, "import runtime_ml", tmp_path).returncode != 0
+
+
+def test_script_twice_is_once_keeps_admin_keys_and_uninstall_reverses(tmp_path, wheelhouse):
+    python, conf_dir = make_node(tmp_path)
+    admin = f"spark.task.cpus 2\n{KEY}   false\n"
+    (conf_dir / "spark-defaults.conf").write_text(admin)
+    args = ["--python", str(python), "--wheelhouse", str(wheelhouse), "--spark-conf-dir",
+            str(conf_dir), "--tracking-uri", "http://127.0.0.1:5000", "--log-file",
+            str(tmp_path / "init.log")]
+
+    first = init_script(*args)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert f"kept the admin's own setting of {KEY}" in first.stdout
+    snapshot = {p.name: p.read_text() for p in conf_dir.iterdir()}
+    hook = node_imports(python, "import hyperopt, runtime_ml; print(runtime_ml.is_active())",
+                        tmp_path)
+    assert hook.stdout.strip() == "True", hook.stderr
+    defaults = snapshot["spark-defaults.conf"]
+    assert defaults.startswith(admin)  # the admin's lines, untouched
+    assert "spark.executorEnv.MLFLOW_TRACKING_URI http://127.0.0.1:5000" in defaults
+    assert f"{KEY} true" not in defaults
+    assert snapshot["spark-env.sh"].count("MLFLOW_TRACKING_URI='http://127.0.0.1:5000'") == 1
+    log_lines = (tmp_path / "init.log").read_text().splitlines()
+    assert all(line[:4].isdigit() and "Z runtime-ml-init: " in line for line in log_lines)
+
+    second = init_script(*args)
+    assert second.returncode == 0
+    assert {p.name: p.read_text() for p in conf_dir.iterdir()} == snapshot
+
+    removed = init_script(*args, "--uninstall")
+    assert removed.returncode == 0, removed.stdout
+    assert (conf_dir / "spark-defaults.conf").read_text() == admin
+    assert not (conf_dir / "spark-env.sh").exists()
+    assert node_imports(python, "import runtime_ml", tmp_path).returncode != 0
+
+
+class StandaloneCluster:
+    """A standalone master and two 1-core workers on 127.0.0.1, each stopped by its PID."""
+
+    def __init__(self, root, python, conf_dir):
+        self.root = root
+        self.port, self.ui_port = free_port(), free_port()
+        self.url = f"spark://127.0.0.1:{self.port}"
+        self.env = node_env(SPARK_HOME=str(SPARK_HOME), SPARK_CONF_DIR=str(conf_dir),
+                            PYSPARK_PYTHON=str(python), SPARK_LOCAL_IP="127.0.0.1",
+                            SPARK_NO_DAEMONIZE="1")
+        self.processes = []
+
+    def _spawn(self, name, *args):
+        log = open(self.root / f"{name}.log", "wb")
+        self.processes.append(subprocess.Popen(
+            [str(SPARK_HOME / "bin" / "spark-class"), *args], stdout=log,
+            stderr=subprocess.STDOUT, env=self.env, start_new_session=True))
+
+    def start(self, timeout=120):
+        self._spawn("master", "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
+                    "--port", str(self.port), "--webui-port", str(self.ui_port))
+        for index in range(2):
+            work = self.root / f"worker-{index}"
+            work.mkdir()
+            self._spawn(f"worker-{index}", "org.apache.spark.deploy.worker.Worker",
+                        "--host", "127.0.0.1", "--cores", "1", "--memory", "1024M",
+                        "--webui-port", str(free_port()), "--work-dir", str(work), self.url)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.ui_port}/json/",
+                                            timeout=2) as reply:
+                    state = json.load(reply)
+                if sum(w["state"] == "ALIVE" for w in state.get("workers", [])) == 2:
+                    return self
+            except (OSError, ValueError):
+                pass
+            time.sleep(1)
+        self.stop()
+        raise RuntimeError(f"standalone cluster did not come up; logs in {self.root}")
+
+    def stop(self):
+        for process in reversed(self.processes):
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+    def submit(self, script):
+        env = dict(self.env, PYSPARK_DRIVER_PYTHON=self.env["PYSPARK_PYTHON"])
+        env.pop("SPARK_NO_DAEMONIZE")
+        return subprocess.run(
+            [str(VENV_BIN / "spark-submit"), "--master", self.url, "--conf",
+             "spark.ui.enabled=false", "--conf", "spark.cores.max=2", script],
+            capture_output=True, text=True, env=env,
+            timeout=600)
+
+
+def parent_and_children(client):
+    runs = client.search_runs(["0"], max_results=1000)
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags
+               and r.data.tags.get("runSource") == "hyperoptAutoTracking"]
+    return parents, [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+
+
+def test_init_script_then_unmodified_job_on_a_standalone_cluster(tmp_path, wheelhouse,
+                                                                 mlflow_server):
+    import mlflow
+
+    python, conf_dir = make_node(tmp_path)
+    done = init_script("--python", str(python), "--wheelhouse", str(wheelhouse),
+                       "--spark-conf-dir", str(conf_dir), "--tracking-uri", mlflow_server.uri,
+                       "--log-file", str(tmp_path / "init.log"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    cluster = StandaloneCluster(tmp_path, python, conf_dir).start()
+    try:
+        client = mlflow.MlflowClient(mlflow_server.uri)
+        before = len(client.search_runs(["0"], max_results=1000))
+        job = cluster.submit(str(REPO / "tests" / "user_job.py"))
+        assert job.returncode == 0, job.stderr[-4000:]
+        result = json.loads(job.stdout.split("RESULT ", 1)[1].splitlines()[0])
+        assert result["trials"] == 6
+        assert result["tracking_uri"] == mlflow_server.uri  # from spark-env.sh, via the script
+
+        parents, children = parent_and_children(client)
+        assert len(parents) == 1 and len(children) == 6, job.stderr[-3000:]
+        parent = parents[0]
+        assert parent.data.params["actual_parallelism"] == "2"  # 2 workers x 1 core
+        assert parent.data.params["parallelism"] == "None"
+        assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
+        executor_pids = {c.data.params["executor_pid"] for c in children}
+        assert executor_pids and str(result["driver_pid"]) not in executor_pids
+
+        assert len(client.search_runs(["0"], max_results=1000)) == before + 7
+
+        # the admin switches tracking off in the node's spark-defaults.conf: no new runtime-ml
+        # runs (the objective's own mlflow.log_param still makes a run per trial, as MLflow does)
+        defaults = conf_dir / "spark-defaults.conf"
+        defaults.write_text(defaults.read_text() + f"{KEY} false\n")
+        again = cluster.submit(str(REPO / "tests" / "user_job.py"))
+        assert again.returncode == 0, again.stderr[-4000:]
+        parents_after, children_after = parent_and_children(client)
+        assert [p.info.run_id for p in parents_after] == [parent.info.run_id]
+        assert len(children_after) == 6
+        assert "MLflow tracking of this fmin is off" in again.stderr + again.stdout, [
+            line for line in (again.stderr + again.stdout).splitlines() if "runtime" in line]
+    finally:
+        cluster.stop()
+        shutil.rmtree(tmp_path / "worker-0", ignore_errors=True)

@@ -82,3 +82,12 @@ def test_bad_flag_value_warns_once_naming_key_value_and_default(spark, caplog):
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1
     assert KEY in warnings[0] and "'yes'" in warnings[0] and "default true" in warnings[0]
+
+
+def test_shipped_spark_defaults_match_the_conf_module():
+    """conf/spark-defaults.conf is what `runtime-ml spark-defaults` prints (one source: conf.py)."""
+    from pathlib import Path
+
+    shipped = Path(__file__).resolve().parent.parent / "conf" / "spark-defaults.conf"
+    assert shipped.read_text() == conf.spark_defaults_text()
+    assert f"{KEY} true" in shipped.read_text()

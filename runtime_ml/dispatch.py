@@ -125,7 +125,6 @@ class Dispatcher:
         self._queue = queue.Queue()  # launched trials waiting for a launcher thread
         self._threads = []
         self._thread = None
-        self._ok_seen = 0
         self._started = time.monotonic()
 
     # -- called from other threads
@@ -221,7 +220,10 @@ class Dispatcher:
             trial = self._queue.get()
             if trial is None:
                 return
-            self._run_trial(trial)
+            try:
+                self._run_trial(trial)
+            except Exception:  # e.g. the user's early_stop_fn raised: keep this slot alive
+                logger.exception("runtime-ml: error after trial %s finished", trial["tid"])
 
     def _run_trial(self, trial):
         from hyperopt import base
@@ -257,7 +259,6 @@ class Dispatcher:
 
         if self.early_stop_fn is None or result.get("status") != STATUS_OK:
             return
-        self._ok_seen += 1
         stop, self.early_stop_args = self.early_stop_fn(self.trials, *self.early_stop_args)
         if stop:
             self.cancel(CANCEL_EARLY_STOP)

@@ -146,3 +146,14 @@ def test_hyperopt_seed_env_is_honoured_like_stock(spark, active, monkeypatch):
         picks.append(sorted(t["misc"]["vals"]["x"][0] for t in trials.trials))
     assert picks[0] == picks[1]
     assert os.environ["HYPEROPT_FMIN_SEED"] == "7"
+
+
+def test_a_raising_early_stop_fn_is_logged_and_loses_no_slot(spark, active, caplog):
+    def broken_stop(trials, *args):
+        raise ValueError("user bug in early_stop_fn")
+
+    trials, _, _ = run(spark, lambda x: x ** 2, 6, early_stop_fn=broken_stop)
+    assert trials.count_successful_trials() == 6
+    assert any("user bug in early_stop_fn" in (r.exc_text or str(r.exc_info)) for r in caplog.records
+               if r.name == "runtime_ml" and r.exc_info)
+    assert leaked_threads() == []

@@ -21,10 +21,18 @@ base.validate_timeout / validate_loss_threshold, JOB_STATE_*, and SparkTrials' `
 import logging
 import os
 import queue
+import sys
 import threading
 import time
 import traceback
 import uuid
+
+import numpy as np
+from hyperopt import STATUS_OK, FMinIter, base
+from hyperopt.fmin import space_eval
+from hyperopt.utils import coarse_utcnow
+
+from runtime_ml.executor import EnvOverride, end_leftover_mlflow_run, gpu_environment
 
 logger = logging.getLogger("runtime_ml")
 
@@ -58,10 +66,6 @@ class TrialTask:
     def __call__(self, partition):
         for _ in partition:  # drained input lets PySpark reuse this Python worker for the next trial
             pass
-        from hyperopt import base
-
-        from runtime_ml.executor import EnvOverride, end_leftover_mlflow_run, gpu_environment
-
         env = dict(self.env)
         env.update(gpu_environment())
         with EnvOverride(env):
@@ -77,33 +81,21 @@ class TrialTask:
 
 
 def _write_result(trial, result):
-    from hyperopt.utils import coarse_utcnow
-
-    trial["state"] = _states().JOB_STATE_DONE
+    trial["state"] = base.JOB_STATE_DONE
     trial["result"] = result
     trial["refresh_time"] = coarse_utcnow()
 
 
 def _write_error(trial, error):
-    from hyperopt.utils import coarse_utcnow
-
-    trial["state"] = _states().JOB_STATE_ERROR
+    trial["state"] = base.JOB_STATE_ERROR
     trial["misc"]["error"] = (str(type(error)), error.__dict__.get("_tb_str", str(error)))
     trial["refresh_time"] = coarse_utcnow()
 
 
 def _write_cancellation(trial, error):
-    from hyperopt.utils import coarse_utcnow
-
-    trial["state"] = _states().JOB_STATE_CANCEL
+    trial["state"] = base.JOB_STATE_CANCEL
     trial["misc"]["error"] = (str(type(error)), str(error))
     trial["refresh_time"] = coarse_utcnow()
-
-
-def _states():
-    from hyperopt import base
-
-    return base
 
 
 class Dispatcher:
@@ -158,7 +150,6 @@ class Dispatcher:
 
     def cancel(self, reason):
         """Cancel running and queued trials, as hyperopt's SparkTrials does."""
-        base = _states()
         if not self.trials._fmin_cancelled:
             self.trials._fmin_cancelled = True
             self.trials._fmin_cancelled_reason = reason
@@ -179,7 +170,6 @@ class Dispatcher:
                 self._wake.wait(timeout=0.5)
 
     def _launch_free_slots(self):
-        base = _states()
         if self.trials._fmin_cancelled:
             return
         for trial in list(self.trials.trials):
@@ -195,9 +185,7 @@ class Dispatcher:
                 self.cancel(CANCEL_TIMEOUT)
 
     def _launch(self, trial):
-        from hyperopt.utils import coarse_utcnow
-
-        trial["state"] = _states().JOB_STATE_RUNNING
+        trial["state"] = base.JOB_STATE_RUNNING
         trial["book_time"] = trial["refresh_time"] = coarse_utcnow()
         self._running.add(trial["tid"])
         self._queue.put(trial)
@@ -226,8 +214,6 @@ class Dispatcher:
                 logger.exception("runtime-ml: error after trial %s finished", trial["tid"])
 
     def _run_trial(self, trial):
-        from hyperopt import base
-
         try:
             env = self._listener_call("trial_started", trial) or {}
             task = TrialTask(self.fn, self.space, base.spec_from_misc(trial["misc"]), env)
@@ -255,8 +241,6 @@ class Dispatcher:
             _write_error(trial, outcome)
 
     def _maybe_stop_early(self, result):
-        from hyperopt import STATUS_OK
-
         if self.early_stop_fn is None or result.get("status") != STATUS_OK:
             return
         stop, self.early_stop_args = self.early_stop_fn(self.trials, *self.early_stop_args)
@@ -273,25 +257,20 @@ class Dispatcher:
             return None
 
 
-def _slot_aware_iter_class():
-    from hyperopt import FMinIter
+class SlotAwareFMinIter(FMinIter):
+    """hyperopt's FMinIter, proposing only as many trials as there are free slots."""
 
-    class SlotAwareFMinIter(FMinIter):
-        """hyperopt's FMinIter, proposing only as many trials as there are free slots."""
+    free_slots = None  # set per instance: a callable, or None to keep max_queue_len fixed
 
-        free_slots = None  # set per instance: a callable, or None to keep max_queue_len fixed
+    @property
+    def max_queue_len(self):
+        if self.free_slots is not None:
+            return max(1, self.free_slots())
+        return self._fixed_queue_len
 
-        @property
-        def max_queue_len(self):
-            if self.free_slots is not None:
-                return max(1, self.free_slots())
-            return self._fixed_queue_len
-
-        @max_queue_len.setter
-        def max_queue_len(self, value):
-            self._fixed_queue_len = value
-
-    return SlotAwareFMinIter
+    @max_queue_len.setter
+    def max_queue_len(self, value):
+        self._fixed_queue_len = value
 
 
 def run_spark_fmin(trials, fn, space, algo, max_evals, timeout, loss_threshold, max_queue_len,
@@ -299,10 +278,6 @@ def run_spark_fmin(trials, fn, space, algo, max_evals, timeout, loss_threshold, 
                    show_progressbar, early_stop_fn, trials_save_file="", listener=None,
                    queue_follows_slots=True):
     """SparkTrials.fmin, with runtime-ml's dispatch. Arguments as hyperopt passes them."""
-    import numpy as np
-    from hyperopt import base
-    from hyperopt.fmin import space_eval
-
     if timeout is not None:
         if trials.timeout is not None:
             logger.warning("Timeout param was defined in Trials object, ignoring fmin definition")
@@ -318,13 +293,11 @@ def run_spark_fmin(trials, fn, space, algo, max_evals, timeout, loss_threshold, 
         seed = os.environ.get("HYPEROPT_FMIN_SEED", "")
         rstate = np.random.default_rng(int(seed) if seed else None)
     if max_evals is None:
-        import sys
-
         max_evals = sys.maxsize
 
     dispatcher = Dispatcher(trials, fn, space, listener, early_stop_fn)
     domain = base.Domain(fn, space, pass_expr_memo_ctrl=None)
-    iterator = _slot_aware_iter_class()(
+    iterator = SlotAwareFMinIter(
         algo, domain, trials, max_evals=max_evals, timeout=timeout,
         loss_threshold=loss_threshold, rstate=rstate, verbose=verbose,
         max_queue_len=max_queue_len, poll_interval_secs=POLL_SECONDS,

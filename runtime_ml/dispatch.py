@@ -227,7 +227,8 @@ class Dispatcher:
             with self._wake:
                 self._running.discard(trial["tid"])
                 self._wake.notify_all()
-        self._listener_call("trial_finished", trial)
+            # Even when the user's early_stop_fn raised in _record: the trial's run must end.
+            self._listener_call("trial_finished", trial)
 
     def _record(self, trial, outcome):
         if not isinstance(outcome, BaseException):

@@ -383,3 +383,14 @@ def test_flag_off_in_the_session_builder_creates_no_runs(mlflow_server, tmp_path
     result, runs, _ = scenario_runs(mlflow_server, tmp_path, master="local[2]",
                                     settings=[f"{KEY}=FALSE"], env={"SCENARIO_WORKER_LOGGING": "0"})
     assert result["trials"] == 6 and runs == ([], [])
+
+
+def test_a_raising_early_stop_fn_leaves_no_trial_run_running(spark, active, tracked):
+    client, experiment_id = tracked
+
+    def broken_stop(trials, *args):
+        raise ValueError("user bug in early_stop_fn")
+
+    fmin(spark, lambda x: x, hp.uniform("x", 0, 1), 4, early_stop_fn=broken_stop)
+    [parent], children = runs_of(client, experiment_id)
+    assert len(children) == 4 and {c.info.status for c in children} == {"FINISHED"}

@@ -97,11 +97,6 @@ def install():
     return True
 
 
-def bootstrap_installed():
-    """True while the .pth bootstrap waits for hyperopt in this process."""
-    return any(type(f).__name__ == "RuntimeMlBootstrap" for f in sys.meta_path)
-
-
 def uninstall():
     """Remove the finders, the .pth bootstrap included (idempotent).
 

@@ -12,6 +12,7 @@ reach runtime-ml. The wrapper follows MLflow's safe_patch contract:
 """
 
 import functools
+import inspect
 import logging
 import sys
 import threading
@@ -115,13 +116,13 @@ REQUESTED_PARALLELISM_ATTR = "_runtime_ml_requested_parallelism"
 def _wrap_init(original):
     """Remembers the parallelism as the user gave it (hyperopt 0.2.7 keeps only its own choice)."""
 
+    signature = inspect.signature(original)
+
     @functools.wraps(original)
     def __init__(self, *args, **kwargs):
         original(self, *args, **kwargs)
         try:
-            import inspect
-
-            bound = inspect.signature(original).bind(self, *args, **kwargs)
+            bound = signature.bind(self, *args, **kwargs)
             setattr(self, REQUESTED_PARALLELISM_ATTR, bound.arguments.get("parallelism"))
         except Exception:
             report_internal_error("recording the requested parallelism")

@@ -327,14 +327,17 @@ class FminTracker(TrialListener):
         )
 
     def _log_batch(self, run_id, metrics=(), params=(), tags=()):
+        """log_batch in chunks of BATCH_SIZE params + tags (MLflow's limit per call)."""
+        from mlflow.entities import Param
+
         items = list(params) + list(tags)
         for start in range(0, max(1, len(items)), BATCH_SIZE):
             chunk = items[start:start + BATCH_SIZE]
             self.client.log_batch(
                 run_id,
                 metrics=list(metrics) if start == 0 else [],
-                params=[i for i in chunk if type(i).__name__ == "Param"],
-                tags=[i for i in chunk if type(i).__name__ == "RunTag"],
+                params=[i for i in chunk if isinstance(i, Param)],
+                tags=[i for i in chunk if not isinstance(i, Param)],
             )
 
     # -- I/O plumbing: off the trials' path, first failure switches tracking off
@@ -403,7 +406,7 @@ class FminTracker(TrialListener):
         else:
             status, run_status = "failure", "FAILED"
 
-        if isinstance(loss, (int, float)) and not math.isnan(loss) and loss < self._best_loss:
+        if isinstance(loss, (int, float)) and not math.isnan(loss):
             with self._lock:
                 improved = loss < self._best_loss
                 if improved:

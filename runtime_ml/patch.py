@@ -114,21 +114,38 @@ REQUESTED_PARALLELISM_ATTR = "_runtime_ml_requested_parallelism"
 
 
 def _wrap_init(original):
-    """Remembers the parallelism as the user gave it (hyperopt 0.2.7 keeps only its own choice)."""
+    """Checks parallelism and timeout before hyperopt sees them, and remembers the parallelism as
+    the user gave it (hyperopt 0.2.7 keeps only its own choice)."""
 
     signature = inspect.signature(original)
 
     @functools.wraps(original)
     def __init__(self, *args, **kwargs):
-        original(self, *args, **kwargs)
         try:
-            bound = signature.bind(self, *args, **kwargs)
-            setattr(self, REQUESTED_PARALLELISM_ATTR, bound.arguments.get("parallelism"))
-        except Exception:
-            report_internal_error("recording the requested parallelism")
+            arguments = signature.bind(self, *args, **kwargs).arguments
+        except TypeError:  # the user's call is wrong: hyperopt's own error says how
+            return original(self, *args, **kwargs)
+        if not conf.runtime_disabled():
+            _check_trials_arguments(arguments)
+        original(self, *args, **kwargs)
+        setattr(self, REQUESTED_PARALLELISM_ATTR, arguments.get("parallelism"))
 
     setattr(__init__, ORIGINAL_ATTR, original)
     return __init__
+
+
+def _check_trials_arguments(arguments):
+    from runtime_ml.errors import UserInputError
+
+    try:
+        from runtime_ml import validation
+
+        validation.check_parallelism(arguments.get("parallelism"))
+        validation.check_timeout(arguments.get("timeout"))
+    except UserInputError:
+        raise
+    except Exception:
+        report_internal_error("checking the SparkTrials arguments")
 
 
 _WRAPPERS = {"fmin": _wrap_fmin, "__init__": _wrap_init}

@@ -7,6 +7,8 @@ from runtime_ml import conf
 from runtime_ml.cluster import EXECUTOR_WAIT_SECONDS, read_cluster_facts
 from runtime_ml.parallelism import decide_parallelism, normalize_request
 from runtime_ml.patch import REQUESTED_PARALLELISM_ATTR
+from runtime_ml.redaction import install_redaction
+from runtime_ml.validation import check_max_evals, check_timeout, serialize_objective
 
 logger = logging.getLogger("runtime_ml")
 
@@ -14,6 +16,7 @@ logger = logging.getLogger("runtime_ml")
 def make_messages_visible():
     """Like hyperopt's own loggers: when the application configured no logging at all, print
     runtime-ml's INFO and WARNING lines to stderr instead of dropping the INFO ones."""
+    install_redaction(logger)
     if not logger.handlers and not logging.getLogger().handlers:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(levelname)s runtime_ml: %(message)s"))
@@ -77,6 +80,10 @@ class FminCall:
 
     def _prepare(self):
         make_messages_visible()
+        # The user's mistakes first: raised before any cluster wait, trial or MLflow run.
+        check_timeout(self.arguments.get("timeout"))
+        check_max_evals(self.arguments.get("max_evals"), len(self.trials.trials))
+        self.payload = serialize_objective(self.arguments["fn"], self.arguments["space"])
         spark = spark_session_of(self.trials)
         self.tracking = conf.read_spark_flag(conf.TRACK_HYPEROPT, spark)
         facts = read_cluster_facts(spark, wait_seconds=EXECUTOR_WAIT_SECONDS)
@@ -126,9 +133,14 @@ class FminCall:
                 raise
             import mlflow
 
-            logger.warning("runtime-ml: MLflow tracking to %s could not start (%s: %s); this "
-                           "fmin runs untracked.", mlflow.get_tracking_uri(),
-                           type(error).__name__, error)
+            from runtime_ml.redaction import redacted_uri
+            from runtime_ml.tracking import uri_advice
+
+            uri = mlflow.get_tracking_uri()
+            first_line = (str(error).strip().splitlines() or [""])[0]
+            logger.warning("runtime-ml: MLflow tracking to %r could not start (%s: %s); this fmin "
+                           "runs untracked. %s", redacted_uri(uri), type(error).__name__,
+                           first_line, uri_advice(uri))
             return None
 
     def execute(self, original):
@@ -139,7 +151,7 @@ class FminCall:
 
         arguments = {k: v for k, v in self.arguments.items() if k != "self"}
         return run_spark_fmin(
-            self.trials, **arguments, listener=self.tracker,
+            self.trials, **arguments, listener=self.tracker, payload=self.payload,
             queue_follows_slots=arguments.get("max_queue_len") in (None, 1),
         )
 

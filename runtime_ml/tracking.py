@@ -19,17 +19,13 @@ from concurrent.futures import Future
 from urllib.parse import urlparse
 
 from runtime_ml.dispatch import TrialListener
+from runtime_ml.redaction import CREDENTIAL_ENV, redacted_uri, without_userinfo
+from runtime_ml.results import is_nan_loss
 
 logger = logging.getLogger("runtime_ml")
 
 RUN_SOURCE = "hyperoptAutoTracking"
 PARENT_RUN_TAG = "mlflow.parentRunId"
-# Sent to executors so worker-side logging authenticates as the driver does; never logged.
-CREDENTIAL_ENV = (
-    "MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
-    "MLFLOW_TRACKING_INSECURE_TLS", "MLFLOW_TRACKING_SERVER_CERT_PATH",
-    "MLFLOW_TRACKING_CLIENT_CERT_PATH",
-)
 HEALTH_TIMEOUT = 3.0  # seconds to decide a tracking server is not there
 RUN_CREATE_DEADLINE = 10.0  # the longest a trial waits for its child run before running without
 FINISH_DEADLINE = 30.0  # the longest fmin waits at the end for queued logging
@@ -117,6 +113,25 @@ def space_text(space, limit=MAX_TAG_VALUE):
 
     text = str(pyll.as_apply(space))
     return text if len(text) <= limit else text[: limit - 14] + "...(truncated)"
+
+
+RUN_STATUS_OF_OUTCOME = {"success": "FINISHED", "failure": "FAILED", "cancelled": "KILLED"}
+NAN_LOSS_MESSAGE = ("the objective returned loss=nan; hyperopt ignores this trial when it picks the "
+                    "best. Return a finite loss, or {'status': STATUS_FAIL} for a failed evaluation.")
+
+
+def trial_outcome(trial):
+    """'success', 'failure' or 'cancelled': what the trial's child run reports (tag trial_status)."""
+    from hyperopt import STATUS_OK, base
+
+    state = trial["state"]
+    if state == base.JOB_STATE_CANCEL:
+        return "cancelled"
+    result = trial.get("result") or {}
+    if (state == base.JOB_STATE_DONE and result.get("status") == STATUS_OK
+            and not is_nan_loss(result)):
+        return "success"
+    return "failure"
 
 
 def error_summary(error_tuple):
@@ -212,6 +227,14 @@ class _DaemonPool:
             thread.join(max(0.0, deadline - time.monotonic()))
 
 
+def uri_advice(uri):
+    """How to point MLflow at a usable store, for a warning about a URI it refused."""
+    looks_like_host_port = re.fullmatch(r"[\w.-]+:\d+/?", uri or "") is not None
+    server = f"http://{uri.rstrip('/')}" if looks_like_host_port else "http://<host>:5000"
+    return (f"Set MLFLOW_TRACKING_URI (or call mlflow.set_tracking_uri) to a tracking server such "
+            f"as {server}, or a database such as sqlite:////absolute/path/mlflow.db.")
+
+
 def server_unreachable(uri):
     """For http(s) tracking URIs: None when /health answers, else why not (bounded)."""
     import urllib.request
@@ -219,7 +242,8 @@ def server_unreachable(uri):
     if urlparse(uri).scheme not in ("http", "https"):
         return None
     try:
-        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=HEALTH_TIMEOUT) as reply:
+        health = without_userinfo(uri).rstrip("/") + "/health"
+        with urllib.request.urlopen(health, timeout=HEALTH_TIMEOUT) as reply:
             reply.read(64)
         return None
     except Exception as error:
@@ -276,7 +300,7 @@ class FminTracker(TrialListener):
         why = server_unreachable(uri)
         if why is not None:
             logger.warning("runtime-ml: MLflow tracking server %s is unreachable (%s); this fmin "
-                           "runs untracked.", uri, why)
+                           "runs untracked.", redacted_uri(uri), why)
             return None
         client = MlflowClient(uri)
         uuid_ = fmin_uuid()
@@ -314,7 +338,8 @@ class FminTracker(TrialListener):
         }
         tags = {"runSource": RUN_SOURCE, "fmin_uuid": uuid_, "space": space_text(tracker.space)}
         tracker._later(tracker._log_parent, params, tags)
-        logger.info("runtime-ml: tracking this fmin in MLflow run %s (%s)", parent_id, uri)
+        logger.info("runtime-ml: tracking this fmin in MLflow run %s (%s)", parent_id,
+                    redacted_uri(uri))
         return tracker
 
     def _log_parent(self, params, tags):
@@ -356,8 +381,9 @@ class FminTracker(TrialListener):
                 return
             self._broken = True
         logger.warning("runtime-ml: MLflow tracking to %s failed while %s (%s: %s); the rest of "
-                       "this fmin is not tracked, the tuning goes on.", self.uri, what,
-                       type(error).__name__, error)
+                       "this fmin is not tracked and runs still open under parent run %s stay as "
+                       "they are (not marked finished); the tuning goes on.",
+                       redacted_uri(self.uri), what, type(error).__name__, error, self.parent_id)
 
     def _later(self, function, *args):
         if not self._broken:
@@ -387,7 +413,7 @@ class FminTracker(TrialListener):
         return dict(self.executor_env, MLFLOW_RUN_ID=run.info.run_id)
 
     def trial_finished(self, trial):
-        from hyperopt import STATUS_OK, base
+        from hyperopt import base
         from mlflow.entities import Metric, Param, RunTag
 
         ended = _ms()
@@ -397,14 +423,9 @@ class FminTracker(TrialListener):
             step = self._finished_count
         result = trial.get("result") or {}
         state = trial["state"]
-        ok = state == base.JOB_STATE_DONE and result.get("status") == STATUS_OK
-        loss = result.get("loss") if ok else None
-        if state == base.JOB_STATE_CANCEL:
-            status, run_status = "cancelled", "KILLED"
-        elif ok:
-            status, run_status = "success", "FINISHED"
-        else:
-            status, run_status = "failure", "FAILED"
+        status = trial_outcome(trial)
+        run_status = RUN_STATUS_OF_OUTCOME[status]
+        loss = result.get("loss") if status == "success" else None
 
         if isinstance(loss, (int, float)) and not math.isnan(loss):
             with self._lock:
@@ -419,6 +440,8 @@ class FminTracker(TrialListener):
         if state == base.JOB_STATE_ERROR and trial["misc"].get("error"):
             name, message = error_summary(trial["misc"]["error"])
             tags += [RunTag("error_type", name), RunTag("error_message", message)]
+        elif state == base.JOB_STATE_DONE and is_nan_loss(result):
+            tags += [RunTag("error_type", "NaNLoss"), RunTag("error_message", NAN_LOSS_MESSAGE)]
         metrics = []
         if isinstance(loss, (int, float)):
             metrics.append(Metric("loss", float(loss), ended, 0))
@@ -443,9 +466,13 @@ class FminTracker(TrialListener):
         from mlflow.entities import Metric
 
         now = _ms()
+        # Counted as the child runs report them: hyperopt's count_successful_trials() also counts
+        # results with status 'fail' or a NaN loss, which are failed runs here.
+        succeeded = sum(1 for t in trials.trials if trial_outcome(t) == "success")
         counts = {
-            "successful_trials_count": trials.count_successful_trials(),
-            "failed_trials_count": trials.count_failed_trials(),
+            "successful_trials_count": succeeded,
+            "failed_trials_count": (trials.count_total_trials() - succeeded
+                                    - trials.count_cancelled_trials()),
             "cancelled_trials_count": trials.count_cancelled_trials(),
             "total_trials_count": trials.count_total_trials(),
         }

@@ -50,3 +50,24 @@ def test_spark_trials_keeps_the_attributes_dispatch_uses(spark):
     for name in ("count_successful_trials", "count_failed_trials", "count_cancelled_trials",
                  "count_total_trials", "count_by_state_unsynced", "refresh"):
         assert callable(getattr(trials, name)), name
+
+
+def test_a_rejected_result_is_visible_in_evaluates_frame_for_the_hint():
+    from runtime_ml.results import rejected_result, result_problem
+
+    domain = base.Domain(lambda x: {"loss": x}, hyperopt.hp.uniform("x", 0, 1))
+    try:
+        domain.evaluate({"x": 0.5}, ctrl=None, attach_attachments=False)
+    except KeyError as error:
+        assert rejected_result(error) == (True, {"loss": 0.5})
+        assert "without 'status'" in result_problem({"loss": 0.5})
+    else:
+        raise AssertionError("hyperopt accepted a result without 'status'")
+
+    def raises(x):
+        raise KeyError("status")  # the objective's own error: no hint
+
+    try:
+        base.Domain(raises, hyperopt.hp.uniform("x", 0, 1)).evaluate({"x": 0.5}, ctrl=None)
+    except KeyError as error:
+        assert rejected_result(error) == (False, None)

@@ -16,10 +16,10 @@ def warnings_of(decision):
 @pytest.mark.parametrize(
     "requested, max_evals, algo, facts, expected, warned_about",
     [
-        # default = the cluster's slots, without a warning
+        # default = the cluster's slots; a value <= 0 means the default too, with a warning
         (None, 64, TPE, SlotFacts(slots=8, slots_source="x"), 8, []),
-        (0, 64, TPE, SlotFacts(slots=8, slots_source="x"), 8, []),
-        (-3, 64, TPE, SlotFacts(slots=8, slots_source="x"), 8, []),
+        (0, 64, TPE, SlotFacts(slots=8, slots_source="x"), 8, ["parallelism=0 is not a positive"]),
+        (-2, 64, TPE, SlotFacts(slots=8, slots_source="x"), 8, ["parallelism=-2", "N >= 1"]),
         # a request within the slots is kept as is
         (4, 64, TPE, SlotFacts(slots=8), 4, []),
         (4.0, 64, TPE, SlotFacts(slots=8), 4, []),

@@ -68,7 +68,11 @@ def test_request_within_slots_is_kept_silently(spark, active, runtime_log):
 
 
 def test_bad_parallelism_fails_before_any_trial_with_the_fix(spark, active):
+    import runtime_ml
+
+    runtime_ml.deactivate()  # made while stock: runtime-ml checks it at construction otherwise
     trials = hyperopt.SparkTrials(parallelism=2.5, spark_session=spark)
+    runtime_ml.activate()
     with pytest.raises(ValueError, match=r"parallelism=2.5\): parallelism must be a whole number"):
         hyperopt.fmin(lambda x: x, hp.uniform("x", 0, 1), algo=rand.suggest, max_evals=2,
                       trials=trials, show_progressbar=False)

@@ -10,13 +10,11 @@ import os
 import re
 from dataclasses import asdict, dataclass, field
 
+from runtime_ml import versions
 from runtime_ml.parallelism import SlotFacts
 
 logger = logging.getLogger("runtime_ml")
 
-# Spark 3.1 changed SparkContext.maxNumConcurrentTasks to take a ResourceProfile (hyperopt issue
-# 798); older versions are outside our support matrix, so below this we only use the fallback.
-MAX_CONCURRENT_TASKS_SINCE = (3, 1)
 EXECUTOR_WAIT_SECONDS = 30.0  # at most, for executors still registering when fmin starts
 
 _LOCAL = re.compile(r"^local(?:\[(\*|\d+)(?:\s*,\s*\d+)?\])?$")
@@ -139,10 +137,6 @@ def potential_slots(max_executors, executor_cores, task_cpus, executor_gpus, tas
     return max_executors * slots_per_executor(executor_cores, task_cpus, executor_gpus, task_gpus)
 
 
-def version_tuple(text):
-    return tuple(int(part) for part in re.findall(r"\d+", text or "")[:2]) or (0, 0)
-
-
 def _int(value, default=None):
     try:
         return int(value)
@@ -181,7 +175,7 @@ def _jvm_executors(jsc, local):
 
 
 def _jvm_max_concurrent_tasks(jsc, spark_version):
-    if version_tuple(spark_version) < MAX_CONCURRENT_TASKS_SINCE:
+    if not versions.max_concurrent_tasks_takes_profile(spark_version):
         raise RuntimeError(f"Spark {spark_version} predates maxNumConcurrentTasks(ResourceProfile)")
     profile = jsc.resourceProfileManager().defaultResourceProfile()
     return int(jsc.maxNumConcurrentTasks(profile))

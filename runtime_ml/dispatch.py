@@ -33,6 +33,7 @@ from hyperopt import STATUS_OK, FMinIter, base
 from hyperopt.fmin import space_eval
 from hyperopt.utils import coarse_utcnow
 
+from runtime_ml import versions
 from runtime_ml.executor import EnvOverride, end_leftover_mlflow_run, gpu_environment
 from runtime_ml.results import is_nan_loss, with_result_hint
 from runtime_ml.validation import serialize_objective
@@ -203,7 +204,7 @@ class Dispatcher:
             from pyspark import inheritable_thread_target
         except ImportError:
             return target
-        if int(pyspark.__version__.split(".")[0]) >= 4:  # 4.x takes the session, for its tags
+        if versions.thread_target_takes_session(pyspark.__version__):
             return inheritable_thread_target(self.trials._spark)(target)
         return inheritable_thread_target(target)
 

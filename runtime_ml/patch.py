@@ -17,12 +17,11 @@ import logging
 import sys
 import threading
 
-from runtime_ml import conf
+from runtime_ml import conf, versions
 
 logger = logging.getLogger("runtime_ml")
 
 ORIGINAL_ATTR = "__runtime_ml_original__"
-MIN_HYPEROPT = (0, 2, 7)
 
 _lock = threading.Lock()
 
@@ -38,29 +37,26 @@ def report_internal_error(what):
     )
 
 
-def _version_tuple(text):
-    parts = []
-    for piece in text.split(".")[:3]:
-        digits = "".join(ch for ch in piece if ch.isdigit())
-        parts.append(int(digits) if digits else 0)
-    return tuple(parts)
-
-
 def unsupported_reason(spark_module):
-    """Why this hyperopt cannot be patched, or None when it can."""
-    try:
-        from importlib.metadata import version
-
-        found = version("hyperopt")
-    except Exception:
-        found = None
-    if found is not None and _version_tuple(found) < MIN_HYPEROPT:
-        minimum = ".".join(map(str, MIN_HYPEROPT))
-        return f"hyperopt {found} is older than the supported {minimum}"
+    """Why this hyperopt.spark cannot be patched, or None when it can."""
+    for distribution in ("hyperopt", "pyspark"):
+        problem = versions.installed_problem(distribution)
+        if problem is not None:
+            return problem
     trials_class = getattr(spark_module, "SparkTrials", None)
     if trials_class is None or not callable(trials_class.__dict__.get("fmin")):
-        return "this hyperopt has no SparkTrials.fmin to patch"
+        return "this hyperopt has no SparkTrials.fmin to patch; SparkTrials left unpatched"
     return None
+
+
+_said = set()
+
+
+def _say_once(problem):
+    """One line per problem and process, however often activation is attempted."""
+    if problem not in _said:
+        _said.add(problem)
+        logger.warning("runtime-ml: %s.", problem)
 
 
 def is_patched(spark_module=None):
@@ -80,8 +76,11 @@ def patch_module(spark_module):
                 return True
             reason = unsupported_reason(spark_module)
             if reason is not None:
-                logger.warning("runtime-ml: %s; SparkTrials left unpatched.", reason)
+                _say_once(reason)
                 return False
+            mlflow_problem = versions.installed_problem("mlflow")
+            if mlflow_problem is not None:
+                _say_once(mlflow_problem)
             trials_class = spark_module.SparkTrials
             for name, wrap in _WRAPPERS.items():
                 setattr(trials_class, name, wrap(trials_class.__dict__[name]))

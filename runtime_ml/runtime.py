@@ -3,7 +3,7 @@
 import inspect
 import logging
 
-from runtime_ml import conf
+from runtime_ml import conf, versions
 from runtime_ml.cluster import EXECUTOR_WAIT_SECONDS, read_cluster_facts
 from runtime_ml.parallelism import decide_parallelism, normalize_request
 from runtime_ml.patch import REQUESTED_PARALLELISM_ATTR
@@ -123,6 +123,10 @@ class FminCall:
         return decision
 
     def _start_tracking(self, facts):
+        problem = versions.installed_problem("mlflow")  # said once at activation already
+        if problem is not None:
+            logger.info("runtime-ml: %s.", problem)
+            return None
         from runtime_ml.tracking import FminTracker
 
         try:

@@ -173,9 +173,10 @@ def test_unsupported_hyperopt_is_left_unpatched_with_one_clear_line(plain_python
 
 
 def test_version_parsing_orders_releases():
-    from runtime_ml.patch import _version_tuple
+    from runtime_ml.versions import version_tuple
 
-    assert _version_tuple("0.1.2") < (0, 2, 7) <= _version_tuple("0.2.7") < _version_tuple("0.3.0rc1")
+    assert version_tuple("0.1.2") < (0, 2, 7) <= version_tuple("0.2.7") < version_tuple("0.3.0rc1")
+    assert version_tuple("4.0.0.dev1") == (4, 0, 0) and version_tuple("3.5") == (3, 5, 0)
 
 
 def test_cli_refuses_a_missing_interpreter_in_one_line():

@@ -1,0 +1,80 @@
+"""The support matrix, and which code path each version takes.
+
+Everything version-dependent in runtime-ml asks here, so the whole compatibility story is in one
+file; tests/test_compat.py states every path per version and runs the installed version's path.
+Versions are read from package metadata (no import of the packages themselves).
+"""
+
+import re
+
+# (oldest supported, first unsupported); kept equal to setup.py's install_requires.
+SUPPORTED = {
+    "hyperopt": ((0, 2, 7), (0, 4)),
+    "pyspark": ((3, 5, 0), (5,)),
+    "mlflow": ((2, 9, 0), (4,)),
+}
+# What each part needs: without hyperopt and pyspark nothing is patched; without mlflow, tracking.
+NEEDED_FOR = {"hyperopt": "SparkTrials left unpatched", "pyspark": "SparkTrials left unpatched",
+              "mlflow": "MLflow tracking is off"}
+
+
+def version_tuple(text):
+    """'3.5' -> (3, 5, 0); '0.3.0rc1' -> (0, 3, 0); '4.0.0.dev1' -> (4, 0, 0)."""
+    parts = []
+    for piece in (text or "").split(".")[:3]:
+        match = re.match(r"\d+", piece)
+        parts.append(int(match.group()) if match else 0)
+    return tuple(parts + [0] * (3 - len(parts)))
+
+
+def _dotted(parts):
+    return ".".join(map(str, parts))
+
+
+def installed_version(distribution):
+    try:
+        from importlib.metadata import PackageNotFoundError, version
+    except ImportError:  # pragma: no cover - Python < 3.8 is not supported anyway
+        return None
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return None
+
+
+def support_problem(distribution, found):
+    """One line on why `found` of `distribution` is outside the matrix, or None when it is in.
+
+    An unknown version (None: not installed as a distribution, e.g. a source checkout) is given the
+    benefit of the doubt.
+    """
+    if found is None:
+        return None
+    oldest, first_unsupported = SUPPORTED[distribution]
+    have = version_tuple(found)
+    if have < oldest:
+        return (f"{distribution} {found} is older than the supported {_dotted(oldest)}; "
+                f"{NEEDED_FOR[distribution]}")
+    if have[: len(first_unsupported)] >= first_unsupported:
+        return (f"{distribution} {found} is newer than the supported "
+                f"< {_dotted(first_unsupported)}; {NEEDED_FOR[distribution]}")
+    return None
+
+
+def installed_problem(distribution):
+    return support_problem(distribution, installed_version(distribution))
+
+
+# ---------------------------------------------------------------- the version-dependent paths
+
+# Spark 3.1 changed SparkContext.maxNumConcurrentTasks to take a ResourceProfile (hyperopt issue
+# 798); the call is private, so cluster.py guards it and falls back to the conf when it fails.
+def max_concurrent_tasks_takes_profile(spark_version):
+    return version_tuple(spark_version) >= (3, 1)
+
+
+# pyspark 4 added the session argument to inheritable_thread_target (for Spark Connect job tags);
+# 3.5 takes the function directly.
+def thread_target_takes_session(spark_version):
+    return version_tuple(spark_version) >= (4,)
+

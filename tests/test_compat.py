@@ -1,0 +1,188 @@
+"""The support matrix and which path each version takes (runtime_ml/versions.py).
+
+The suite runs twice in CI: on the newest pins (`make test`) and the oldest (`make test-compat`), so
+each "installed version" test below exercises one side of every guard on each run.
+"""
+
+import inspect
+import logging
+import re
+import threading
+from importlib.metadata import version
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, run_python
+from runtime_ml import versions
+
+INSTALLED = {name: version(name) for name in versions.SUPPORTED}
+
+
+def test_the_matrix_is_what_setup_py_declares():
+    text = (REPO / "setup.py").read_text()
+    for name, (oldest, first_unsupported) in versions.SUPPORTED.items():
+        [(low, high)] = re.findall(rf'"{name}>=([\d.]+),<([\d.]+)"', text)
+        assert versions.version_tuple(low) == oldest, name
+        assert versions.version_tuple(high) == versions.version_tuple(
+            ".".join(map(str, first_unsupported))), name
+
+
+def test_the_installed_versions_are_inside_the_matrix():
+    for name, found in INSTALLED.items():
+        assert versions.support_problem(name, found) is None, (name, found)
+
+
+@pytest.mark.parametrize("name, found, problem", [
+    ("hyperopt", "0.1.2", "hyperopt 0.1.2 is older than the supported 0.2.7; "
+                          "SparkTrials left unpatched"),
+    ("hyperopt", "0.2.7", None), ("hyperopt", "0.3.0", None), ("hyperopt", "0.3.1rc1", None),
+    ("hyperopt", "0.4.0", "hyperopt 0.4.0 is newer than the supported < 0.4; "
+                          "SparkTrials left unpatched"),
+    ("pyspark", "3.4.4", "pyspark 3.4.4 is older than the supported 3.5.0; "
+                         "SparkTrials left unpatched"),
+    ("pyspark", "3.5.0", None), ("pyspark", "4.3.0", None), ("pyspark", "5.0.0.dev0",
+                                                             "pyspark 5.0.0.dev0 is newer"),
+    ("mlflow", "2.8.1", "mlflow 2.8.1 is older than the supported 2.9.0; MLflow tracking is off"),
+    ("mlflow", "2.9.2", None), ("mlflow", "3.17.2", None), ("mlflow", "4.0.0", "mlflow 4.0.0 is "),
+    ("mlflow", None, None),  # not a distribution (a source checkout): given the benefit of doubt
+])
+def test_support_problems_are_one_line_naming_version_and_consequence(name, found, problem):
+    said = versions.support_problem(name, found)
+    if problem is None:
+        assert said is None
+    else:
+        assert said.startswith(problem) and "\n" not in said
+
+
+# ------------------------------------------------------------------ guards, per version
+
+
+@pytest.mark.parametrize("spark_version, takes_profile", [
+    ("3.0.3", False), ("3.1.1", True), ("3.5.0", True), ("4.3.0", True)])
+def test_max_concurrent_tasks_path_by_spark_version(spark_version, takes_profile):
+    assert versions.max_concurrent_tasks_takes_profile(spark_version) is takes_profile
+
+
+@pytest.mark.parametrize("spark_version, takes_session", [
+    ("3.5.0", False), ("3.5.9", False), ("4.0.0", True), ("4.3.0", True)])
+def test_inheritable_thread_target_path_by_spark_version(spark_version, takes_session):
+    assert versions.thread_target_takes_session(spark_version) is takes_session
+
+
+def test_the_installed_pyspark_takes_its_thread_target_path(spark):
+    """Fails loudly if pyspark's inheritable_thread_target changes under the guard."""
+    import pyspark
+
+    from runtime_ml.dispatch import Dispatcher
+
+    parameter = inspect.signature(pyspark.inheritable_thread_target).parameters["f"]
+    annotation = str(parameter.annotation)
+    assert ("SparkSession" in annotation) is versions.thread_target_takes_session(
+        pyspark.__version__)
+
+    seen = []
+    dispatcher = Dispatcher.__new__(Dispatcher)
+    dispatcher.trials = type("T", (), {"_spark": spark})()
+    sc = spark.sparkContext
+    sc.setLocalProperty("spark.scheduler.pool", "compat-pool")
+    try:
+        target = dispatcher._inheriting(lambda: seen.append(
+            sc.getLocalProperty("spark.scheduler.pool")))
+        thread = threading.Thread(target=target)
+        thread.start()
+        thread.join()
+    finally:
+        sc.setLocalProperty("spark.scheduler.pool", None)
+    assert seen == ["compat-pool"]
+
+
+def test_the_requested_parallelism_is_known_on_both_hyperopt_versions(spark, active):
+    import hyperopt
+
+    from runtime_ml.patch import REQUESTED_PARALLELISM_ATTR
+    from runtime_ml.runtime import requested_parallelism
+
+    trials = hyperopt.SparkTrials(parallelism=3, spark_session=spark)
+    # 0.3.0 keeps the request itself; 0.2.7 only its decision, so the patch records it.
+    newer = versions.version_tuple(INSTALLED["hyperopt"]) >= (0, 3, 0)
+    assert hasattr(trials, "user_specified_parallelism") is newer
+    assert getattr(trials, REQUESTED_PARALLELISM_ATTR) == 3 == requested_parallelism(trials)
+
+
+def test_mlflows_private_experiment_getter_is_there_and_agrees_with_the_fallback(monkeypatch):
+    """tracking.active_experiment_id uses mlflow.tracking.fluent._get_experiment_id (private) and
+    falls back to MLFLOW_EXPERIMENT_ID; this fails loudly if mlflow drops the private getter."""
+    from mlflow.tracking import fluent
+
+    from runtime_ml.tracking import active_experiment_id
+
+    assert callable(getattr(fluent, "_get_experiment_id", None))
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", "0")
+    assert active_experiment_id() == "0"
+
+
+# ------------------------------------------------------------------ unsupported: one line
+
+
+def _fake_distribution(root, name, fake_version):
+    info = root / f"{name}-{fake_version}.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {fake_version}\n")
+    return root
+
+
+ACTIVATE_AND_IMPORT = """
+    import logging, sys
+    sys.path.insert(0, {fake!r})
+    logging.basicConfig(level=logging.WARNING, stream=sys.stdout, format="%(message)s")
+    import runtime_ml
+    runtime_ml.activate()
+    import hyperopt.spark
+    from runtime_ml.patch import is_patched
+    print("patched" if is_patched() else "unpatched")
+"""
+
+
+@pytest.mark.parametrize("name, fake_version, line, patched", [
+    ("hyperopt", "0.1.2", "runtime-ml: hyperopt 0.1.2 is older than the supported 0.2.7; "
+                          "SparkTrials left unpatched.", False),
+    ("pyspark", "3.3.2", "runtime-ml: pyspark 3.3.2 is older than the supported 3.5.0; "
+                         "SparkTrials left unpatched.", False),
+    ("mlflow", "2.3.0", "runtime-ml: mlflow 2.3.0 is older than the supported 2.9.0; "
+                        "MLflow tracking is off.", True),
+])
+def test_an_unsupported_version_is_one_clear_line_at_activation(tmp_path, name, fake_version,
+                                                                line, patched):
+    fake = _fake_distribution(tmp_path, name, fake_version)
+    done = run_python(ACTIVATE_AND_IMPORT.format(fake=str(fake)))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines() == [line, "patched" if patched else "unpatched"]
+
+
+def test_with_an_unsupported_mlflow_fmin_runs_untracked_and_says_why(spark, active, runtime_log,
+                                                                     monkeypatch):
+    import hyperopt
+    from hyperopt import hp, rand
+
+    monkeypatch.setattr(versions, "installed_version",
+                        lambda name: "2.3.0" if name == "mlflow" else INSTALLED[name])
+    trials = hyperopt.SparkTrials(parallelism=2, spark_session=spark)
+    hyperopt.fmin(lambda x: x, hp.uniform("x", 0, 1), algo=rand.suggest, max_evals=2,
+                  trials=trials, show_progressbar=False)
+    assert len(trials.trials) == 2
+    messages = [r.getMessage() for r in runtime_log.records if r.levelno >= logging.INFO]
+    assert any("mlflow 2.3.0 is older than the supported 2.9.0; MLflow tracking is off" in m
+               for m in messages)
+    assert not any("tracking this fmin in MLflow run" in m for m in messages)
+
+
+def test_the_readme_matrix_names_the_tested_pins():
+    readme = (REPO / "README.md").read_text()
+    for constraints in ("constraints.txt", "constraints-compat.txt"):
+        pins = dict(re.findall(r"^(pyspark|hyperopt|mlflow)==([\d.]+)$",
+                               (REPO / constraints).read_text(), flags=re.M))
+        assert set(pins) == {"pyspark", "hyperopt", "mlflow"}, constraints
+        for name, pinned in pins.items():
+            assert f"{name} {pinned}" in readme, (constraints, name, pinned)
+    assert Path(REPO / ".ci" / "run").read_text().count("make test") == 2

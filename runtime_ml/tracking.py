@@ -465,31 +465,33 @@ class FminTracker(TrialListener):
     def finish(self, trials, error=None):
         from mlflow.entities import Metric
 
-        now = _ms()
-        # Counted as the child runs report them: hyperopt's count_successful_trials() also counts
-        # results with status 'fail' or a NaN loss, which are failed runs here.
-        succeeded = sum(1 for t in trials.trials if trial_outcome(t) == "success")
-        counts = {
-            "successful_trials_count": succeeded,
-            "failed_trials_count": (trials.count_total_trials() - succeeded
-                                    - trials.count_cancelled_trials()),
-            "cancelled_trials_count": trials.count_cancelled_trials(),
-            "total_trials_count": trials.count_total_trials(),
-        }
-        self._later(self._log_batch, self.parent_id,
-                    [Metric(k + self.suffix, float(v), now, 0) for k, v in counts.items()])
-        if self.own_parent:
-            status = "FINISHED"
-            if isinstance(error, KeyboardInterrupt):
-                status = "KILLED"
-            elif error is not None:
-                status = "FAILED"
-            self._later(self.client.set_terminated, self.parent_id, status, now)
         deadline = time.monotonic() + FINISH_DEADLINE
-        for future in self._pending:
-            try:
-                future.result(timeout=max(0.0, deadline - time.monotonic()))
-            except Exception as wait_error:
-                self._break("finishing the fmin's runs", wait_error)
-                break
-        self.pool.shutdown(deadline)
+        try:
+            now = _ms()
+            # Counted as the child runs report them: hyperopt's count_successful_trials() also
+            # counts results with status 'fail' or a NaN loss, which are failed runs here.
+            succeeded = sum(1 for t in trials.trials if trial_outcome(t) == "success")
+            counts = {
+                "successful_trials_count": succeeded,
+                "failed_trials_count": (trials.count_total_trials() - succeeded
+                                        - trials.count_cancelled_trials()),
+                "cancelled_trials_count": trials.count_cancelled_trials(),
+                "total_trials_count": trials.count_total_trials(),
+            }
+            self._later(self._log_batch, self.parent_id,
+                        [Metric(k + self.suffix, float(v), now, 0) for k, v in counts.items()])
+            if self.own_parent:
+                status = "FINISHED"
+                if isinstance(error, KeyboardInterrupt):
+                    status = "KILLED"
+                elif error is not None:
+                    status = "FAILED"
+                self._later(self.client.set_terminated, self.parent_id, status, now)
+            for future in self._pending:
+                try:
+                    future.result(timeout=max(0.0, deadline - time.monotonic()))
+                except Exception as wait_error:
+                    self._break("finishing the fmin's runs", wait_error)
+                    break
+        finally:  # the pool's threads end even if something above failed
+            self.pool.shutdown(deadline)

@@ -303,9 +303,12 @@ def test_a_tracking_uri_mlflow_refuses_warns_once_with_the_fix_and_tunes(spark, 
 # ------------------------------------------------------------------ 6. many fmins, two threads
 
 
-def _leftovers(spark):
+def _leftovers(spark, threads_before=()):
+    """What an fmin could leave behind; threads counted only when they are new since the start
+    (an earlier test's tracking thread may still be retrying against a server it killed)."""
     return {
-        "threads": sorted(t.name for t in threading.enumerate() if t.name.startswith("runtime-ml")),
+        "new_threads": sorted(t.name for t in threading.enumerate()
+                              if t.name.startswith("runtime-ml") and t not in threads_before),
         "env": dict(os.environ),
         "active_run": mlflow.active_run(),
         "job_group": spark.sparkContext.getLocalProperty("spark.jobGroup.id"),
@@ -315,11 +318,12 @@ def _leftovers(spark):
 
 def test_twenty_fmins_in_a_row_leak_nothing_and_keep_their_runs_apart(spark, active, tracked):
     client, experiment_id = tracked
-    before = _leftovers(spark)
+    threads_before = set(threading.enumerate())
+    before = _leftovers(spark, threads_before)
     for index in range(20):
         trials, _ = fmin(spark, lambda x: x, hp.uniform("x", 0, 1), 2, seed=index)
         assert len(trials.trials) == 2
-    assert _leftovers(spark) == before
+    assert _leftovers(spark, threads_before) == before
     parents, children = runs_of(client, experiment_id)
     assert len(parents) == 20 and len(children) == 40
     per_parent = {}
@@ -333,7 +337,8 @@ def test_twenty_fmins_in_a_row_leak_nothing_and_keep_their_runs_apart(spark, act
 def test_two_fmins_from_two_threads_at_once_keep_their_runs_and_results_apart(spark, active,
                                                                                tracked):
     client, experiment_id = tracked
-    before = _leftovers(spark)
+    threads_before = set(threading.enumerate())
+    before = _leftovers(spark, threads_before)
     results, errors = {}, []
 
     def tune(name, target):
@@ -358,7 +363,7 @@ def test_two_fmins_from_two_threads_at_once_keep_their_runs_and_results_apart(sp
     for parent in parents:
         mine = [c for c in children if c.data.tags["mlflow.parentRunId"] == parent.info.run_id]
         assert len(mine) == 8 and len({tuple(c.data.params) for c in mine}) == 1
-    assert _leftovers(spark) == before
+    assert _leftovers(spark, threads_before) == before
 
 
 # ------------------------------------------------------------------ 7. secrets

@@ -132,6 +132,9 @@ class Dispatcher:
             self._wake.notify_all()
 
     def start(self):
+        # Every trial's job maps this one-row RDD: parallelize() per trial would ship the row to
+        # the JVM again each time (a temp file and several py4j calls).
+        self._one_row = self.sc.parallelize([0], 1)
         # One long-lived launcher thread per slot: a new Python thread per trial would pay for a
         # new py4j connection and JVM thread every time (about 0.1 s here).
         for index in range(max(1, int(self.trials.parallelism))):
@@ -225,7 +228,7 @@ class Dispatcher:
             env = self._listener_call("trial_started", trial) or {}
             task = TrialTask(self.payload, base.spec_from_misc(trial["misc"]), env)
             try:
-                outcome = self.sc.parallelize([0], 1).mapPartitions(task).collect()[0]
+                outcome = self._one_row.mapPartitions(task).collect()[0]
             except BaseException as error:  # Spark failed or the job was cancelled
                 outcome = error
             with self._wake:

@@ -40,6 +40,7 @@ bench: venv
 	$(RUN) $(PY) benchmarks/throughput.py
 	$(RUN) $(PY) benchmarks/tracking_overhead.py
 	$(RUN) $(PY) benchmarks/scaleout.py
+	$(RUN) $(PY) benchmarks/job_floor.py
 
 clean:
 	rm -rf .venv .venv-compat work build dist *.egg-info

@@ -39,6 +39,8 @@ def check_max_evals(value, trials_so_far):
     if value is None:
         return None
     whole = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if isinstance(value, float) and math.isfinite(value) and value == int(value):
+        whole = True  # 64.0 works in hyperopt, so it stays allowed
     if not whole:
         raise UserInputError(
             f"fmin(max_evals={value!r}): max_evals must be a whole number of trials, e.g. "

@@ -53,7 +53,9 @@ def test_spark_trials_keeps_the_attributes_dispatch_uses(spark):
 
 
 def test_a_rejected_result_is_visible_in_evaluates_frame_for_the_hint():
-    from runtime_ml.results import rejected_result, result_problem
+    from runtime_ml.results import STATUS_STRINGS, rejected_result, result_problem
+
+    assert tuple(hyperopt.STATUS_STRINGS) == STATUS_STRINGS
 
     domain = base.Domain(lambda x: {"loss": x}, hyperopt.hp.uniform("x", 0, 1))
     try:

@@ -36,7 +36,6 @@ from hyperopt.utils import coarse_utcnow
 from runtime_ml import versions
 from runtime_ml.executor import EnvOverride, end_leftover_mlflow_run, gpu_environment
 from runtime_ml.results import is_nan_loss, with_result_hint
-from runtime_ml.validation import serialize_objective
 
 logger = logging.getLogger("runtime_ml")
 
@@ -289,10 +288,10 @@ class SlotAwareFMinIter(FMinIter):
 
 def run_spark_fmin(trials, fn, space, algo, max_evals, timeout, loss_threshold, max_queue_len,
                    rstate, verbose, pass_expr_memo_ctrl, catch_eval_exceptions, return_argmin,
-                   show_progressbar, early_stop_fn, trials_save_file="", listener=None,
-                   queue_follows_slots=True, payload=None):
-    """SparkTrials.fmin, with runtime-ml's dispatch. Arguments as hyperopt passes them;
-    `payload` is (fn, space) pickled by validation.serialize_objective (made here when absent)."""
+                   show_progressbar, early_stop_fn, payload, trials_save_file="", listener=None,
+                   queue_follows_slots=True):
+    """SparkTrials.fmin, with runtime-ml's dispatch. Arguments as hyperopt passes them, plus
+    `payload`: (fn, space) pickled once by validation.serialize_objective."""
     if timeout is not None:
         if trials.timeout is not None:
             logger.warning("Timeout param was defined in Trials object, ignoring fmin definition")
@@ -310,8 +309,6 @@ def run_spark_fmin(trials, fn, space, algo, max_evals, timeout, loss_threshold, 
     if max_evals is None:
         max_evals = sys.maxsize
 
-    if payload is None:
-        payload = serialize_objective(fn, space)
     dispatcher = Dispatcher(trials, payload, listener, early_stop_fn)
     domain = base.Domain(fn, space, pass_expr_memo_ctrl=None)
     iterator = SlotAwareFMinIter(

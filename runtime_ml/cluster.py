@@ -66,7 +66,12 @@ class ClusterFacts:
         """Executors the conf promises (or any, for a cluster) have not all registered yet."""
         if self.dynamic_allocation or self.master_kind == "local":
             return False
-        return self.slots is None or self.slots_source.startswith("from the conf")
+        if self.slots is None or self.slots_source.startswith("from the conf"):
+            return True
+        # The executor list (Spark's status store, fed by the listener bus) trails the scheduler
+        # that counted the slots by a moment: wait until it lists the cores those slots need.
+        listed_cores = sum(e.cores for e in self.executors)
+        return 0 < listed_cores < self.slots * self.task_cpus
 
     def as_dict(self):
         return asdict(self)

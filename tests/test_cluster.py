@@ -163,3 +163,17 @@ def test_dynamic_allocation_sizes_for_potential_slots_and_warns():
     assert any("6 potential task slots under dynamic allocation" in m for m in infos)
     assert any("dynamic allocation is on" in m and "spark.dynamicAllocation.minExecutors" in m
                for m in messages(result))
+
+
+@pytest.mark.parametrize("listed_cores, pending", [([2], True), ([2, 2], False), ([], False)])
+def test_facts_wait_while_the_executor_list_trails_the_scheduler(listed_cores, pending):
+    # The scheduler already counts 2 slots of 2 cpus each; Spark's status store may list the
+    # executors a moment later. An empty list means the list is unavailable: nothing to wait for.
+    facts = cluster.ClusterFacts(
+        master="local-cluster[2,2,1024]", master_kind="local-cluster", spark_version="4.3.0",
+        default_parallelism=4, executors=[cluster.Executor(str(i), "127.0.0.1", c)
+                                          for i, c in enumerate(listed_cores)],
+        task_cpus=2, executor_cores=2, executor_gpus=None, task_gpus=None,
+        dynamic_allocation=False, min_executors=None, max_executors=None, initial_executors=None,
+        slots=2, slots_source="registered executors", cpu_slots=None, potential_slots=None)
+    assert facts.executors_pending is pending

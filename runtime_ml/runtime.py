@@ -5,10 +5,11 @@ import logging
 
 from runtime_ml import conf, versions
 from runtime_ml.cluster import EXECUTOR_WAIT_SECONDS, read_cluster_facts
-from runtime_ml.parallelism import decide_parallelism, normalize_request
+from runtime_ml.parallelism import decide_parallelism
 from runtime_ml.patch import REQUESTED_PARALLELISM_ATTR
 from runtime_ml.redaction import install_redaction
-from runtime_ml.validation import check_max_evals, check_timeout, serialize_objective
+from runtime_ml.validation import (check_max_evals, check_parallelism, check_timeout,
+                                   serialize_objective)
 
 logger = logging.getLogger("runtime_ml")
 
@@ -107,7 +108,7 @@ class FminCall:
     def _fit_parallelism(self, facts):
         """Decide from the cluster's real slots, and apply before hyperopt dispatches a trial."""
         requested = requested_parallelism(self.trials)
-        normalize_request(requested)  # a bad value is the user's to fix: raise before anything runs
+        check_parallelism(requested)  # made before activation, so not checked at construction
         for note in facts.notes:
             logger.warning("runtime-ml: %s", note)
         decision = decide_parallelism(

@@ -425,15 +425,16 @@ class FminTracker(TrialListener):
         state = trial["state"]
         status = trial_outcome(trial)
         run_status = RUN_STATUS_OF_OUTCOME[status]
-        loss = result.get("loss") if status == "success" else None
+        # A success has a finite float loss (hyperopt's evaluate converted it; NaN is a failure).
+        loss = float(result["loss"]) if status == "success" else None
 
-        if isinstance(loss, (int, float)) and not math.isnan(loss):
+        if loss is not None:
             with self._lock:
                 improved = loss < self._best_loss
                 if improved:
                     self._best_loss = loss
             if improved:
-                self._later(self._log_metric, "best_trial_loss" + self.suffix, float(loss), step)
+                self._later(self._log_metric, "best_trial_loss" + self.suffix, loss, step)
         if run_id is None:
             return
         tags = [RunTag("trial_status", status)]
@@ -443,8 +444,8 @@ class FminTracker(TrialListener):
         elif state == base.JOB_STATE_DONE and is_nan_loss(result):
             tags += [RunTag("error_type", "NaNLoss"), RunTag("error_message", NAN_LOSS_MESSAGE)]
         metrics = []
-        if isinstance(loss, (int, float)):
-            metrics.append(Metric("loss", float(loss), ended, 0))
+        if loss is not None:
+            metrics.append(Metric("loss", loss, ended, 0))
         try:
             params = trial_params(self.space, trial["misc"]["vals"], self.choices)
         except Exception:
@@ -471,12 +472,12 @@ class FminTracker(TrialListener):
             # Counted as the child runs report them: hyperopt's count_successful_trials() also
             # counts results with status 'fail' or a NaN loss, which are failed runs here.
             succeeded = sum(1 for t in trials.trials if trial_outcome(t) == "success")
+            cancelled, total = trials.count_cancelled_trials(), trials.count_total_trials()
             counts = {
                 "successful_trials_count": succeeded,
-                "failed_trials_count": (trials.count_total_trials() - succeeded
-                                        - trials.count_cancelled_trials()),
-                "cancelled_trials_count": trials.count_cancelled_trials(),
-                "total_trials_count": trials.count_total_trials(),
+                "failed_trials_count": total - succeeded - cancelled,
+                "cancelled_trials_count": cancelled,
+                "total_trials_count": total,
             }
             self._later(self._log_batch, self.parent_id,
                         [Metric(k + self.suffix, float(v), now, 0) for k, v in counts.items()])

@@ -3,7 +3,8 @@
 hyperopt's SparkTrials forks a fresh Python worker for every trial (its task never reads its input,
 so PySpark will not reuse the worker), sleeps 1 s in two polling loops, and proposes one trial at a
 time. Here:
-- the task drains its input, so PySpark reuses the Python worker across trials;
+- the task drains its input, so PySpark reuses the Python worker across trials, and freezes the
+  worker's heap after its first trial, so PySpark's gc.collect() between tasks stays cheap;
 - the dispatcher thread wakes when a trial is proposed or finishes, not on a 1 s timer, and the
   proposing loop (hyperopt's public FMinIter) polls every POLL_SECONDS;
 - hyperopt proposes as many trials as there are free slots (unless the user set max_queue_len),
@@ -34,7 +35,8 @@ from hyperopt.fmin import space_eval
 from hyperopt.utils import coarse_utcnow
 
 from runtime_ml import versions
-from runtime_ml.executor import EnvOverride, end_leftover_mlflow_run, gpu_environment
+from runtime_ml.executor import (EnvOverride, end_leftover_mlflow_run, freeze_worker_heap_once,
+                                 gpu_environment)
 from runtime_ml.results import is_nan_loss, with_result_hint
 
 logger = logging.getLogger("runtime_ml")
@@ -76,15 +78,20 @@ class TrialTask:
         env.update(gpu_environment())
         with EnvOverride(env):
             try:
-                fn, space = pickle.loads(self.payload)
-                domain = base.Domain(fn, space, pass_expr_memo_ctrl=None)
-                result = domain.evaluate(self.params, ctrl=None, attach_attachments=False)
+                result = self._evaluate()
             except BaseException as error:  # returned, not raised: no Spark retry of user errors
                 error._tb_str = with_result_hint(traceback.format_exc(), error)
                 result = error
             finally:
                 end_leftover_mlflow_run(env)
+        if not isinstance(result, BaseException):  # a traceback would keep the trial's frames alive
+            freeze_worker_heap_once()
         yield result
+
+    def _evaluate(self):
+        fn, space = pickle.loads(self.payload)
+        domain = base.Domain(fn, space, pass_expr_memo_ctrl=None)
+        return domain.evaluate(self.params, ctrl=None, attach_attachments=False)
 
 
 def _write_result(trial, result):

@@ -12,6 +12,7 @@ import hyperopt
 from hyperopt import STATUS_OK, hp, rand, tpe
 from hyperopt.base import JOB_STATE_CANCEL, JOB_STATE_DONE, JOB_STATE_ERROR, JOB_STATE_RUNNING
 
+from conftest import run_python
 from objectives import peak_concurrency, read_intervals, record_interval
 
 SPACE = hp.uniform("x", -5, 5)
@@ -47,6 +48,41 @@ def test_python_workers_are_reused_across_trials(spark, active, tmp_path):
     run(spark, functools.partial(sleepy, str(tmp_path), 0.0), 8, parallelism=1)
     # local[2] keeps at most 2 idle workers; stock SparkTrials forks one per trial (8).
     assert len({i["pid"] for i in read_intervals(tmp_path)}) <= 2
+
+
+def worker_gc_state(x):
+    import gc
+    import os
+
+    return {"loss": x ** 2, "status": STATUS_OK, "pid": os.getpid(), "frozen": gc.get_freeze_count()}
+
+
+def test_a_reused_worker_runs_later_trials_with_its_imports_frozen_out_of_gc(spark, active):
+    trials, _, _ = run(spark, worker_gc_state, 6, parallelism=1)
+    by_worker = {}
+    for trial in sorted(trials.trials, key=lambda t: t["tid"]):
+        by_worker.setdefault(trial["result"]["pid"], []).append(trial["result"]["frozen"])
+    later_trials = [frozen for counts in by_worker.values() for frozen in counts[1:]]
+    assert later_trials, by_worker
+    # hyperopt, numpy and pyspark alone are tens of thousands of objects
+    assert min(later_trials) > 10_000, by_worker
+
+
+def test_the_worker_heap_is_frozen_once_and_only_when_pyspark_reuses_the_worker():
+    code = """
+        import gc
+        from runtime_ml.executor import freeze_worker_heap_once
+        freeze_worker_heap_once()
+        first = gc.get_freeze_count()
+        objects = [[] for _ in range(1000)]
+        freeze_worker_heap_once()
+        print(first, gc.get_freeze_count() - first)
+    """
+    reused = run_python(code, env={"SPARK_REUSE_WORKER": "1"})
+    single_use = run_python(code, env={"SPARK_REUSE_WORKER": ""})
+    frozen, added_by_second_call = map(int, reused.stdout.split())
+    assert frozen > 1000 and added_by_second_call == 0, reused.stderr
+    assert single_use.stdout.split() == ["0", "0"], single_use.stderr
 
 
 def test_failing_objective_is_a_failed_trial_and_fmin_completes(spark, active):

@@ -41,6 +41,7 @@ bench: venv
 	$(RUN) $(PY) benchmarks/tracking_overhead.py
 	$(RUN) $(PY) benchmarks/scaleout.py
 	$(RUN) $(PY) benchmarks/job_floor.py
+	$(RUN) $(PY) benchmarks/quality.py
 
 clean:
 	rm -rf .venv .venv-compat work build dist *.egg-info

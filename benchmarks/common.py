@@ -38,10 +38,10 @@ def quiet_logs():
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def timed_fmin(spark, mode, objective, max_evals, parallelism, seed=0, algo="tpe"):
-    """Wall time of one SparkTrials fmin; `mode` stock switches runtime-ml off for the call."""
+def run_fmin(spark, mode, objective, space, max_evals, parallelism, seed=0, algo="tpe"):
+    """(wall time, trials) of one SparkTrials fmin; `mode` stock switches runtime-ml off for it."""
     import numpy as np
-    from hyperopt import SparkTrials, fmin, hp, rand, tpe
+    from hyperopt import SparkTrials, fmin, rand, tpe
 
     if mode == "stock":
         os.environ["RUNTIME_ML_DISABLED"] = "1"
@@ -50,13 +50,21 @@ def timed_fmin(spark, mode, objective, max_evals, parallelism, seed=0, algo="tpe
     try:
         trials = SparkTrials(parallelism=parallelism, spark_session=spark)
         started = time.perf_counter()
-        fmin(objective, hp.uniform("x", -5, 5), algo={"tpe": tpe, "rand": rand}[algo].suggest, max_evals=max_evals,
+        fmin(objective, space, algo={"tpe": tpe, "rand": rand}[algo].suggest, max_evals=max_evals,
              trials=trials, rstate=np.random.default_rng(seed), show_progressbar=False)
         elapsed = time.perf_counter() - started
     finally:
         os.environ.pop("RUNTIME_ML_DISABLED", None)
     assert trials.count_successful_trials() == max_evals, "a benchmark trial failed"
-    return elapsed
+    return elapsed, trials
+
+
+def timed_fmin(spark, mode, objective, max_evals, parallelism, seed=0, algo="tpe"):
+    """Wall time of one SparkTrials fmin over x ~ uniform(-5, 5)."""
+    from hyperopt import hp
+
+    return run_fmin(spark, mode, objective, hp.uniform("x", -5, 5), max_evals, parallelism,
+                    seed=seed, algo=algo)[0]
 
 
 def median(values):

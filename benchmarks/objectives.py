@@ -9,3 +9,8 @@ def sleeper(seconds):
         return (x - 1) ** 2
 
     return objective
+
+
+def bowl(params):
+    """A 2-D quadratic with its minimum 0 at x = 1, y = -2."""
+    return (params["x"] - 1) ** 2 + (params["y"] + 2) ** 2

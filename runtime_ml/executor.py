@@ -91,9 +91,9 @@ def freeze_worker_heap_once():
     """Spare every later trial in this Python worker a full garbage collection of its imports.
 
     PySpark's daemon runs gc.collect() after each task of a reused worker. With hyperopt, numpy and
-    the objective's libraries imported, that walks every live object: ~45 ms of CPU per trial here,
-    twenty times runtime-ml's own work per trial, and on a small driver-and-executor machine it
-    delays every other trial's launch. gc.freeze() moves what is alive after the first trial to a
+    the objective's libraries imported, that walks every live object: about 45 ms of CPU per trial
+    on the benchmark machine (runtime-ml's own work in the task is under 1 ms), and where the driver
+    shares few cores with the executors it delays every other trial's launch. gc.freeze() moves what is alive after the first trial to a
     generation the collector skips (those objects are still freed by reference counting; a
     reference cycle among them that becomes garbage later is not collected). Once per worker.
     """

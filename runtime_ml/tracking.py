@@ -263,6 +263,22 @@ def active_experiment_id():
     return os.environ.get("MLFLOW_EXPERIMENT_ID", "0")
 
 
+def quiet_run_update(client):
+    """The store call that ends a run without printing its URL, or None if MLflow moved it.
+
+    MlflowClient.set_terminated writes two 'View run / View experiment' lines to stdout per run
+    on newer MLflow, and asks the server for the run once more to build them: two lines and one
+    extra request per trial. Underneath it calls the store's update_run_info, which does only the
+    update. That store is reached through MlflowClient's private `_tracking_client`, so the lookup
+    is guarded and set_terminated stays the fallback; tests/test_tracking.py fails if it is lost.
+    """
+    try:
+        update = client._tracking_client.store.update_run_info
+    except Exception:
+        return None
+    return update if callable(update) else None
+
+
 class FminTracker(TrialListener):
     """Tracks one SparkTrials fmin call; implements the dispatcher's per-trial hooks."""
 
@@ -279,6 +295,7 @@ class FminTracker(TrialListener):
         self.executor_env = executor_env
         self.choices = choice_labels(space)
         self.pool = _DaemonPool(4)
+        self._quiet_update = quiet_run_update(client)
         self._lock = threading.Lock()
         self._broken = False
         self._child_runs = {}  # tid -> run id
@@ -459,8 +476,14 @@ class FminTracker(TrialListener):
         self.client.log_metric(self.parent_id, key, value, step=step)
 
     def _end_child(self, run_id, metrics, params, tags, status, ended):
+        from mlflow.entities import RunStatus
+
         self._log_batch(run_id, metrics=metrics, params=params, tags=tags)
-        self.client.set_terminated(run_id, status, end_time=ended)
+        if self._quiet_update is None:
+            self.client.set_terminated(run_id, status, end_time=ended)
+        else:  # the parent's end still prints its link, once per fmin
+            self._quiet_update(run_id, run_status=RunStatus.from_string(status), end_time=ended,
+                               run_name=None)
 
     # -- end of the fmin call (the caller's thread)
     def finish(self, trials, error=None):

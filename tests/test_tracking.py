@@ -131,6 +131,17 @@ def test_run_tree_names_and_values(spark, active, tracked):
         assert started <= child.info.start_time <= child.info.end_time
 
 
+def test_trial_runs_end_without_printing_a_link_each(spark, active, tracked, capsys):
+    client, experiment_id = tracked
+    assert tracking.quiet_run_update(client) is not None, "MLflow moved the store's update_run_info"
+    fmin(spark, lambda x: x ** 2, hp.uniform("x", -1, 1), 6)
+    [parent], children = runs_of(client, experiment_id)
+    assert [c.info.status for c in children] == ["FINISHED"] * 6
+    assert all(c.info.end_time >= c.info.start_time for c in children)
+    printed = capsys.readouterr().out
+    assert "View run trial-" not in printed
+
+
 def test_active_run_is_the_parent_and_a_second_fmin_gets_suffixes(spark, active, tracked):
     client, experiment_id = tracked
     with mlflow.start_run() as outer:

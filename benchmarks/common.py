@@ -39,7 +39,9 @@ def quiet_logs():
 
 
 def run_fmin(spark, mode, objective, space, max_evals, parallelism, seed=0, algo="tpe"):
-    """(wall time, trials) of one SparkTrials fmin; `mode` stock switches runtime-ml off for it."""
+    """(wall time, trials) of one SparkTrials fmin; `mode` stock switches runtime-ml off for it.
+
+    `algo` is "tpe", "rand" or a suggest function."""
     import numpy as np
     from hyperopt import SparkTrials, fmin, rand, tpe
 
@@ -50,7 +52,8 @@ def run_fmin(spark, mode, objective, space, max_evals, parallelism, seed=0, algo
     try:
         trials = SparkTrials(parallelism=parallelism, spark_session=spark)
         started = time.perf_counter()
-        fmin(objective, space, algo={"tpe": tpe, "rand": rand}[algo].suggest, max_evals=max_evals,
+        suggest = algo if callable(algo) else {"tpe": tpe, "rand": rand}[algo].suggest
+        fmin(objective, space, algo=suggest, max_evals=max_evals,
              trials=trials, rstate=np.random.default_rng(seed), show_progressbar=False)
         elapsed = time.perf_counter() - started
     finally:

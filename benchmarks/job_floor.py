@@ -1,8 +1,9 @@
-"""The floor under scaleout.py: the same schedule with bare Spark jobs and no hyperopt at all.
+"""A reference for scaleout.py: the same schedule with bare PySpark jobs and no hyperopt at all.
 
 P threads each run ceil(N / P) one-task jobs in a row (`rdd.mapPartitions(f).collect()`, f sleeps d
-seconds), which is what any dispatch with one Spark job per trial must do at best. Its efficiency is
-the most scaleout.py can reach on this machine. Default: N 128, d 1 s, P 8, on local[8].
+seconds): one Spark job per trial with nothing else around it. These workers import nothing beyond
+PySpark, so the garbage collection PySpark runs after each task is cheap for them; runtime-ml gets
+there by freezing its workers' heaps. Default: N 128, d 1 s, P 8, on local[8].
 """
 
 import argparse

@@ -1,8 +1,10 @@
 """TPE quality: the best loss runtime-ml finds vs stock SparkTrials, over a fixed set of seeds.
 
 Same objective (a 2-D quadratic, minimum 0), same seeds, stock and runtime-ml alternating per seed,
-at each parallelism. Target: no regression. At parallelism 1 both see the same history before every
-proposal, so the trials must be identical seed by seed. At parallelism p > 1 the trials really run
+at each parallelism. Target: no regression. At parallelism 1 both propose trial k+1 while trial k
+runs, from the same seed, so the trials are identical seed by seed unless a trial happens to finish
+before the next proposal in one mode and not in the other (these trials take milliseconds;
+tests/test_dispatch.py pins the identity with 1 s trials). At parallelism p > 1 the trials really run
 p at a time under runtime-ml, while stock launches about one trial per second, so fewer of its trials
 overlap; hyperopt's TPE counts a running trial as a bad result, so how many overlap changes what it
 proposes. The script prints the mean number of trials running at once next to the losses, and a

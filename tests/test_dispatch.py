@@ -23,11 +23,6 @@ def sleepy(record_dir, seconds, x):
     return (x - 1) ** 2
 
 
-def sleepy_quadratic(seconds, x):
-    time.sleep(seconds)
-    return (x - 1) ** 2
-
-
 def run(spark, fn, max_evals, parallelism=2, algo=rand.suggest, seed=0, **kwargs):
     trials = hyperopt.SparkTrials(parallelism=parallelism, spark_session=spark,
                                   timeout=kwargs.pop("trials_timeout", None))
@@ -165,7 +160,7 @@ def test_tpe_still_finds_the_minimum_of_a_quadratic(spark, active, seed):
 
 
 def test_at_parallelism_one_tpe_proposes_exactly_what_it_proposes_under_stock_sparktrials(
-    spark, active, monkeypatch
+    spark, active, monkeypatch, tmp_path
 ):
     """Same seed, same history before every proposal: the same trials, one by one.
 
@@ -176,8 +171,8 @@ def test_at_parallelism_one_tpe_proposes_exactly_what_it_proposes_under_stock_sp
     proposals = {}
     for mode, disabled in (("stock", "1"), ("runtime-ml", "")):
         monkeypatch.setenv("RUNTIME_ML_DISABLED", disabled)
-        trials, _, _ = run(spark, functools.partial(sleepy_quadratic, 1.0), 6, parallelism=1,
-                           algo=algo, seed=7)
+        trials, _, _ = run(spark, functools.partial(sleepy, str(tmp_path), 1.0), 6,
+                           parallelism=1, algo=algo, seed=7)
         proposals[mode] = [t["misc"]["vals"]["x"][0] for t in sorted(trials, key=lambda t: t["tid"])]
     assert len(proposals["stock"]) == 6
     assert proposals["runtime-ml"] == proposals["stock"]

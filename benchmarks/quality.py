@@ -14,13 +14,9 @@ two-sided Mann-Whitney U test per parallelism (a large p: no evidence the distri
 import argparse
 import sys
 
-from common import MODES, median, print_table, quiet_logs, run_fmin, save_plot, spark_session
+from common import (MODES, median, percentile, print_table, quiet_logs, run_fmin, save_plot,
+                    spark_session)
 from objectives import bowl
-
-
-def quartiles(values):
-    ordered = sorted(values)
-    return ordered[len(ordered) // 4], ordered[(3 * len(ordered)) // 4]
 
 
 def mean_running(trials, wall):
@@ -66,7 +62,7 @@ def main():
     for p in options.parallelism:
         for mode in MODES:
             values = best[(mode, p)]
-            low, high = quartiles(values)
+            low, high = percentile(values, 0.25), percentile(values, 0.75)
             rows.append([p, mode, f"{median(running[(mode, p)]):.1f}", f"{median(values):.4f}",
                          f"{low:.4f}", f"{high:.4f}", " ".join(f"{v:.3f}" for v in values)])
     print_table(["parallelism", "", "running at once", "median best", "q1", "q3", "per seed"],

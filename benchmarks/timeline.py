@@ -13,13 +13,8 @@ import statistics
 import sys
 import time
 
-from common import quiet_logs, run_fmin, spark_session
+from common import percentile, quiet_logs, run_fmin, spark_session
 from objectives import traced_sleeper
-
-
-def percentile(values, fraction):
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 def describe(name, values_ms):

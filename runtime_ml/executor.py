@@ -93,9 +93,10 @@ def freeze_worker_heap_once():
     PySpark's daemon runs gc.collect() after each task of a reused worker. With hyperopt, numpy and
     the objective's libraries imported, that walks every live object: about 45 ms of CPU per trial
     on the benchmark machine (runtime-ml's own work in the task is under 1 ms), and where the driver
-    shares few cores with the executors it delays every other trial's launch. gc.freeze() moves what is alive after the first trial to a
-    generation the collector skips (those objects are still freed by reference counting; a
-    reference cycle among them that becomes garbage later is not collected). Once per worker.
+    shares few cores with the executors it delays every other trial's launch. gc.freeze() moves
+    what is alive after the first trial to a generation the collector skips (those objects are
+    still freed by reference counting; a reference cycle among them that becomes garbage later is
+    not collected). Once per worker.
     """
     global _heap_frozen
     if _heap_frozen or not worker_is_reused():

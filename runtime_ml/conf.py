@@ -28,6 +28,13 @@ TRACK_HYPEROPT = Setting(
     "Log every SparkTrials fmin call to MLflow: one parent run per call, one child run per trial.",
 )
 
+FRESH_WORKER_PER_TRIAL = Setting(
+    "spark.runtimeml.hyperopt.freshWorkerPerTrial",
+    False,
+    "Run every SparkTrials trial in a fresh Python worker, as stock hyperopt does (isolation over "
+    "speed); by default workers are reused and each trial's process state is put back after it.",
+)
+
 # -- Environment variables --
 DISABLED = Setting(
     "RUNTIME_ML_DISABLED",
@@ -40,7 +47,7 @@ STRICT = Setting(
     "Raise runtime-ml's own internal errors instead of logging them and failing open (for tests).",
 )
 
-SPARK_CONF_SETTINGS = (TRACK_HYPEROPT,)
+SPARK_CONF_SETTINGS = (TRACK_HYPEROPT, FRESH_WORKER_PER_TRIAL)
 ENV_SETTINGS = (DISABLED, STRICT)
 
 _TRUE_WORDS = frozenset({"true", "1", "yes", "on"})

@@ -7,16 +7,20 @@ time. Here:
   worker's heap after its first trial, so PySpark's gc.collect() between tasks stays cheap;
 - the dispatcher thread wakes when a trial is proposed or finishes, not on a 1 s timer, and the
   proposing loop (hyperopt's public FMinIter) polls every POLL_SECONDS;
-- hyperopt proposes as many trials as there are free slots (unless the user set max_queue_len),
-  so TPE sees every finished result before it proposes the next trial.
-Kept as in hyperopt: one single-task Spark job per trial, in job group Hyperopt_SparkTrials_<id>;
-never more running trials than trials.parallelism; timeout, early_stop_fn (cancels running trials,
-as hyperopt 0.3.0 does), loss_threshold and cancellation; trial documents, states and error tuples.
+- hyperopt proposes trials while slots are free (unless the user set max_queue_len), one per
+  algorithm call as with hyperopt's default, so TPE sees every finished result before it proposes
+  the next trial.
+Kept as in hyperopt: one single-task Spark job per trial, in the caller's job group when it set one
+(else Hyperopt_SparkTrials_<id>), with the trials' resource profile; never more running trials than
+trials.parallelism; timeout, early_stop_fn (cancels running trials, as hyperopt 0.3.0 does),
+loss_threshold and cancellation; trial documents, states and error tuples; hyperopt's own lines on
+its `hyperopt-spark` logger (stock_log).
 
 What this relies on in hyperopt (pinned by tests/test_hyperopt_contract.py on 0.2.7 and 0.3.0):
 FMinIter's constructor and attributes, base.Domain.evaluate, base.spec_from_misc,
-base.validate_timeout / validate_loss_threshold, JOB_STATE_*, and SparkTrials' `_spark`,
-`_fmin_cancelled`, `_fmin_cancelled_reason`, `timeout` and `loss_threshold` attributes.
+base.validate_timeout / validate_loss_threshold, JOB_STATE_*, Trials.new_trial_ids, and SparkTrials'
+`_spark`, `_fmin_cancelled`, `_fmin_cancelled_reason`, `timeout` and `loss_threshold` attributes
+(and, where present, `_spark_supports_job_cancelling` and `_resource_profile`).
 """
 
 import logging
@@ -34,10 +38,11 @@ from hyperopt import STATUS_OK, FMinIter, base
 from hyperopt.fmin import space_eval
 from hyperopt.utils import coarse_utcnow
 
-from runtime_ml import versions
-from runtime_ml.executor import (EnvOverride, end_leftover_mlflow_run, freeze_worker_heap_once,
-                                 gpu_environment)
+from runtime_ml import stock_log, versions
+from runtime_ml.executor import TrialProcessState, freeze_worker_heap_once, gpu_environment
+from runtime_ml.policy import raise_first_in_strict_mode
 from runtime_ml.results import is_nan_loss, with_result_hint
+from runtime_ml.validation import NO_EVALUATIONS
 
 logger = logging.getLogger("runtime_ml")
 
@@ -63,29 +68,31 @@ class TrialTask:
     """The function each trial's one-task Spark job runs on an executor.
 
     It carries the objective and space already pickled once per fmin (`payload`), plus this
-    trial's parameters and environment.
+    trial's parameters and environment. With `reuse_worker` it drains its input, so PySpark reuses
+    the Python worker for the next trial; without, the worker exits after the trial, as with stock
+    hyperopt (a fresh worker per trial: isolation over speed).
     """
 
-    def __init__(self, payload, params, env):
+    def __init__(self, payload, params, env, reuse_worker=True):
         self.payload = payload
         self.params = params
         self.env = env
+        self.reuse_worker = reuse_worker
 
     def __call__(self, partition):
-        for _ in partition:  # drained input lets PySpark reuse this Python worker for the next trial
-            pass
+        if self.reuse_worker:
+            for _ in partition:
+                pass
         env = dict(self.env)
         env.update(gpu_environment())
-        with EnvOverride(env):
+        with TrialProcessState(env):
             try:
                 result = self._evaluate()
             except BaseException as error:  # returned, not raised: no Spark retry of user errors
                 error._tb_str = with_result_hint(traceback.format_exc(), error)
                 result = error
-            finally:
-                end_leftover_mlflow_run(env)
-        if not isinstance(result, BaseException):  # a traceback would keep the trial's frames alive
-            freeze_worker_heap_once()
+        if self.reuse_worker and not isinstance(result, BaseException):
+            freeze_worker_heap_once()  # (a traceback would keep the trial's frames alive)
         yield result
 
     def _evaluate(self):
@@ -115,18 +122,27 @@ def _write_cancellation(trial, error):
 class Dispatcher:
     """Launches each NEW trial as a Spark job as soon as a slot is free; handles timeout/early stop."""
 
-    def __init__(self, trials, payload, listener=None, early_stop_fn=None):
+    def __init__(self, trials, payload, listener=None, early_stop_fn=None, reuse_workers=True):
         self.trials = trials
         self.payload = payload
+        self.reuse_workers = reuse_workers
         self.listener = listener or TrialListener()
         self.early_stop_fn = early_stop_fn
         self.early_stop_args = []
+        self.early_stop_view = stock_early_stop(early_stop_fn)
         self.sc = trials._spark.sparkContext
-        self.job_group = JOB_GROUP_PREFIX + uuid.uuid4().hex[:12]
-        self.job_description = "Trial evaluation jobs launched by hyperopt fmin (runtime-ml)"
+        # As hyperopt: without job-group cancelling, cancellation waits for running trials.
+        self.can_cancel = getattr(trials, "_spark_supports_job_cancelling", True)
+        self.resource_profile = getattr(trials, "_resource_profile", None)
+        self.job_group, self.job_description, self.interrupt_on_cancel = callers_job_group(
+            self.sc.getLocalProperty)
+        stock_log.job_group(self.job_group, self.job_description, self.interrupt_on_cancel)
+        self.internal_errors = []  # runtime-ml's own errors after a launch (each failed its trial)
         self._wake = threading.Condition()
         self._done = False
         self._running = set()  # tids launched and not finished
+        self._completed = []  # finished trials, in the order they finished
+        self._uncancellable = set()  # tids running when fmin was cancelled without job cancelling
         self._queue = queue.Queue()  # launched trials waiting for a launcher thread
         self._threads = []
         self._thread = None
@@ -141,6 +157,8 @@ class Dispatcher:
         # Every trial's job maps this one-row RDD: parallelize() per trial would ship the row to
         # the JVM again each time (a temp file and several py4j calls).
         self._one_row = self.sc.parallelize([0], 1)
+        if self.resource_profile is not None:  # as hyperopt: the trials' tasks use the profile
+            self._one_row = self._one_row.withResources(self.resource_profile)
         # One long-lived launcher thread per slot: a new Python thread per trial would pay for a
         # new py4j connection and JVM thread every time (about 0.1 s here).
         for index in range(max(1, int(self.trials.parallelism))):
@@ -169,10 +187,17 @@ class Dispatcher:
         if not self.trials._fmin_cancelled:
             self.trials._fmin_cancelled = True
             self.trials._fmin_cancelled_reason = reason
-            logger.warning("runtime-ml: fmin cancelled because of %s", reason)
-        self.sc.cancelJobGroup(self.job_group)
+            stock_log.fmin_cancelled(reason)
+        if not self.can_cancel:  # hyperopt's way: running trials finish, and count as cancelled
+            stock_log.cannot_cancel_jobs()
+            self._uncancellable.update(self._running)
+            states = (base.JOB_STATE_NEW,)
+        else:
+            stock_log.cancelling_jobs(self.job_group)
+            self.sc.cancelJobGroup(self.job_group)
+            states = (base.JOB_STATE_NEW, base.JOB_STATE_RUNNING)
         for trial in list(self.trials.trials):
-            if trial["state"] in (base.JOB_STATE_NEW, base.JOB_STATE_RUNNING):
+            if trial["state"] in states:
                 trial["state"] = base.JOB_STATE_CANCEL
 
     # -- the dispatcher thread
@@ -180,6 +205,8 @@ class Dispatcher:
         while True:
             with self._wake:
                 if self._done:
+                    if self.trials._fmin_cancelled:
+                        stock_log.no_new_trials()
                     return
                 self._launch_free_slots()
                 self._check_timeout()
@@ -203,6 +230,7 @@ class Dispatcher:
     def _launch(self, trial):
         trial["state"] = base.JOB_STATE_RUNNING
         trial["book_time"] = trial["refresh_time"] = coarse_utcnow()
+        stock_log.trial_started(trial["tid"])
         self._running.add(trial["tid"])
         self._queue.put(trial)
 
@@ -219,26 +247,30 @@ class Dispatcher:
 
     # -- launcher threads, one trial at a time each
     def _launcher(self):
-        self.sc.setJobGroup(self.job_group, self.job_description, True)
+        if self.can_cancel:
+            self.sc.setLocalProperty("spark.jobGroup.id", self.job_group)
+            self.sc.setLocalProperty("spark.job.description", self.job_description)
+            self.sc.setLocalProperty("spark.job.interruptOnCancel",
+                                     str(self.interrupt_on_cancel).lower())
         while True:
             trial = self._queue.get()
             if trial is None:
                 return
-            try:
-                self._run_trial(trial)
-            except Exception:  # e.g. the user's early_stop_fn raised: keep this slot alive
-                logger.exception("runtime-ml: error after trial %s finished", trial["tid"])
+            self._run_trial(trial)
 
     def _run_trial(self, trial):
+        """Run one launched trial to a final state, whatever fails on the way."""
         try:
-            env = self._listener_call("trial_started", trial) or {}
-            task = TrialTask(self.payload, base.spec_from_misc(trial["misc"]), env)
-            try:
-                outcome = self._one_row.mapPartitions(task).collect()[0]
-            except BaseException as error:  # Spark failed or the job was cancelled
-                outcome = error
+            outcome = self._evaluate(trial)
+        except Exception as error:  # runtime-ml's own step failed: that trial fails, fmin goes on
+            outcome = self._internal_error(f"running trial {trial['tid']}", error)
+        try:
             with self._wake:
                 self._record(trial, outcome)
+        except Exception as error:  # e.g. the user's early_stop_fn raised: the trial is recorded
+            logger.exception("runtime-ml: error after trial %s finished", trial["tid"])
+            if trial["state"] == base.JOB_STATE_RUNNING:
+                _write_error(trial, self._internal_error(f"recording trial {trial['tid']}", error))
         finally:
             with self._wake:
                 self._running.discard(trial["tid"])
@@ -246,39 +278,127 @@ class Dispatcher:
             # Even when the user's early_stop_fn raised in _record: the trial's run must end.
             self._listener_call("trial_finished", trial)
 
+    def _evaluate(self, trial):
+        """The trial's Spark job: the objective's result, or the exception that ended the job."""
+        env = self._listener_call("trial_started", trial) or {}
+        task = TrialTask(self.payload, base.spec_from_misc(trial["misc"]), env, self.reuse_workers)
+        try:
+            return self._one_row.mapPartitions(task).collect()[0]
+        except BaseException as error:  # Spark failed or the job was cancelled
+            return error
+
+    def _internal_error(self, what, error):
+        """An error of runtime-ml's own while a trial was launched: the trial fails with it."""
+        self.internal_errors.append(error)
+        logger.warning("runtime-ml: internal error while %s; that trial fails and the fmin goes "
+                       "on.", what, exc_info=error)
+        error._tb_str = "".join(traceback.format_exception(type(error), error,
+                                                           error.__traceback__))
+        return error
+
     def _record(self, trial, outcome):
-        if not isinstance(outcome, BaseException):
+        tid = trial["tid"]
+        if tid in self._uncancellable:  # hyperopt writes these back as cancelled
+            stock_log.trial_cancelled(tid, outcome)
+            _write_cancellation(trial, outcome)
+        elif not isinstance(outcome, BaseException):
+            stock_log.trial_succeeded(tid, outcome)
             _write_result(trial, outcome)
+            self._completed.append(trial)
             if is_nan_loss(outcome):
                 logger.warning("runtime-ml: trial %s returned loss=nan; hyperopt ignores it when it "
-                               "picks the best trial.", trial["tid"])
+                               "picks the best trial.", tid)
             self._maybe_stop_early(outcome)
         elif self.trials._fmin_cancelled:
+            stock_log.trial_cancelled(tid, outcome)
+            _write_cancellation(trial, outcome)
+        elif cancelled_from_outside(outcome):
+            # The caller's job group (a notebook's "cancel") or all jobs were cancelled.
+            self.cancel(CANCEL_USER)
+            stock_log.trial_cancelled(tid, outcome)
             _write_cancellation(trial, outcome)
         else:
-            logger.error("runtime-ml: trial %s failed: %s\n%s", trial["tid"], outcome,
-                         outcome.__dict__.get("_tb_str", ""))
+            stock_log.trial_failed(tid, outcome, outcome.__dict__.get("_tb_str"))
             _write_error(trial, outcome)
+            self._completed.append(trial)
 
     def _maybe_stop_early(self, result):
         if self.early_stop_fn is None or result.get("status") != STATUS_OK:
             return
-        stop, self.early_stop_args = self.early_stop_fn(self.trials, *self.early_stop_args)
+        trials = CompletedTrials(self.trials, self._completed) if self.early_stop_view else \
+            self.trials
+        stop, self.early_stop_args = self.early_stop_fn(trials, *self.early_stop_args)
         if stop:
             self.cancel(CANCEL_EARLY_STOP)
 
     def _listener_call(self, name, trial):
+        """Tracking's per-trial hook; its failure never stops the trial (raised at the end of the
+        fmin under RUNTIME_ML_STRICT)."""
         try:
             return getattr(self.listener, name)(trial)
-        except Exception:
-            from runtime_ml.patch import report_internal_error
-
-            report_internal_error(f"tracking trial {trial['tid']} ({name})")
+        except Exception as error:
+            self.internal_errors.append(error)
+            logger.warning("runtime-ml: internal error while tracking trial %s (%s); the trial "
+                           "goes on.", trial["tid"], name, exc_info=True)
             return None
 
 
+def callers_job_group(get_local_property):
+    """(group, description, interrupt_on_cancel) for the trials' jobs, as hyperopt decides them.
+
+    The caller's job group when it set one (notebook servers, Livy and Zeppelin set one per
+    statement, so cancelling the statement cancels the trials), else a group of the fmin's own.
+    """
+    group = get_local_property("spark.jobGroup.id")
+    description = get_local_property("spark.job.description")
+    interrupt = get_local_property("spark.job.interruptOnCancel")
+    if group is None:
+        # runtime-ml's own group interrupts the task on cancel, so a timeout stops trials at once
+        return JOB_GROUP_PREFIX + uuid.uuid4().hex[:12], (
+            description or stock_log.DEFAULT_JOB_DESCRIPTION), True
+    return group, description or stock_log.DEFAULT_JOB_DESCRIPTION, (interrupt or "").lower() == \
+        "true"
+
+
+OUTSIDE_CANCELLATION = ("cancelled part of cancelled job group", "part of cancellation of all jobs")
+
+
+def cancelled_from_outside(error):
+    """True when a trial's job ended because someone else cancelled its job group or all jobs."""
+    text = str(error)
+    return any(marker in text for marker in OUTSIDE_CANCELLATION)
+
+
+def stock_early_stop(early_stop_fn):
+    """True for hyperopt's own early-stop functions (hyperopt.early_stop.no_progress_loss).
+
+    They read the newest trial's loss (trials.trials[-1]), which under SparkTrials may still be
+    running; they get a CompletedTrials view. A user's own function sees the SparkTrials as in
+    hyperopt.
+    """
+    return getattr(early_stop_fn, "__module__", None) == "hyperopt.early_stop"
+
+
+class CompletedTrials:
+    """The SparkTrials as hyperopt's early-stop functions expect it: `trials` holds the finished
+    trials in the order they finished, the one that just finished last."""
+
+    def __init__(self, trials, completed):
+        self._trials = trials
+        self.trials = list(completed)
+
+    def __getattr__(self, name):
+        return getattr(self._trials, name)
+
+    def __iter__(self):
+        return iter(self.trials)
+
+    def __len__(self):
+        return len(self.trials)
+
+
 class SlotAwareFMinIter(FMinIter):
-    """hyperopt's FMinIter, proposing only as many trials as there are free slots."""
+    """hyperopt's FMinIter, proposing trials only while there are free slots."""
 
     free_slots = None  # set per instance: a callable, or None to keep max_queue_len fixed
 
@@ -296,12 +416,18 @@ class SlotAwareFMinIter(FMinIter):
 def run_spark_fmin(trials, fn, space, algo, max_evals, timeout, loss_threshold, max_queue_len,
                    rstate, verbose, pass_expr_memo_ctrl, catch_eval_exceptions, return_argmin,
                    show_progressbar, early_stop_fn, payload, trials_save_file="", listener=None,
-                   queue_follows_slots=True):
+                   queue_follows_slots=True, reuse_workers=True):
     """SparkTrials.fmin, with runtime-ml's dispatch. Arguments as hyperopt passes them, plus
-    `payload`: (fn, space) pickled once by validation.serialize_objective."""
+    `payload`: (fn, space) pickled once by validation.serialize_objective.
+
+    With queue_follows_slots (max_queue_len left at hyperopt's default of 1), hyperopt proposes
+    trials while slots are free, one trial per algorithm call as with hyperopt's default: anneal and
+    user-written algorithms take exactly one id per call, and a seeded search draws one seed per
+    trial, so it proposes the points stock SparkTrials proposes.
+    """
     if timeout is not None:
         if trials.timeout is not None:
-            logger.warning("Timeout param was defined in Trials object, ignoring fmin definition")
+            stock_log.fmin_timeout_ignored()
         else:
             base.validate_timeout(timeout)
             trials.timeout = timeout
@@ -316,7 +442,7 @@ def run_spark_fmin(trials, fn, space, algo, max_evals, timeout, loss_threshold, 
     if max_evals is None:
         max_evals = sys.maxsize
 
-    dispatcher = Dispatcher(trials, payload, listener, early_stop_fn)
+    dispatcher = Dispatcher(trials, payload, listener, early_stop_fn, reuse_workers)
     domain = base.Domain(fn, space, pass_expr_memo_ctrl=None)
     iterator = SlotAwareFMinIter(
         algo, domain, trials, max_evals=max_evals, timeout=timeout,
@@ -325,10 +451,7 @@ def run_spark_fmin(trials, fn, space, algo, max_evals, timeout, loss_threshold, 
         show_progressbar=show_progressbar, early_stop_fn=None, trials_save_file="",
     )
     iterator.catch_eval_exceptions = catch_eval_exceptions
-    if queue_follows_slots:
-        iterator.free_slots = lambda: trials.parallelism - len(dispatcher._running)
-
-    insert = trials.insert_trial_docs
+    insert, new_ids = trials.insert_trial_docs, trials.new_trial_ids
 
     def insert_and_wake(docs):  # the dispatcher launches new trials at once
         result = insert(docs)
@@ -336,26 +459,34 @@ def run_spark_fmin(trials, fn, space, algo, max_evals, timeout, loss_threshold, 
         return result
 
     trials.insert_trial_docs = insert_and_wake
+    if queue_follows_slots:
+        iterator.free_slots = lambda: trials.parallelism - len(dispatcher._running)
+        trials.new_trial_ids = lambda n: new_ids(1)
     dispatcher.start()
+    error = None
     try:
-        iterator.exhaust()
-    except KeyboardInterrupt:
-        dispatcher.cancel(CANCEL_USER)
+        try:
+            iterator.exhaust()
+        except KeyboardInterrupt:
+            dispatcher.cancel(CANCEL_USER)
+            raise
+        finally:
+            dispatcher.stop()  # every trial thread has written its result back after this
+            del trials.insert_trial_docs  # back to the class's methods
+            trials.__dict__.pop("new_trial_ids", None)
+            trials.refresh()
+        # After stop(): results that arrived after a cancellation count too.
+        if return_argmin:
+            if len(trials.trials) == 0:
+                raise Exception(NO_EVALUATIONS)
+            result = trials.argmin
+        else:
+            result = space_eval(space, trials.argmin) if len(trials) > 0 else None
+    except BaseException as raised:
+        error = raised
         raise
     finally:
-        dispatcher.stop()  # every trial thread has written its result back after this
-        del trials.insert_trial_docs  # back to the class's method
-        trials.refresh()
-        logger.info(
-            "runtime-ml: total trials: %d: %d succeeded, %d failed, %d cancelled.",
-            trials.count_total_trials(), trials.count_successful_trials(),
-            trials.count_failed_trials(), trials.count_cancelled_trials(),
-        )
-
-    if return_argmin:
-        if len(trials.trials) == 0:
-            raise Exception("There are no evaluation tasks, cannot return argmin of task losses.")
-        return trials.argmin
-    if len(trials) > 0:
-        return space_eval(space, trials.argmin)
-    return None
+        stock_log.fmin_exited(error)
+        stock_log.total_trials(trials)
+    raise_first_in_strict_mode(dispatcher.internal_errors)
+    return result

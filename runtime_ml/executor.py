@@ -9,6 +9,8 @@ import logging
 import os
 import sys
 
+from runtime_ml import versions
+
 logger = logging.getLogger("runtime_ml")
 
 CUDA_VISIBLE_DEVICES = "CUDA_VISIBLE_DEVICES"
@@ -36,46 +38,77 @@ def gpu_environment():
     return {CUDA_VISIBLE_DEVICES: ",".join(addresses)} if addresses else {}
 
 
-class EnvOverride:
-    """Sets environment variables for the duration of a block and restores what was there.
+def end_leftover_mlflow_runs():
+    """End runs the objective left active in this worker (mlflow.start_run() without `with`, or
+    mlflow.log_* starting one implicitly), as MLflow's exit hook does when a fresh worker exits.
 
-    Python workers are reused across trials: nothing of one trial may leak into the next.
+    With tracking, the driver sets the trial run's real status and end time afterwards.
+    """
+    if "mlflow" not in sys.modules:
+        return
+    import mlflow
+
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
+
+
+class TrialProcessState:
+    """Puts back the process state a trial changed, so that the next trial on this reused Python
+    worker starts as on a fresh one (as stock hyperopt's worker per trial does): the working
+    directory, environment variables (the trial's own `env` is set for the trial), the root
+    logger's handlers and level, and MLflow's fluent state (active runs, tracking URI,
+    experiment). Module globals and imports stay shared (see README).
+
+    Each step is guarded: a failure is logged and never touches the trial's result.
     """
 
-    def __init__(self, values):
-        self.values = values
-        self.saved = {}
+    def __init__(self, env):
+        self.env = env
 
     def __enter__(self):
-        for name, value in self.values.items():
-            self.saved[name] = os.environ.get(name)
-            os.environ[name] = value
+        self.cwd = os.getcwd()
+        self.environ = dict(os.environ)
+        root = logging.getLogger()
+        self.handlers, self.level = list(root.handlers), root.level
+        self.mlflow_state = versions.mlflow_fluent_state()
+        os.environ.update(self.env)
         return self
 
     def __exit__(self, *exc_info):
-        for name, old in self.saved.items():
-            if old is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = old
+        for what, step in (("ending the objective's MLflow runs", end_leftover_mlflow_runs),
+                           ("restoring MLflow's tracking URI and experiment", self._mlflow),
+                           ("restoring the working directory", self._cwd),
+                           ("restoring environment variables", self._environ),
+                           ("restoring the root logger", self._logging)):
+            try:
+                step()
+            except Exception:
+                logger.warning("runtime-ml: %s after the trial failed", what, exc_info=True)
         return False
 
+    def _mlflow(self):
+        versions.restore_mlflow_fluent_state(self.mlflow_state)
 
-def end_leftover_mlflow_run(env):
-    """End runs the objective left active in this worker (mlflow.log_* starts one implicitly).
+    def _cwd(self):
+        if os.getcwd() != self.cwd:
+            os.chdir(self.cwd)
 
-    The driver sets the trial run's real status and end time afterwards.
-    """
-    if "MLFLOW_RUN_ID" not in env or "mlflow" not in sys.modules:
-        return
-    try:
-        import mlflow
+    def _environ(self):
+        for name in set(os.environ) - set(self.environ):
+            del os.environ[name]
+        for name, value in self.environ.items():
+            if os.environ.get(name) != value:
+                os.environ[name] = value
 
-        while mlflow.active_run() is not None:
-            mlflow.end_run()
-    except Exception:
-        logger.warning("runtime-ml: could not end the trial's MLflow run on the executor",
-                       exc_info=True)
+    def _logging(self):
+        root = logging.getLogger()
+        for handler in list(root.handlers):
+            if handler not in self.handlers:
+                root.removeHandler(handler)
+        for handler in self.handlers:
+            if handler not in root.handlers:
+                root.addHandler(handler)
+        root.setLevel(self.level)
 
 
 _heap_frozen = False

@@ -8,8 +8,10 @@ but with the cluster's real task slots in view.
 import math
 from dataclasses import dataclass, field
 
-from runtime_ml.errors import UserInputError
+from runtime_ml.errors import UserInputTypeError, with_advice
 
+# Where the patched SparkTrials.__init__ keeps the parallelism as the user gave it.
+REQUESTED_PARALLELISM_ATTR = "_runtime_ml_requested_parallelism"
 MAX_CONCURRENT_TRIALS = 128  # hyperopt's SparkTrials.MAX_CONCURRENT_JOBS_ALLOWED
 # Algorithms that learn from finished trials; running max_evals of them at once wastes that.
 ADAPTIVE_ALGOS = frozenset({"hyperopt.tpe", "hyperopt.atpe", "hyperopt.anneal"})
@@ -47,28 +49,54 @@ class Decision:
         self.reasons.append(Reason("info", text))
 
 
-def normalize_request(requested):
-    """hyperopt treats None and values <= 0 as 'use the default'. Returns an int or None.
+PARALLELISM_ADVICE = ("parallelism must be a whole number of concurrent trials, e.g. "
+                      "SparkTrials(parallelism=4), or None for the cluster's task slots")
 
-    Raises UserInputError (naming the value and the fix) for what is not a number of trials.
+
+def normalize_request(requested):
+    """hyperopt's reading of SparkTrials(parallelism=...), as (value, note).
+
+    Whatever hyperopt accepts is accepted: None and values <= 0 mean "the default" (value None);
+    numpy integers are whole numbers; a value hyperopt would use oddly (2.5 runs up to 3 trials at
+    once, True runs 1, NaN never limits) is replaced by what it amounts to, or by the default for
+    NaN, and `note` says so. What hyperopt cannot compare with 0 raises hyperopt's TypeError
+    (as UserInputTypeError, hyperopt's message first, then the fix).
     """
     if requested is None:
-        return None
-    whole = isinstance(requested, int) and not isinstance(requested, bool)
-    if isinstance(requested, float) and math.isfinite(requested) and requested == int(requested):
-        whole = True
-    if not whole:
-        raise UserInputError(
-            f"SparkTrials(parallelism={requested!r}): parallelism must be a whole number of "
-            "concurrent trials, e.g. SparkTrials(parallelism=4), or None for the cluster's task slots."
-        )
-    requested = int(requested)
-    return requested if requested > 0 else None
+        return None, None
+    if isinstance(requested, bool):
+        if not requested:
+            return None, None
+        return 1, (f"parallelism={requested!r} is a bool; hyperopt runs one trial at a time with it, "
+                   "so parallelism is 1. Pass SparkTrials(parallelism=1).")
+    try:
+        nonpositive = requested <= 0
+        number = float(requested)
+    except (TypeError, ValueError) as error:
+        stock = str(error) if isinstance(error, TypeError) else f"could not convert {requested!r}"
+        raise UserInputTypeError(with_advice(
+            stock, f"SparkTrials(parallelism={requested!r}): {PARALLELISM_ADVICE}.")) from None
+    if math.isnan(number):
+        return None, (f"parallelism={requested!r} is not a number, which would never limit how many "
+                      "trials run at once; the default is used instead. "
+                      f"Pass SparkTrials(parallelism=N) with N >= 1.")
+    if nonpositive:
+        return None, None
+    if math.isinf(number):
+        return number, None  # capped by the decision, as hyperopt caps it
+    whole = math.ceil(number)
+    if whole != number:
+        return whole, (f"parallelism={requested!r} is not a whole number; hyperopt runs up to "
+                       f"{whole} trials at once with it, so parallelism is {whole}. Pass "
+                       f"SparkTrials(parallelism={whole}).")
+    return whole, None
 
 
 def decide_parallelism(requested, max_evals, algo_name, facts, cap=MAX_CONCURRENT_TRIALS):
-    request = normalize_request(requested)
+    request, note = normalize_request(requested)
     decision = Decision(parallelism=1, requested=requested)
+    if note:
+        decision.warn(note)
 
     # Under dynamic allocation, executors come and go: size for what the cluster may grow to.
     usable = facts.slots
@@ -91,7 +119,7 @@ def decide_parallelism(requested, max_evals, algo_name, facts, cap=MAX_CONCURREN
                 f"defaults to Spark's default parallelism ({chosen}). Pass "
                 "SparkTrials(parallelism=N) to choose it."
             )
-        if requested is not None:  # 0 or negative: hyperopt's "use the default", said out loud
+        if requested is not None and note is None:  # 0 or negative: hyperopt's "use the default"
             decision.warn(
                 f"parallelism={requested!r} is not a positive number of trials, so the default "
                 f"({chosen}) is used. Pass SparkTrials(parallelism=N) with N >= 1, or leave it "

@@ -18,23 +18,14 @@ import sys
 import threading
 
 from runtime_ml import conf, versions
+from runtime_ml.parallelism import REQUESTED_PARALLELISM_ATTR
+from runtime_ml.policy import report_internal_error
 
 logger = logging.getLogger("runtime_ml")
 
 ORIGINAL_ATTR = "__runtime_ml_original__"
 
 _lock = threading.Lock()
-
-
-def report_internal_error(what):
-    """Called from an `except` block inside runtime-ml: fail open, or raise in strict mode."""
-    if conf.strict_mode():
-        raise
-    logger.warning(
-        "runtime-ml: internal error while %s; continuing without it (hyperopt is unaffected).",
-        what,
-        exc_info=True,
-    )
 
 
 def unsupported_reason(spark_module):
@@ -109,9 +100,6 @@ def _wrap_fmin(original):
     return fmin
 
 
-REQUESTED_PARALLELISM_ATTR = "_runtime_ml_requested_parallelism"
-
-
 def _wrap_init(original):
     """Checks parallelism and timeout before hyperopt sees them, and remembers the parallelism as
     the user gave it (hyperopt 0.2.7 keeps only its own choice)."""
@@ -141,6 +129,9 @@ def _check_trials_arguments(arguments):
 
         validation.check_parallelism(arguments.get("parallelism"))
         validation.check_timeout(arguments.get("timeout"))
+        note = validation.timeout_note(arguments.get("timeout"))
+        if note:
+            logger.warning("runtime-ml: %s", note)
     except UserInputError:
         raise
     except Exception:

@@ -5,11 +5,10 @@ import logging
 
 from runtime_ml import conf, versions
 from runtime_ml.cluster import EXECUTOR_WAIT_SECONDS, read_cluster_facts
-from runtime_ml.parallelism import decide_parallelism
-from runtime_ml.patch import REQUESTED_PARALLELISM_ATTR
+from runtime_ml.parallelism import REQUESTED_PARALLELISM_ATTR, decide_parallelism
 from runtime_ml.redaction import install_redaction
 from runtime_ml.validation import (check_max_evals, check_parallelism, check_timeout,
-                                   serialize_objective)
+                                   serialize_objective, timeout_note)
 
 logger = logging.getLogger("runtime_ml")
 
@@ -83,10 +82,15 @@ class FminCall:
         make_messages_visible()
         # The user's mistakes first: raised before any cluster wait, trial or MLflow run.
         check_timeout(self.arguments.get("timeout"))
-        check_max_evals(self.arguments.get("max_evals"), len(self.trials.trials))
+        note = timeout_note(self.arguments.get("timeout"))
+        if note:
+            logger.warning("runtime-ml: %s", note)
+        check_max_evals(self.arguments.get("max_evals"), len(self.trials.trials),
+                        self.arguments.get("return_argmin", True))
         self.payload = serialize_objective(self.arguments["fn"], self.arguments["space"])
         spark = spark_session_of(self.trials)
         self.tracking = conf.read_spark_flag(conf.TRACK_HYPEROPT, spark)
+        self.fresh_workers = conf.read_spark_flag(conf.FRESH_WORKER_PER_TRIAL, spark)
         facts = read_cluster_facts(spark, wait_seconds=EXECUTOR_WAIT_SECONDS)
         self.decision = self._fit_parallelism(facts)
         self.tracker = self._start_tracking(facts) if self.tracking.value else None
@@ -158,6 +162,7 @@ class FminCall:
         return run_spark_fmin(
             self.trials, **arguments, listener=self.tracker, payload=self.payload,
             queue_follows_slots=arguments.get("max_queue_len") in (None, 1),
+            reuse_workers=not self.fresh_workers.value,
         )
 
     def finish(self, result=None, error=None):

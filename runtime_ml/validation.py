@@ -1,40 +1,59 @@
 """Checks of what the user passed to SparkTrials and fmin, before any trial or run starts.
 
 Each check is a pure function over plain values that either returns the value to use or raises
-UserInputError with a message naming the bad value and the fix. Values hyperopt accepts stay
-accepted (parallelism <= 0 means "the default", with a warning from the parallelism decision).
+where hyperopt would fail too, with hyperopt's exception type and message first and the fix after
+it. Values hyperopt accepts stay accepted (parallelism <= 0 means "the default", 2.5 is 3, with a
+warning from the parallelism decision).
 """
 
 import math
 import numbers
 
-from runtime_ml.errors import UserInputError
+from runtime_ml.errors import UserInputError, UserInputTypeError, with_advice
 from runtime_ml.parallelism import normalize_request
 
 
 def check_parallelism(value):
-    """SparkTrials(parallelism=...): None, or a whole number (<= 0 falls back to the default)."""
-    return normalize_request(value)
+    """SparkTrials(parallelism=...): what hyperopt accepts (see parallelism.normalize_request)."""
+    return normalize_request(value)[0]
 
 
 def check_timeout(value):
-    """SparkTrials(timeout=...) and fmin(timeout=...): None or a positive number of seconds."""
+    """SparkTrials(timeout=...): what hyperopt's validate_timeout accepts, as the value to use.
+
+    hyperopt rejects non-numbers, bools and values <= 0 with a plain Exception; runtime-ml raises
+    the same message first, with the fix after it. NaN passes hyperopt's check and never times out:
+    it stays accepted, and `timeout_note` says so.
+    """
     if value is None:
         return None
-    number = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if not number or math.isnan(value) or value <= 0:
-        raise UserInputError(
-            f"timeout={value!r}: the timeout must be a positive number of seconds, e.g. "
-            "SparkTrials(timeout=3600), or None for no limit."
-        )
+    number = isinstance(value, numbers.Number) and not isinstance(value, bool)
+    if not number or value <= 0:
+        raise UserInputError(with_advice(
+            f"The timeout argument should be None or a positive value. Given value: {value}",
+            f"timeout={value!r}: pass a positive number of seconds, e.g. "
+            "SparkTrials(timeout=3600), or None for no limit."))
     return value
 
 
-def check_max_evals(value, trials_so_far):
-    """fmin(max_evals=...): None (no limit), or a whole number that leaves something to evaluate.
+def timeout_note(value):
+    """A warning for a timeout hyperopt accepts but never applies (NaN), else None."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isnan(value):
+        return (f"timeout={value!r} is not a number of seconds, so no timeout applies (as in "
+                "hyperopt). Pass a positive number, e.g. SparkTrials(timeout=3600), or None.")
+    return None
 
-    A SparkTrials that already holds trials may be passed max_evals up to that count: hyperopt then
-    returns the best of them without running anything, so that stays allowed.
+
+NO_EVALUATIONS = "There are no evaluation tasks, cannot return argmin of task losses."
+
+
+def check_max_evals(value, trials_so_far, return_argmin=True):
+    """fmin(max_evals=...): None (no limit), or a whole number of trials.
+
+    Raises only where hyperopt's fmin fails too, with hyperopt's exception type and message first:
+    a max_evals that is not a whole number (hyperopt's TypeError, after running some trials), and
+    one that evaluates nothing when fmin must return an argmin. A SparkTrials that already holds
+    trials may be passed max_evals up to that count: hyperopt then returns the best of them.
     """
     if value is None:
         return None
@@ -42,15 +61,15 @@ def check_max_evals(value, trials_so_far):
     if isinstance(value, float) and math.isfinite(value) and value == int(value):
         whole = True  # 64.0 works in hyperopt, so it stays allowed
     if not whole:
-        raise UserInputError(
+        raise UserInputTypeError(with_advice(
+            f"'{type(value).__name__}' object cannot be interpreted as an integer",
             f"fmin(max_evals={value!r}): max_evals must be a whole number of trials, e.g. "
-            "max_evals=64."
-        )
-    if value < 1 and trials_so_far == 0:
-        raise UserInputError(
-            f"fmin(max_evals={value!r}): nothing would be evaluated. Pass max_evals=1 or more "
-            "(the total number of trials to run)."
-        )
+            "max_evals=64."))
+    if value < 1 and trials_so_far == 0 and return_argmin:
+        raise UserInputError(with_advice(
+            NO_EVALUATIONS,
+            f"fmin(max_evals={value!r}) evaluates nothing. Pass max_evals=1 or more (the total "
+            "number of trials to run)."))
     return int(value)
 
 

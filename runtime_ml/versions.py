@@ -6,6 +6,7 @@ Versions are read from package metadata (no import of the packages themselves).
 """
 
 import re
+import sys
 
 # (oldest supported, first unsupported); kept equal to setup.py's install_requires.
 SUPPORTED = {
@@ -78,3 +79,36 @@ def max_concurrent_tasks_takes_profile(spark_version):
 def thread_target_takes_session(spark_version):
     return version_tuple(spark_version) >= (4,)
 
+
+
+# MLflow keeps what mlflow.set_tracking_uri and mlflow.set_experiment chose in private module
+# globals (mlflow 2.9 to 3.x). A reused Python worker puts them back after each trial; read from
+# sys.modules only, so nothing is imported. When they move, set_tracking_uri is the fallback for the
+# URI, and the experiment is left as the trial set it; tests/test_compat.py fails loudly.
+MLFLOW_TRACKING_URI_GLOBAL = ("mlflow.tracking._tracking_service.utils", "_tracking_uri")
+MLFLOW_EXPERIMENT_GLOBAL = ("mlflow.tracking.fluent", "_active_experiment_id")
+_MISSING = object()
+
+
+def _mlflow_global(where):
+    module = sys.modules.get(where[0])
+    return _MISSING if module is None else getattr(module, where[1], _MISSING)
+
+
+def mlflow_fluent_state():
+    """(tracking URI, experiment id) as set in this process, None for unset or mlflow not loaded."""
+    state = []
+    for where in (MLFLOW_TRACKING_URI_GLOBAL, MLFLOW_EXPERIMENT_GLOBAL):
+        value = _mlflow_global(where)
+        state.append(None if value is _MISSING else value)
+    return tuple(state)
+
+
+def restore_mlflow_fluent_state(state):
+    if "mlflow" not in sys.modules or mlflow_fluent_state() == state:
+        return
+    for where, value in zip((MLFLOW_TRACKING_URI_GLOBAL, MLFLOW_EXPERIMENT_GLOBAL), state):
+        if _mlflow_global(where) is not _MISSING:
+            setattr(sys.modules[where[0]], where[1], value)
+        elif where is MLFLOW_TRACKING_URI_GLOBAL and value is not None:
+            sys.modules["mlflow"].set_tracking_uri(value)

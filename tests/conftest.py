@@ -9,6 +9,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
+# runtime-ml's own internal errors raise in every test unless a test says otherwise.
+os.environ.setdefault("RUNTIME_ML_STRICT", "1")
 # Executors must run this interpreter, and everything stays on the loopback interface.
 os.environ["PYSPARK_PYTHON"] = sys.executable
 os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"

@@ -13,7 +13,7 @@ import hyperopt
 from hyperopt import hp, rand
 
 from runtime_ml import cluster
-from runtime_ml.executor import CUDA_VISIBLE_DEVICES, EnvOverride, gpu_environment
+from runtime_ml.executor import CUDA_VISIBLE_DEVICES, TrialProcessState, gpu_environment
 
 TESTS = Path(__file__).resolve().parent
 FAKE_GPUS = str(TESTS / "fake_gpus.sh")
@@ -67,30 +67,33 @@ def test_request_within_slots_is_kept_silently(spark, active, runtime_log):
     assert [r for r in runtime_log.records if r.levelno >= logging.WARNING] == []
 
 
-def test_bad_parallelism_fails_before_any_trial_with_the_fix(spark, active):
+def test_a_fractional_parallelism_made_before_activation_runs_with_a_warning(spark, active,
+                                                                            runtime_log):
     import runtime_ml
 
-    runtime_ml.deactivate()  # made while stock: runtime-ml checks it at construction otherwise
+    runtime_ml.deactivate()  # made while stock: runtime-ml sees it only at fmin
     trials = hyperopt.SparkTrials(parallelism=2.5, spark_session=spark)
     runtime_ml.activate()
-    with pytest.raises(ValueError, match=r"parallelism=2.5\): parallelism must be a whole number"):
-        hyperopt.fmin(lambda x: x, hp.uniform("x", 0, 1), algo=rand.suggest, max_evals=2,
-                      trials=trials, show_progressbar=False)
-    assert len(trials.trials) == 0
+    hyperopt.fmin(lambda x: x, hp.uniform("x", 0, 1), algo=rand.suggest, max_evals=4,
+                  trials=trials, show_progressbar=False)
+    assert len(trials.trials) == 4 and trials.parallelism == 2  # local[2]'s slots
+    warnings = [r.getMessage() for r in runtime_log.records if r.levelno == logging.WARNING]
+    assert any("parallelism=2.5 is not a whole number" in w and "parallelism is 3" in w
+               for w in warnings), warnings
 
 
 def test_outside_a_gpu_task_the_environment_is_untouched(monkeypatch):
     monkeypatch.setenv(CUDA_VISIBLE_DEVICES, "7")
     assert gpu_environment() == {}
-    with EnvOverride(gpu_environment()):
+    with TrialProcessState(gpu_environment()):
         assert os.environ[CUDA_VISIBLE_DEVICES] == "7"
     assert os.environ[CUDA_VISIBLE_DEVICES] == "7"
 
 
-def test_env_override_restores_set_and_unset_variables(monkeypatch):
+def test_a_trials_environment_is_put_back_afterwards(monkeypatch):
     monkeypatch.setenv("RUNTIME_ML_TEST_SET", "before")
     monkeypatch.delenv("RUNTIME_ML_TEST_UNSET", raising=False)
-    with EnvOverride({"RUNTIME_ML_TEST_SET": "during", "RUNTIME_ML_TEST_UNSET": "during"}):
+    with TrialProcessState({"RUNTIME_ML_TEST_SET": "during", "RUNTIME_ML_TEST_UNSET": "during"}):
         assert os.environ["RUNTIME_ML_TEST_SET"] == os.environ["RUNTIME_ML_TEST_UNSET"] == "during"
     assert os.environ["RUNTIME_ML_TEST_SET"] == "before"
     assert "RUNTIME_ML_TEST_UNSET" not in os.environ

@@ -100,7 +100,7 @@ def test_the_installed_pyspark_takes_its_thread_target_path(spark):
 def test_the_requested_parallelism_is_known_on_both_hyperopt_versions(spark, active):
     import hyperopt
 
-    from runtime_ml.patch import REQUESTED_PARALLELISM_ATTR
+    from runtime_ml.parallelism import REQUESTED_PARALLELISM_ATTR
     from runtime_ml.runtime import requested_parallelism
 
     trials = hyperopt.SparkTrials(parallelism=3, spark_session=spark)

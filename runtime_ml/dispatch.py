@@ -379,6 +379,23 @@ def stock_early_stop(early_stop_fn):
     return getattr(early_stop_fn, "__module__", None) == "hyperopt.early_stop"
 
 
+def reads_every_loss(algo):
+    """True for hyperopt's atpe, which reads every trial's loss: a running trial (no loss yet)
+    makes it raise KeyError under SparkTrials, stock's included."""
+    target = getattr(algo, "func", algo)
+    return getattr(target, "__module__", None) == "hyperopt.atpe"
+
+
+def with_finished_trials(algo):
+    """`algo` proposing from the trials that have a loss (for reads_every_loss algorithms)."""
+
+    def suggest(new_ids, domain, trials, seed):
+        finished = [t for t in trials.trials if "loss" in (t.get("result") or {})]
+        return algo(new_ids, domain, CompletedTrials(trials, finished), seed)
+
+    return suggest
+
+
 class CompletedTrials:
     """The SparkTrials as hyperopt's early-stop functions expect it: `trials` holds the finished
     trials in the order they finished, the one that just finished last."""
@@ -442,6 +459,8 @@ def run_spark_fmin(trials, fn, space, algo, max_evals, timeout, loss_threshold, 
     if max_evals is None:
         max_evals = sys.maxsize
 
+    if reads_every_loss(algo):
+        algo = with_finished_trials(algo)
     dispatcher = Dispatcher(trials, payload, listener, early_stop_fn, reuse_workers)
     domain = base.Domain(fn, space, pass_expr_memo_ctrl=None)
     iterator = SlotAwareFMinIter(

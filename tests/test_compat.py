@@ -6,7 +6,9 @@ each "installed version" test below exercises one side of every guard on each ru
 
 import inspect
 import logging
+import os
 import re
+import sys
 import threading
 from importlib.metadata import version
 from pathlib import Path
@@ -186,3 +188,18 @@ def test_the_readme_matrix_names_the_tested_pins():
         for name, pinned in pins.items():
             assert f"{name} {pinned}" in readme, (constraints, name, pinned)
     assert Path(REPO / ".ci" / "run").read_text().count("make test") == 2
+
+
+def test_mlflows_fluent_state_is_where_a_reused_worker_puts_it_back(monkeypatch, tmp_path):
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", os.environ["MLFLOW_TRACKING_URI"])  # restored after
+    for module, name in (versions.MLFLOW_TRACKING_URI_GLOBAL, versions.MLFLOW_EXPERIMENT_GLOBAL):
+        assert hasattr(sys.modules[module], name), (
+            f"mlflow {mlflow.__version__} moved {module}.{name}: update runtime_ml/versions.py")
+    before = versions.mlflow_fluent_state()
+    elsewhere = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    mlflow.set_tracking_uri(elsewhere)
+    assert versions.mlflow_fluent_state()[0] == elsewhere
+    versions.restore_mlflow_fluent_state(before)
+    assert versions.mlflow_fluent_state() == before and mlflow.get_tracking_uri() != elsewhere

@@ -104,7 +104,7 @@ def test_timeout_cancels_running_trials_and_keeps_completed_ones(spark, active):
         time.sleep(60 if x > 0 else 0.05)
         return x ** 2
 
-    trials, best, elapsed = run(spark, slow_when_positive, 30, trials_timeout=3)
+    trials, best, elapsed = run(spark, slow_when_positive, 30, trials_timeout=3, seed=4)
     assert elapsed < 20  # cancelled, not waiting for the 60 s trials
     assert trials._fmin_cancelled_reason == "fmin run timeout"
     assert trials.count_cancelled_trials() >= 1 and trials.count_successful_trials() >= 1
@@ -212,3 +212,124 @@ def test_a_raising_early_stop_fn_is_logged_and_loses_no_slot(spark, active, capl
     assert any("user bug in early_stop_fn" in (r.exc_text or str(r.exc_info)) for r in caplog.records
                if r.name == "runtime_ml" and r.exc_info)
     assert leaked_threads() == []
+
+
+def test_trials_run_in_the_callers_job_group_and_cancelling_it_stops_them(spark, active,
+                                                                          tracked):
+    from test_tracking import runs_of
+
+    client, experiment_id = tracked
+    sc = spark.sparkContext
+    sc.setJobGroup("notebook-statement-7", "cell 7", True)
+    try:
+        canceller = threading.Timer(4, sc.cancelJobGroup, args=("notebook-statement-7",))
+        canceller.start()
+        trials, _, _ = run(spark, functools.partial(sleepy_result, 1.0), 30, parallelism=2)
+        canceller.join()
+    finally:
+        for key in ("spark.jobGroup.id", "spark.job.description", "spark.job.interruptOnCancel"):
+            sc.setLocalProperty(key, None)
+    assert sc.statusTracker().getJobIdsForGroup("notebook-statement-7")
+    assert trials.fmin_cancelled_reason == "fmin run cancelled by user"
+    assert trials.count_successful_trials() >= 2 and trials.count_cancelled_trials() >= 1
+    assert trials.count_total_trials() < 30
+    [parent], children = runs_of(client, experiment_id)
+    assert "RUNNING" not in {c.info.status for c in children} | {parent.info.status}
+
+
+def sleepy_result(seconds, x):
+    time.sleep(seconds)
+    return x ** 2
+
+
+def leaves_state_behind(x):
+    import logging as logging_
+    import os as os_
+
+    seen = {"loss": x ** 2, "status": STATUS_OK, "pid": os_.getpid(), "cwd": os_.getcwd(),
+            "leaked env": os_.environ.get("RUNTIME_ML_TEST_LEAK"),
+            "root handlers": len(logging_.getLogger().handlers)}
+    os_.chdir("/")
+    os_.environ["RUNTIME_ML_TEST_LEAK"] = "from an earlier trial"
+    logging_.getLogger().addHandler(logging_.NullHandler())
+    return seen
+
+
+def test_a_reused_worker_starts_each_trial_with_the_process_state_of_the_first(spark, active):
+    trials, _, _ = run(spark, leaves_state_behind, 6, parallelism=1)
+    results = [t["result"] for t in sorted(trials.trials, key=lambda t: t["tid"])]
+    pids = [r["pid"] for r in results]
+    assert len(set(pids)) < len(pids)  # the worker was reused
+    assert {r["leaked env"] for r in results} == {None}
+    assert len({r["cwd"] for r in results}) == 1 and results[0]["cwd"] != "/"
+    assert len({r["root handlers"] for r in results}) == 1
+
+
+def objective_with_its_own_mlflow(store, x):
+    import mlflow
+
+    before = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(store)
+    mlflow.set_experiment("objective-owned")
+    with mlflow.start_run():
+        mlflow.log_metric("x", x)
+    return {"loss": x ** 2, "status": STATUS_OK, "uri before": before}
+
+
+def test_an_objective_managing_its_own_mlflow_runs_works_and_leaves_nothing(spark, active,
+                                                                             tmp_path):
+    store = f"sqlite:///{tmp_path / 'objective.db'}"
+    trials, _, _ = run(spark, functools.partial(objective_with_its_own_mlflow, store), 4,
+                       parallelism=1)
+    assert trials.count_successful_trials() == 4
+    assert store not in {t["result"]["uri before"] for t in trials.trials}
+    import mlflow
+
+    runs = mlflow.MlflowClient(store).search_runs(
+        [mlflow.MlflowClient(store).get_experiment_by_name("objective-owned").experiment_id])
+    assert len(runs) == 4 and {r.info.status for r in runs} == {"FINISHED"}
+
+
+def test_fresh_worker_per_trial_runs_every_trial_in_a_new_python_worker(spark, active):
+    key = "spark.runtimeml.hyperopt.freshWorkerPerTrial"
+    spark.conf.set(key, "true")
+    try:
+        trials, _, _ = run(spark, worker_gc_state, 4, parallelism=1)
+    finally:
+        spark.conf.unset(key)
+    assert len({t["result"]["pid"] for t in trials.trials}) == 4
+
+
+def one_trial_breaks_the_task_builder(monkeypatch, tids):
+    from runtime_ml import dispatch
+
+    real = dispatch.TrialTask.__init__
+
+    def breaking(self, payload, params, env, reuse_worker=True):
+        if len(tids) == 0:
+            tids.append("broke")
+            raise RuntimeError("runtime-ml bug while building a task")
+        real(self, payload, params, env, reuse_worker)
+
+    monkeypatch.setattr(dispatch.TrialTask, "__init__", breaking)
+
+
+def test_an_internal_error_after_launch_fails_only_that_trial(spark, active, monkeypatch, tracked):
+    from test_tracking import runs_of
+
+    client, experiment_id = tracked
+    monkeypatch.delenv("RUNTIME_ML_STRICT")
+    one_trial_breaks_the_task_builder(monkeypatch, [])
+    trials, _, _ = run(spark, lambda x: x ** 2, 4, parallelism=2)
+    assert trials.count_failed_trials() == 1 and trials.count_successful_trials() == 3
+    [failed] = [t for t in trials._dynamic_trials if t["state"] == JOB_STATE_ERROR]
+    assert "runtime-ml bug while building a task" in failed["misc"]["error"][1]
+    [parent], children = runs_of(client, experiment_id)
+    assert sorted(c.info.status for c in children) == ["FAILED"] + ["FINISHED"] * 3
+
+
+def test_in_strict_mode_an_internal_error_after_launch_raises_after_the_fmin(spark, active,
+                                                                              monkeypatch):
+    one_trial_breaks_the_task_builder(monkeypatch, [])
+    with pytest.raises(RuntimeError, match="runtime-ml bug while building a task"):
+        run(spark, lambda x: x ** 2, 3, parallelism=2)

@@ -137,6 +137,11 @@ def test_every_algorithm_runs_as_on_stock(spark, active, monkeypatch, name, para
     ours, stock = both_ways(monkeypatch, tune(spark, algo=ALGOS[name], parallelism=parallelism,
                                               max_evals=5, points=points))
     assert ours[0] == "returned", ours
+    if name == "atpe" and stock[0] == "raised":
+        # atpe reads every trial's loss; under stock SparkTrials a running trial has none yet
+        # (KeyError: 'loss'). runtime-ml hands it the finished trials (README, Guarantees).
+        assert isinstance(stock[1], KeyError), stock
+        return
     assert_same(ours, stock)
 
 

@@ -3,7 +3,7 @@
 import pytest
 
 from runtime_ml.cluster import master_kind, potential_slots, slots_from_conf, slots_per_executor
-from runtime_ml.errors import UserInputError
+from runtime_ml.errors import UserInputTypeError
 from runtime_ml.parallelism import SlotFacts, decide_parallelism
 
 TPE, RAND = "hyperopt.tpe", "hyperopt.rand"
@@ -68,12 +68,27 @@ def test_every_change_has_exactly_one_warning_each():
     assert len(warnings_of(decision)) == 1
 
 
-@pytest.mark.parametrize("bad", ["4", 2.5, float("nan"), True, [2]])
-def test_parallelism_that_is_not_a_whole_number_names_value_and_fix(bad):
-    with pytest.raises(UserInputError) as error:
+@pytest.mark.parametrize("bad", ["4", [2]])
+def test_parallelism_that_is_not_a_number_raises_hyperopts_type_error_with_the_fix(bad):
+    with pytest.raises(UserInputTypeError) as error:
         decide_parallelism(bad, 10, TPE, SlotFacts(slots=2))
+    assert isinstance(error.value, TypeError)
+    assert str(error.value).startswith("'<=' not supported between instances of")
     assert f"parallelism={bad!r}" in str(error.value)
     assert "SparkTrials(parallelism=4)" in str(error.value)
+
+
+@pytest.mark.parametrize("odd, used, said", [
+    (2.5, 3, "hyperopt runs up to 3 trials at once with it, so parallelism is 3"),
+    (True, 1, "hyperopt runs one trial at a time with it, so parallelism is 1"),
+    (float("nan"), 8, "the default is used instead"),
+])
+def test_a_parallelism_hyperopt_accepts_oddly_is_what_it_amounts_to_with_a_warning(odd, used,
+                                                                                   said):
+    decision = decide_parallelism(odd, 10, "hyperopt.rand", SlotFacts(slots=8))
+    assert decision.parallelism == used
+    [warning] = warnings_of(decision)
+    assert f"parallelism={odd!r}" in warning and said in warning
 
 
 @pytest.mark.parametrize(

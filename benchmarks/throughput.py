@@ -4,10 +4,13 @@ Default: 0.05 s trials, parallelism 4, 64 trials, 3 rounds on local[4]. Target: 
 """
 
 import argparse
+import statistics
 import sys
 
 from common import MODES, compare, quiet_logs, spark_session, timed_fmin
 from objectives import sleeper
+
+FRESH_WORKER = "spark.runtimeml.hyperopt.freshWorkerPerTrial"
 
 
 def main():
@@ -27,6 +30,12 @@ def main():
             elapsed = timed_fmin(spark, mode, objective, options.trials, options.parallelism,
                                  seed=round_)
             rates[mode].append(options.trials / elapsed)
+    # The isolation switch: a fresh Python worker per trial, as stock has.
+    spark.conf.set(FRESH_WORKER, "true")
+    fresh = [options.trials / timed_fmin(spark, "runtime-ml", objective, options.trials,
+                                         options.parallelism, seed=round_)
+             for round_ in range(options.rounds)]
+    spark.conf.unset(FRESH_WORKER)
     spark.stop()
 
     print(f"throughput: {options.trials} trials of {options.sleep} s, parallelism "
@@ -35,6 +44,10 @@ def main():
                       f"{options.sleep} s trials at parallelism {options.parallelism}")
     print(f"ratio runtime-ml / stock: {medians['runtime-ml'] / medians['stock']:.1f}x "
           "(target >= 5x)")
+    fresh_median = statistics.median(fresh)
+    print(f"with {FRESH_WORKER}=true: {fresh_median:.1f} trials/s, "
+          f"{fresh_median / medians['stock']:.1f}x stock, "
+          f"{fresh_median / medians['runtime-ml']:.2f}x runtime-ml's reused workers")
     return 0
 
 

@@ -8,7 +8,7 @@ import logging
 import math
 import os
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from runtime_ml import versions
 from runtime_ml.parallelism import SlotFacts
@@ -75,6 +75,10 @@ class ClusterFacts:
 
     def as_dict(self):
         return asdict(self)
+
+    def for_profile(self, slots, source):
+        """The same facts, with the slots of the trials' ResourceProfile."""
+        return replace(self, slots=slots, slots_source=source, cpu_slots=None)
 
 
 # ---------------------------------------------------------------- pure helpers
@@ -160,7 +164,33 @@ def _bool(value):
     return str(value).strip().lower() == "true"
 
 
+def profile_slots_from_cores(executor_cores, profile_task_cpus):
+    """Concurrent tasks of a ResourceProfile asking `profile_task_cpus` per task, on executors
+    with these cores (None when nothing is known)."""
+    if not executor_cores or not profile_task_cpus:
+        return None
+    return sum(int(cores // profile_task_cpus) for cores in executor_cores)
+
+
 # ---------------------------------------------------------------- reading Spark
+
+
+def read_profile_slots(spark, facts, profile):
+    """(slots, source) for the trials' ResourceProfile (SparkTrials(resource_profile=...)).
+
+    Spark's own count for that profile (maxNumConcurrentTasks, private, as for the default
+    profile), else its task cpus against the executors' cores.
+    """
+    name = f"resource profile {getattr(profile, 'id', '?')}"
+    try:
+        jprofile = profile._java_resource_profile
+        return int(spark.sparkContext._jsc.sc().maxNumConcurrentTasks(jprofile)), \
+            f"{name}, registered executors"
+    except Exception as error:
+        cpus = getattr((profile.taskResources or {}).get("cpus"), "amount", None)
+        slots = profile_slots_from_cores([e.cores for e in facts.executors], cpus)
+        return slots, (f"{name}, {cpus} cpus per task (maxNumConcurrentTasks unavailable: "
+                       f"{type(error).__name__})")
 
 
 def _jvm_executors(jsc, local):

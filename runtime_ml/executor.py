@@ -9,7 +9,7 @@ import logging
 import os
 import sys
 
-from runtime_ml import versions
+from runtime_ml import trial_run, versions
 
 logger = logging.getLogger("runtime_ml")
 
@@ -72,6 +72,12 @@ class TrialProcessState:
         self.handlers, self.level = list(root.handlers), root.level
         self.mlflow_state = versions.mlflow_fluent_state()
         os.environ.update(self.env)
+        if trial_run.TRIAL_RUN_ID in self.env:
+            try:
+                trial_run.guard_when_loaded()
+            except Exception:
+                logger.warning("runtime-ml: could not guard MLflow's start_run for the trial",
+                               exc_info=True)
         return self
 
     def __exit__(self, *exc_info):

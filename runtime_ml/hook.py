@@ -39,10 +39,11 @@ PTH_LINE = (
 
 
 class _LoaderProxy:
-    """Delegates to the real loader and patches the module once it has executed."""
+    """Delegates to the real loader and calls `after_exec(module)` once the module has executed."""
 
-    def __init__(self, loader):
+    def __init__(self, loader, after_exec):
         self._loader = loader
+        self._after_exec = after_exec
 
     def __getattr__(self, name):
         return getattr(self._loader, name)
@@ -52,16 +53,20 @@ class _LoaderProxy:
 
     def exec_module(self, module):
         self._loader.exec_module(module)
-        from runtime_ml import patch
-
-        patch.patch_module(module)
+        self._after_exec(module)
 
 
-class HyperoptImportHook:
-    """A meta-path finder that only ever answers for `hyperopt.spark`."""
+class PostImportHook:
+    """A meta-path finder that only ever answers for `target`, and hands the module to
+    `after_exec` right after it executes, before the importing code gets it."""
+
+    target = None
+
+    def after_exec(self, module):
+        raise NotImplementedError
 
     def find_spec(self, fullname, path=None, target=None):
-        if fullname != TARGET_MODULE:
+        if fullname != self.target:
             return None
         for finder in sys.meta_path:
             if finder is self or not hasattr(finder, "find_spec"):
@@ -69,9 +74,20 @@ class HyperoptImportHook:
             spec = finder.find_spec(fullname, path, target)
             if spec is not None:
                 if spec.loader is not None and hasattr(spec.loader, "exec_module"):
-                    spec.loader = _LoaderProxy(spec.loader)
+                    spec.loader = _LoaderProxy(spec.loader, self.after_exec)
                 return spec
         return None
+
+
+class HyperoptImportHook(PostImportHook):
+    """Patches `hyperopt.spark` as it loads."""
+
+    target = TARGET_MODULE
+
+    def after_exec(self, module):
+        from runtime_ml import patch
+
+        patch.patch_module(module)
 
 
 def find_spec_once_hyperopt_loads(fullname, path, target):

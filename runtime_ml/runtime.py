@@ -4,7 +4,7 @@ import inspect
 import logging
 
 from runtime_ml import conf, versions
-from runtime_ml.cluster import EXECUTOR_WAIT_SECONDS, read_cluster_facts
+from runtime_ml.cluster import EXECUTOR_WAIT_SECONDS, read_cluster_facts, read_profile_slots
 from runtime_ml.parallelism import REQUESTED_PARALLELISM_ATTR, decide_parallelism
 from runtime_ml.redaction import install_redaction
 from runtime_ml.validation import (check_max_evals, check_parallelism, check_timeout,
@@ -113,6 +113,10 @@ class FminCall:
         """Decide from the cluster's real slots, and apply before hyperopt dispatches a trial."""
         requested = requested_parallelism(self.trials)
         check_parallelism(requested)  # made before activation, so not checked at construction
+        profile = getattr(self.trials, "_resource_profile", None)  # as stock: never on local
+        if profile is not None:
+            facts = facts.for_profile(*read_profile_slots(spark_session_of(self.trials), facts,
+                                                          profile))
         for note in facts.notes:
             logger.warning("runtime-ml: %s", note)
         decision = decide_parallelism(

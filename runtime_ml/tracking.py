@@ -21,6 +21,7 @@ from urllib.parse import urlparse
 from runtime_ml.dispatch import TrialListener
 from runtime_ml.redaction import CREDENTIAL_ENV, redacted_uri, without_userinfo
 from runtime_ml.results import is_nan_loss
+from runtime_ml.trial_run import trial_environment
 
 logger = logging.getLogger("runtime_ml")
 
@@ -427,7 +428,8 @@ class FminTracker(TrialListener):
             self._child_runs[tid] = run.info.run_id
         if not self.executor_env:
             return {}
-        return dict(self.executor_env, MLFLOW_RUN_ID=run.info.run_id)
+        return dict(self.executor_env, **trial_environment(
+            run.info.run_id, self.executor_env["MLFLOW_TRACKING_URI"], self.experiment_id))
 
     def trial_finished(self, trial):
         from hyperopt import base

@@ -1,6 +1,7 @@
 """Cluster start as an admin does it: the init script on a fresh node interpreter, a standalone
 master and two workers on 127.0.0.1, a real MLflow server, and `spark-submit` of unmodified code."""
 
+import inspect
 import json
 import os
 import shutil
@@ -13,6 +14,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from hyperopt import SparkTrials
 
 REPO = Path(__file__).resolve().parent.parent
 INIT_SCRIPT = str(REPO / "init_scripts" / "install-runtime-ml.sh")
@@ -141,10 +143,12 @@ def test_script_twice_is_once_keeps_admin_keys_and_uninstall_reverses(tmp_path, 
 
 
 class StandaloneCluster:
-    """A standalone master and two 1-core workers on 127.0.0.1, each stopped by its PID."""
+    """A standalone master and two workers (1 core each by default) on 127.0.0.1, each stopped by
+    its PID."""
 
-    def __init__(self, root, python, conf_dir):
+    def __init__(self, root, python, conf_dir, cores=1):
         self.root = root
+        self.cores = cores
         self.port, self.ui_port = free_port(), free_port()
         self.url = f"spark://127.0.0.1:{self.port}"
         self.env = node_env(SPARK_HOME=str(SPARK_HOME), SPARK_CONF_DIR=str(conf_dir),
@@ -165,7 +169,7 @@ class StandaloneCluster:
             work = self.root / f"worker-{index}"
             work.mkdir()
             self._spawn(f"worker-{index}", "org.apache.spark.deploy.worker.Worker",
-                        "--host", "127.0.0.1", "--cores", "1", "--memory", "1024M",
+                        "--host", "127.0.0.1", "--cores", str(self.cores), "--memory", "1024M",
                         "--webui-port", str(free_port()), "--work-dir", str(work), self.url)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -192,12 +196,13 @@ class StandaloneCluster:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
 
-    def submit(self, script):
+    def submit(self, script, *conf):
         env = dict(self.env, PYSPARK_DRIVER_PYTHON=self.env["PYSPARK_PYTHON"])
         env.pop("SPARK_NO_DAEMONIZE")
+        conf = conf or ("spark.cores.max=2",)
         return subprocess.run(
             [str(VENV_BIN / "spark-submit"), "--master", self.url, "--conf",
-             "spark.ui.enabled=false", "--conf", "spark.cores.max=2", script],
+             "spark.ui.enabled=false", *[arg for c in conf for arg in ("--conf", c)], script],
             capture_output=True, text=True, env=env,
             timeout=600)
 
@@ -253,3 +258,21 @@ def test_init_script_then_unmodified_job_on_a_standalone_cluster(tmp_path, wheel
     finally:
         cluster.stop()
         shutil.rmtree(tmp_path / "worker-0", ignore_errors=True)
+
+
+@pytest.mark.skipif("resource_profile" not in inspect.signature(SparkTrials.__init__).parameters,
+                    reason="SparkTrials(resource_profile=...) came with hyperopt 0.3.0")
+def test_trials_run_with_the_users_resource_profile_and_count_its_slots(tmp_path):
+    conf_dir = tmp_path / "conf"
+    conf_dir.mkdir()
+    cluster = StandaloneCluster(tmp_path, sys.executable, conf_dir, cores=2).start()
+    try:
+        job = cluster.submit(str(REPO / "tests" / "resource_profile_job.py"),
+                             "spark.cores.max=4", f"{KEY}=false")
+    finally:
+        cluster.stop()
+    assert job.returncode == 0, job.stderr[-4000:]
+    result = json.loads(job.stdout.split("RESULT ", 1)[1].splitlines()[0])
+    assert result["task_cpus"] == [2]  # every trial's task ran with the profile's 2 cpus
+    # 2 workers x 2 cores hold 4 default tasks but 2 of the profile's
+    assert result["actual_parallelism"] == 2 and result["trials"] == 4

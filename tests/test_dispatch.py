@@ -265,29 +265,36 @@ def test_a_reused_worker_starts_each_trial_with_the_process_state_of_the_first(s
     assert len({r["root handlers"] for r in results}) == 1
 
 
-def objective_with_its_own_mlflow(store, x):
+def objective_with_its_own_mlflow(store, experiment, x):
     import mlflow
 
     before = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(store)
-    mlflow.set_experiment("objective-owned")
+    if store:
+        mlflow.set_tracking_uri(store)
+    mlflow.set_experiment(experiment)
     with mlflow.start_run():
         mlflow.log_metric("x", x)
     return {"loss": x ** 2, "status": STATUS_OK, "uri before": before}
 
 
-def test_an_objective_managing_its_own_mlflow_runs_works_and_leaves_nothing(spark, active,
-                                                                             tmp_path):
-    store = f"sqlite:///{tmp_path / 'objective.db'}"
-    trials, _, _ = run(spark, functools.partial(objective_with_its_own_mlflow, store), 4,
-                       parallelism=1)
-    assert trials.count_successful_trials() == 4
-    assert store not in {t["result"]["uri before"] for t in trials.trials}
+@pytest.mark.parametrize("own", ["store", "experiment"])
+def test_an_objective_choosing_its_own_mlflow_target_logs_there_as_on_stock(spark, active,
+                                                                            tracked, tmp_path,
+                                                                            own):
     import mlflow
 
-    runs = mlflow.MlflowClient(store).search_runs(
-        [mlflow.MlflowClient(store).get_experiment_by_name("objective-owned").experiment_id])
+    client, experiment_id = tracked
+    store = f"sqlite:///{tmp_path / 'objective.db'}" if own == "store" else None
+    experiment = f"objective-owned-{tmp_path.name}"
+    trials, _, _ = run(spark, functools.partial(objective_with_its_own_mlflow, store, experiment),
+                       4, parallelism=1)
+    assert trials.count_successful_trials() == 4
+    # the next trial on the reused worker started with the trial's tracking URI again
+    assert store not in {t["result"]["uri before"] for t in trials.trials}
+    own_client = mlflow.MlflowClient(store or mlflow.get_tracking_uri())
+    runs = own_client.search_runs([own_client.get_experiment_by_name(experiment).experiment_id])
     assert len(runs) == 4 and {r.info.status for r in runs} == {"FINISHED"}
+    assert all("x" in r.data.metrics for r in runs)
 
 
 def test_fresh_worker_per_trial_runs_every_trial_in_a_new_python_worker(spark, active):

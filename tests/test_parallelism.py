@@ -2,7 +2,8 @@
 
 import pytest
 
-from runtime_ml.cluster import master_kind, potential_slots, slots_from_conf, slots_per_executor
+from runtime_ml.cluster import (master_kind, potential_slots, profile_slots_from_cores,
+                                slots_from_conf, slots_per_executor)
 from runtime_ml.errors import UserInputTypeError
 from runtime_ml.parallelism import SlotFacts, decide_parallelism
 
@@ -129,3 +130,10 @@ def test_potential_slots_under_dynamic_allocation():
     assert potential_slots(5, 4, 1, 1, 1) == 5
     assert potential_slots(None, 4, 1, None, None) is None
     assert potential_slots(5, None, 1, None, None) is None
+
+
+def test_a_resource_profiles_slots_count_its_cpus_per_task_on_each_executor():
+    assert profile_slots_from_cores([4, 4], 2) == 4
+    assert profile_slots_from_cores([3, 1], 2) == 1
+    assert profile_slots_from_cores([], 2) is None
+    assert profile_slots_from_cores([4], None) is None

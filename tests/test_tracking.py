@@ -41,6 +41,21 @@ def tracking_warnings(log):
 # ------------------------------------------------------------------ pure helpers
 
 
+@pytest.mark.parametrize("uri, active_experiment, argument, meant", [
+    ("http://h:5000", None, None, True),
+    ("http://h:5000/", "7", None, True),
+    ("http://h:5000", "8", None, False),  # mlflow.set_experiment(another)
+    ("http://h:5000", None, "8", False),  # start_run(experiment_id=another)
+    ("sqlite:///elsewhere.db", None, None, False),  # mlflow.set_tracking_uri(another)
+])
+def test_a_start_run_in_the_objective_means_the_trial_run_only_when_it_targets_it(
+        uri, active_experiment, argument, meant):
+    from runtime_ml.trial_run import targets_trial_run, trial_environment
+
+    environ = trial_environment("run-1", "http://h:5000", "7")
+    assert targets_trial_run(environ, uri, active_experiment, argument) is meant
+
+
 def test_params_are_values_with_choice_indexes_and_inactive_branches_omitted():
     space = {
         "penalty": hp.choice("penalty", ["l1", "l2"]),
@@ -408,3 +423,24 @@ def test_a_raising_early_stop_fn_leaves_no_trial_run_running(spark, active, trac
     fmin(spark, lambda x: x, hp.uniform("x", 0, 1), 4, early_stop_fn=broken_stop)
     [parent], children = runs_of(client, experiment_id)
     assert len(children) == 4 and {c.info.status for c in children} == {"FINISHED"}
+
+
+def test_the_start_run_guard_is_idempotent_reversible_and_passes_through_outside_trials(
+        tmp_path, monkeypatch):
+    import mlflow
+    import mlflow.tracking.fluent as fluent
+
+    from runtime_ml import trial_run
+
+    original = mlflow.start_run
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'guard.db'}")
+    trial_run.guard_when_loaded()
+    trial_run.guard_when_loaded()
+    try:
+        assert mlflow.start_run is fluent.start_run
+        assert getattr(mlflow.start_run, trial_run.ORIGINAL_ATTR) is original
+        with mlflow.start_run() as run:  # no trial: MLflow's own behaviour
+            assert run.info.run_id
+    finally:
+        trial_run.unguard()
+    assert mlflow.start_run is original is fluent.start_run

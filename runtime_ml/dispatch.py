@@ -12,7 +12,8 @@ time. Here:
   the next trial.
 Kept as in hyperopt: one single-task Spark job per trial, in the caller's job group when it set one
 (else Hyperopt_SparkTrials_<id>), with the trials' resource profile; never more running trials than
-trials.parallelism; timeout, early_stop_fn (cancels running trials, as hyperopt 0.3.0 does),
+trials.parallelism; timeout, early_stop_fn (on hyperopt 0.3.0 it cancels running trials; on 0.2.7
+it stops proposing and running trials finish),
 loss_threshold and cancellation; trial documents, states and error tuples; hyperopt's own lines on
 its `hyperopt-spark` logger (stock_log).
 
@@ -130,6 +131,9 @@ class Dispatcher:
         self.early_stop_fn = early_stop_fn
         self.early_stop_args = []
         self.early_stop_view = stock_early_stop(early_stop_fn)
+        self.early_stop_cancels = versions.early_stop_cancels_trials(
+            versions.installed_version("hyperopt"))
+        self.stopped_early = False  # hyperopt 0.2.7: stop proposing, launched trials finish
         self.sc = trials._spark.sparkContext
         # As hyperopt: without job-group cancelling, cancellation waits for running trials.
         self.can_cancel = getattr(trials, "_spark_supports_job_cancelling", True)
@@ -328,8 +332,11 @@ class Dispatcher:
         trials = CompletedTrials(self.trials, self._completed) if self.early_stop_view else \
             self.trials
         stop, self.early_stop_args = self.early_stop_fn(trials, *self.early_stop_args)
-        if stop:
+        if stop and self.early_stop_cancels:
             self.cancel(CANCEL_EARLY_STOP)
+        elif stop and not self.stopped_early:
+            self.stopped_early = True
+            stock_log.early_stop_triggered()
 
     def _listener_call(self, name, trial):
         """Tracking's per-trial hook; its failure never stops the trial (raised at the end of the
@@ -418,6 +425,11 @@ class SlotAwareFMinIter(FMinIter):
     """hyperopt's FMinIter, proposing trials only while there are free slots."""
 
     free_slots = None  # set per instance: a callable, or None to keep max_queue_len fixed
+    stopped_early = None  # set per instance: a callable telling that early_stop_fn said stop
+
+    @property
+    def is_cancelled(self):
+        return super().is_cancelled or bool(self.stopped_early and self.stopped_early())
 
     @property
     def max_queue_len(self):
@@ -470,6 +482,7 @@ def run_spark_fmin(trials, fn, space, algo, max_evals, timeout, loss_threshold, 
         show_progressbar=show_progressbar, early_stop_fn=None, trials_save_file="",
     )
     iterator.catch_eval_exceptions = catch_eval_exceptions
+    iterator.stopped_early = lambda: dispatcher.stopped_early
     insert, new_ids = trials.insert_trial_docs, trials.new_trial_ids
 
     def insert_and_wake(docs):  # the dispatcher launches new trials at once

@@ -58,6 +58,11 @@ def no_new_trials():
     logger.warning("fmin is cancelled, so new trials will not be launched.")
 
 
+def early_stop_triggered():  # hyperopt 0.2.7's fmin loop says this when early_stop_fn stops it
+    logging.getLogger("hyperopt.fmin").info(
+        "Early stop triggered. Stopping iterations as condition is reach.")
+
+
 def fmin_timeout_ignored():
     logger.warning("Timeout param was defined in Trials object, ignoring fmin definition")
 

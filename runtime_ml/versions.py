@@ -74,6 +74,13 @@ def max_concurrent_tasks_takes_profile(spark_version):
     return version_tuple(spark_version) >= (3, 1)
 
 
+# hyperopt 0.3.0's SparkTrials checks early_stop_fn in its dispatcher after each successful trial
+# and cancels the running ones; 0.2.7 hands it to fmin's loop, which stops proposing and lets the
+# running trials finish (and the fmin is not "cancelled").
+def early_stop_cancels_trials(hyperopt_version):
+    return version_tuple(hyperopt_version) >= (0, 3)
+
+
 # pyspark 4 added the session argument to inheritable_thread_target (for Spark Connect job tags);
 # 3.5 takes the function directly.
 def thread_target_takes_session(spark_version):

@@ -66,6 +66,11 @@ def test_max_concurrent_tasks_path_by_spark_version(spark_version, takes_profile
     assert versions.max_concurrent_tasks_takes_profile(spark_version) is takes_profile
 
 
+@pytest.mark.parametrize("hyperopt_version, cancels", [("0.2.7", False), ("0.3.0", True)])
+def test_early_stop_path_by_hyperopt_version(hyperopt_version, cancels):
+    assert versions.early_stop_cancels_trials(hyperopt_version) is cancels
+
+
 @pytest.mark.parametrize("spark_version, takes_session", [
     ("3.5.0", False), ("3.5.9", False), ("4.0.0", True), ("4.3.0", True)])
 def test_inheritable_thread_target_path_by_spark_version(spark_version, takes_session):

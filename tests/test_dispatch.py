@@ -114,15 +114,6 @@ def test_timeout_cancels_running_trials_and_keeps_completed_ones(spark, active):
     assert leaked_threads() == []
 
 
-def test_early_stop_fn_stops_and_cancels(spark, active):
-    def after_three_ok(trials, *args):
-        return sum(1 for t in trials.trials if t["result"].get("status") == STATUS_OK) >= 3, args
-
-    trials, _, _ = run(spark, lambda x: x ** 2, 40, early_stop_fn=after_three_ok)
-    assert trials._fmin_cancelled_reason == "early stopping condition"
-    assert 3 <= trials.count_successful_trials() < 40
-
-
 def test_loss_threshold_stops_proposing(spark, active):
     trials, _, _ = run(spark, lambda x: 0.0, 40, loss_threshold=0.5)
     assert trials.count_total_trials() < 40
@@ -230,7 +221,7 @@ def test_trials_run_in_the_callers_job_group_and_cancelling_it_stops_them(spark,
         for key in ("spark.jobGroup.id", "spark.job.description", "spark.job.interruptOnCancel"):
             sc.setLocalProperty(key, None)
     assert sc.statusTracker().getJobIdsForGroup("notebook-statement-7")
-    assert trials.fmin_cancelled_reason == "fmin run cancelled by user"
+    assert trials._fmin_cancelled_reason == "fmin run cancelled by user"
     assert trials.count_successful_trials() >= 2 and trials.count_cancelled_trials() >= 1
     assert trials.count_total_trials() < 30
     [parent], children = runs_of(client, experiment_id)

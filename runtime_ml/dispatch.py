@@ -371,7 +371,10 @@ OUTSIDE_CANCELLATION = ("cancelled part of cancelled job group", "part of cancel
 
 
 def cancelled_from_outside(error):
-    """True when a trial's job ended because someone else cancelled its job group or all jobs."""
+    """True when a trial's Spark job ended because someone else cancelled its job group or all
+    jobs (the objective's own exceptions come back with their traceback in `_tb_str`)."""
+    if "_tb_str" in error.__dict__:
+        return False
     text = str(error)
     return any(marker in text for marker in OUTSIDE_CANCELLATION)
 

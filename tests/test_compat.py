@@ -195,16 +195,18 @@ def test_the_readme_matrix_names_the_tested_pins():
     assert Path(REPO / ".ci" / "run").read_text().count("make test") == 2
 
 
-def test_mlflows_fluent_state_is_where_a_reused_worker_puts_it_back(monkeypatch, tmp_path):
+def test_mlflows_fluent_state_is_where_a_reused_worker_puts_it_back(tmp_path):
     import mlflow
 
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", os.environ["MLFLOW_TRACKING_URI"])  # restored after
+    from runtime_ml.executor import TrialProcessState
+
     for module, name in (versions.MLFLOW_TRACKING_URI_GLOBAL, versions.MLFLOW_EXPERIMENT_GLOBAL):
         assert hasattr(sys.modules[module], name), (
             f"mlflow {mlflow.__version__} moved {module}.{name}: update runtime_ml/versions.py")
-    before = versions.mlflow_fluent_state()
+    before, uri_before = versions.mlflow_fluent_state(), mlflow.get_tracking_uri()
     elsewhere = f"sqlite:///{tmp_path / 'elsewhere.db'}"
-    mlflow.set_tracking_uri(elsewhere)
-    assert versions.mlflow_fluent_state()[0] == elsewhere
-    versions.restore_mlflow_fluent_state(before)
-    assert versions.mlflow_fluent_state() == before and mlflow.get_tracking_uri() != elsewhere
+    with TrialProcessState({}):  # what a trial does on a reused worker, here in the driver
+        mlflow.set_tracking_uri(elsewhere)
+        mlflow.set_experiment("a trial's own")
+        assert versions.mlflow_fluent_state()[0] == elsewhere
+    assert versions.mlflow_fluent_state() == before and mlflow.get_tracking_uri() == uri_before

@@ -11,6 +11,7 @@ after it executes. Because `hyperopt/__init__.py` imports `hyperopt.spark`, code
 import sys
 
 from runtime_ml import conf
+from runtime_ml.import_hooks import PostImportHook
 
 TARGET_MODULE = "hyperopt.spark"
 PTH_NAME = "runtime_ml_hook.pth"
@@ -36,47 +37,6 @@ PTH_LINE = (
     "import sys; any(type(f).__name__ == 'RuntimeMlBootstrap' for f in sys.meta_path) or exec(%r)\n"
     % _BOOTSTRAP
 )
-
-
-class _LoaderProxy:
-    """Delegates to the real loader and calls `after_exec(module)` once the module has executed."""
-
-    def __init__(self, loader, after_exec):
-        self._loader = loader
-        self._after_exec = after_exec
-
-    def __getattr__(self, name):
-        return getattr(self._loader, name)
-
-    def create_module(self, spec):
-        return self._loader.create_module(spec)
-
-    def exec_module(self, module):
-        self._loader.exec_module(module)
-        self._after_exec(module)
-
-
-class PostImportHook:
-    """A meta-path finder that only ever answers for `target`, and hands the module to
-    `after_exec` right after it executes, before the importing code gets it."""
-
-    target = None
-
-    def after_exec(self, module):
-        raise NotImplementedError
-
-    def find_spec(self, fullname, path=None, target=None):
-        if fullname != self.target:
-            return None
-        for finder in sys.meta_path:
-            if finder is self or not hasattr(finder, "find_spec"):
-                continue
-            spec = finder.find_spec(fullname, path, target)
-            if spec is not None:
-                if spec.loader is not None and hasattr(spec.loader, "exec_module"):
-                    spec.loader = _LoaderProxy(spec.loader, self.after_exec)
-                return spec
-        return None
 
 
 class HyperoptImportHook(PostImportHook):

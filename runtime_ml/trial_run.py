@@ -17,7 +17,7 @@ import os
 import sys
 
 from runtime_ml import versions
-from runtime_ml.hook import PostImportHook
+from runtime_ml.import_hooks import PostImportHook
 
 FLUENT = "mlflow.tracking.fluent"
 RUN_ID = "MLFLOW_RUN_ID"

@@ -13,9 +13,8 @@ time. Here:
 Kept as in hyperopt: one single-task Spark job per trial, in the caller's job group when it set one
 (else Hyperopt_SparkTrials_<id>), with the trials' resource profile; never more running trials than
 trials.parallelism; timeout, early_stop_fn (on hyperopt 0.3.0 it cancels running trials; on 0.2.7
-it stops proposing and running trials finish),
-loss_threshold and cancellation; trial documents, states and error tuples; hyperopt's own lines on
-its `hyperopt-spark` logger (stock_log).
+it stops proposing and running trials finish), loss_threshold and cancellation; trial documents,
+states and error tuples; hyperopt's own lines on its `hyperopt-spark` logger (stock_log).
 
 What this relies on in hyperopt (pinned by tests/test_hyperopt_contract.py on 0.2.7 and 0.3.0):
 FMinIter's constructor and attributes, base.Domain.evaluate, base.spec_from_misc,
@@ -41,7 +40,7 @@ from hyperopt.utils import coarse_utcnow
 
 from runtime_ml import stock_log, versions
 from runtime_ml.executor import TrialProcessState, freeze_worker_heap_once, gpu_environment
-from runtime_ml.policy import raise_first_in_strict_mode
+from runtime_ml.policy import note_after_launch, raise_first_in_strict_mode
 from runtime_ml.results import is_nan_loss, with_result_hint
 from runtime_ml.validation import NO_EVALUATIONS
 
@@ -52,6 +51,9 @@ JOB_GROUP_PREFIX = "Hyperopt_SparkTrials_"
 CANCEL_TIMEOUT = "fmin run timeout"
 CANCEL_EARLY_STOP = "early stopping condition"
 CANCEL_USER = "fmin run cancelled by user"
+# The installed hyperopt's early-stop semantics (see versions.early_stop_cancels_trials).
+EARLY_STOP_CANCELS = versions.early_stop_cancels_trials(
+    versions.installed_version("hyperopt"))
 
 
 class TrialListener:
@@ -131,8 +133,6 @@ class Dispatcher:
         self.early_stop_fn = early_stop_fn
         self.early_stop_args = []
         self.early_stop_view = stock_early_stop(early_stop_fn)
-        self.early_stop_cancels = versions.early_stop_cancels_trials(
-            versions.installed_version("hyperopt"))
         self.stopped_early = False  # hyperopt 0.2.7: stop proposing, launched trials finish
         self.sc = trials._spark.sparkContext
         # As hyperopt: without job-group cancelling, cancellation waits for running trials.
@@ -293,9 +293,8 @@ class Dispatcher:
 
     def _internal_error(self, what, error):
         """An error of runtime-ml's own while a trial was launched: the trial fails with it."""
-        self.internal_errors.append(error)
-        logger.warning("runtime-ml: internal error while %s; that trial fails and the fmin goes "
-                       "on.", what, exc_info=error)
+        note_after_launch(self.internal_errors, what, "that trial fails and the fmin goes on.",
+                          error)
         error._tb_str = "".join(traceback.format_exception(type(error), error,
                                                            error.__traceback__))
         return error
@@ -332,7 +331,7 @@ class Dispatcher:
         trials = CompletedTrials(self.trials, self._completed) if self.early_stop_view else \
             self.trials
         stop, self.early_stop_args = self.early_stop_fn(trials, *self.early_stop_args)
-        if stop and self.early_stop_cancels:
+        if stop and EARLY_STOP_CANCELS:
             self.cancel(CANCEL_EARLY_STOP)
         elif stop and not self.stopped_early:
             self.stopped_early = True
@@ -344,9 +343,8 @@ class Dispatcher:
         try:
             return getattr(self.listener, name)(trial)
         except Exception as error:
-            self.internal_errors.append(error)
-            logger.warning("runtime-ml: internal error while tracking trial %s (%s); the trial "
-                           "goes on.", trial["tid"], name, exc_info=True)
+            note_after_launch(self.internal_errors, f"tracking trial {trial['tid']} ({name})",
+                              "the trial goes on.", error)
             return None
 
 

@@ -24,6 +24,13 @@ def report_internal_error(what):
     )
 
 
+def note_after_launch(errors, what, consequence, error):
+    """Called from an `except` block once a trial is launched: log the error and keep it in
+    `errors`, to be raised after the fmin by raise_first_in_strict_mode."""
+    errors.append(error)
+    logger.warning("runtime-ml: internal error while %s; %s", what, consequence, exc_info=error)
+
+
 def raise_first_in_strict_mode(errors):
     """After an fmin whose trials failed on runtime-ml's own errors: raise the first one under
     RUNTIME_ML_STRICT (each was already logged and failed its trial)."""

@@ -87,7 +87,6 @@ def thread_target_takes_session(spark_version):
     return version_tuple(spark_version) >= (4,)
 
 
-
 # MLflow keeps what mlflow.set_tracking_uri and mlflow.set_experiment chose in private module
 # globals (mlflow 2.9 to 3.x). A reused Python worker puts them back after each trial; read from
 # sys.modules only, so nothing is imported. When they move, set_tracking_uri is the fallback for the

@@ -1,8 +1,13 @@
 """runtime-ml's own run of a SparkTrials fmin: the same semantics as hyperopt's, without the waste.
 
 hyperopt's SparkTrials forks a fresh Python worker for every trial (its task never reads its input,
-so PySpark will not reuse the worker), sleeps 1 s in two polling loops, and proposes one trial at a
-time. Here:
+so PySpark will not reuse the worker), ships the objective and evaluates the search space in every
+trial's task (so every worker imports hyperopt), sleeps 1 s in two polling loops, and proposes one
+trial at a time. Here:
+- the search space is evaluated on the driver and the objective's return value becomes hyperopt's
+  result there (runtime_ml.evaluation); the executor only calls the objective (executor.TrialTask);
+- the objective travels once per fmin (the launcher's broadcast), a trial's task carries only its
+  parameter values and environment;
 - the task drains its input, so PySpark reuses the Python worker across trials, and freezes the
   worker's heap after its first trial, so PySpark's gc.collect() between tasks stays cheap;
 - the dispatcher thread wakes when a trial is proposed or finishes, not on a 1 s timer, and the
@@ -11,13 +16,15 @@ time. Here:
   algorithm call as with hyperopt's default, so TPE sees every finished result before it proposes
   the next trial.
 Kept as in hyperopt: one single-task Spark job per trial, in the caller's job group when it set one
-(else Hyperopt_SparkTrials_<id>), with the trials' resource profile; never more running trials than
+(else Hyperopt_SparkTrials_<id>), with the trials' resource profile (runtime_ml.launcher); never
+more running trials than
 trials.parallelism; timeout, early_stop_fn (on hyperopt 0.3.0 it cancels running trials; on 0.2.7
 it stops proposing and running trials finish), loss_threshold and cancellation; trial documents,
 states and error tuples; hyperopt's own lines on its `hyperopt-spark` logger (stock_log).
 
 What this relies on in hyperopt (pinned by tests/test_hyperopt_contract.py on 0.2.7 and 0.3.0):
-FMinIter's constructor and attributes, base.Domain.evaluate, base.spec_from_misc,
+FMinIter's constructor and attributes, base.Domain.evaluate (as runtime_ml.evaluation repeats it),
+base.spec_from_misc,
 base.validate_timeout / validate_loss_threshold, JOB_STATE_*, Trials.new_trial_ids, and SparkTrials'
 `_spark`, `_fmin_cancelled`, `_fmin_cancelled_reason`, `timeout` and `loss_threshold` attributes
 (and, where present, `_spark_supports_job_cancelling` and `_resource_profile`).
@@ -25,21 +32,22 @@ base.validate_timeout / validate_loss_threshold, JOB_STATE_*, Trials.new_trial_i
 
 import logging
 import os
-import pickle
 import queue
 import sys
 import threading
 import time
 import traceback
-import uuid
 
 import numpy as np
 from hyperopt import STATUS_OK, FMinIter, base
 from hyperopt.fmin import space_eval
 from hyperopt.utils import coarse_utcnow
+from pyspark import cloudpickle
 
 from runtime_ml import stock_log, versions
-from runtime_ml.executor import TrialProcessState, freeze_worker_heap_once, gpu_environment
+from runtime_ml.evaluation import hyperopt_result, space_values
+from runtime_ml.executor import PlainParams, SpaceOnExecutor, TrialTask
+from runtime_ml.launcher import ClassicLauncher
 from runtime_ml.policy import note_after_launch, raise_first_in_strict_mode
 from runtime_ml.results import is_nan_loss, with_result_hint
 from runtime_ml.validation import NO_EVALUATIONS
@@ -47,7 +55,6 @@ from runtime_ml.validation import NO_EVALUATIONS
 logger = logging.getLogger("runtime_ml")
 
 POLL_SECONDS = 0.02
-JOB_GROUP_PREFIX = "Hyperopt_SparkTrials_"
 CANCEL_TIMEOUT = "fmin run timeout"
 CANCEL_EARLY_STOP = "early stopping condition"
 CANCEL_USER = "fmin run cancelled by user"
@@ -65,43 +72,6 @@ class TrialListener:
 
     def trial_finished(self, trial):
         pass
-
-
-class TrialTask:
-    """The function each trial's one-task Spark job runs on an executor.
-
-    It carries the objective and space already pickled once per fmin (`payload`), plus this
-    trial's parameters and environment. With `reuse_worker` it drains its input, so PySpark reuses
-    the Python worker for the next trial; without, the worker exits after the trial, as with stock
-    hyperopt (a fresh worker per trial: isolation over speed).
-    """
-
-    def __init__(self, payload, params, env, reuse_worker=True):
-        self.payload = payload
-        self.params = params
-        self.env = env
-        self.reuse_worker = reuse_worker
-
-    def __call__(self, partition):
-        if self.reuse_worker:
-            for _ in partition:
-                pass
-        env = dict(self.env)
-        env.update(gpu_environment())
-        with TrialProcessState(env):
-            try:
-                result = self._evaluate()
-            except BaseException as error:  # returned, not raised: no Spark retry of user errors
-                error._tb_str = with_result_hint(traceback.format_exc(), error)
-                result = error
-        if self.reuse_worker and not isinstance(result, BaseException):
-            freeze_worker_heap_once()  # (a traceback would keep the trial's frames alive)
-        yield result
-
-    def _evaluate(self):
-        fn, space = pickle.loads(self.payload)
-        domain = base.Domain(fn, space, pass_expr_memo_ctrl=None)
-        return domain.evaluate(self.params, ctrl=None, attach_attachments=False)
 
 
 def _write_result(trial, result):
@@ -125,22 +95,26 @@ def _write_cancellation(trial, error):
 class Dispatcher:
     """Launches each NEW trial as a Spark job as soon as a slot is free; handles timeout/early stop."""
 
-    def __init__(self, trials, payload, listener=None, early_stop_fn=None, reuse_workers=True):
+    def __init__(self, trials, domain, payload, listener=None, early_stop_fn=None,
+                 reuse_workers=True):
         self.trials = trials
+        self.domain = domain
         self.payload = payload
+        self.objective = None  # the launcher's handle to the shipped objective, once started
+        self.space_on_executor = bool(domain.pass_expr_memo_ctrl)  # see executor.SpaceOnExecutor
+        self._pickled_space = None
         self.reuse_workers = reuse_workers
         self.listener = listener or TrialListener()
         self.early_stop_fn = early_stop_fn
         self.early_stop_args = []
         self.early_stop_view = stock_early_stop(early_stop_fn)
         self.stopped_early = False  # hyperopt 0.2.7: stop proposing, launched trials finish
-        self.sc = trials._spark.sparkContext
         # As hyperopt: without job-group cancelling, cancellation waits for running trials.
         self.can_cancel = getattr(trials, "_spark_supports_job_cancelling", True)
-        self.resource_profile = getattr(trials, "_resource_profile", None)
-        self.job_group, self.job_description, self.interrupt_on_cancel = callers_job_group(
-            self.sc.getLocalProperty)
-        stock_log.job_group(self.job_group, self.job_description, self.interrupt_on_cancel)
+        self.launcher = ClassicLauncher(trials._spark, getattr(trials, "_resource_profile", None),
+                                        self.can_cancel)
+        stock_log.job_group(self.launcher.job_group, self.launcher.job_description,
+                            self.launcher.interrupt_on_cancel)
         self.internal_errors = []  # runtime-ml's own errors after a launch (each failed its trial)
         self._wake = threading.Condition()
         self._done = False
@@ -158,23 +132,21 @@ class Dispatcher:
             self._wake.notify_all()
 
     def start(self):
-        # Every trial's job maps this one-row RDD: parallelize() per trial would ship the row to
-        # the JVM again each time (a temp file and several py4j calls).
-        self._one_row = self.sc.parallelize([0], 1)
-        if self.resource_profile is not None:  # as hyperopt: the trials' tasks use the profile
-            self._one_row = self._one_row.withResources(self.resource_profile)
+        self.objective = self.launcher.ship(self.payload)
+        self.payload = None
         # One long-lived launcher thread per slot: a new Python thread per trial would pay for a
         # new py4j connection and JVM thread every time (about 0.1 s here).
         for index in range(max(1, int(self.trials.parallelism))):
-            thread = threading.Thread(target=self._inheriting(self._launcher), daemon=True,
-                                      name=f"runtime-ml-launcher-{index}")
+            thread = threading.Thread(target=self.launcher.thread_target(self._launcher),
+                                      daemon=True, name=f"runtime-ml-launcher-{index}")
             self._threads.append(thread)
             thread.start()
         self._thread = threading.Thread(target=self._run, name="runtime-ml-dispatcher", daemon=True)
         self._thread.start()
 
     def stop(self):
-        """Stop launching, wait for the dispatcher and every launcher thread."""
+        """Stop launching, wait for the dispatcher and every launcher thread, free the shipped
+        objective."""
         with self._wake:
             self._done = True
             self._wake.notify_all()
@@ -185,6 +157,11 @@ class Dispatcher:
         for thread in self._threads:
             thread.join()
         self._threads.clear()
+        try:
+            self.launcher.close()
+        except Exception as error:  # every trial has its result: only the cluster's memory is left
+            note_after_launch(self.internal_errors, "freeing the objective's broadcast",
+                              "the results are kept.", error)
 
     def cancel(self, reason):
         """Cancel running and queued trials, as hyperopt's SparkTrials does."""
@@ -197,8 +174,8 @@ class Dispatcher:
             self._uncancellable.update(self._running)
             states = (base.JOB_STATE_NEW,)
         else:
-            stock_log.cancelling_jobs(self.job_group)
-            self.sc.cancelJobGroup(self.job_group)
+            stock_log.cancelling_jobs(self.launcher.job_group)
+            self.launcher.cancel()
             states = (base.JOB_STATE_NEW, base.JOB_STATE_RUNNING)
         for trial in list(self.trials.trials):
             if trial["state"] in states:
@@ -238,24 +215,8 @@ class Dispatcher:
         self._running.add(trial["tid"])
         self._queue.put(trial)
 
-    def _inheriting(self, target):
-        """Carry the caller's Spark local properties (scheduler pool, tags) into the trial thread."""
-        try:
-            import pyspark
-            from pyspark import inheritable_thread_target
-        except ImportError:
-            return target
-        if versions.thread_target_takes_session(pyspark.__version__):
-            return inheritable_thread_target(self.trials._spark)(target)
-        return inheritable_thread_target(target)
-
     # -- launcher threads, one trial at a time each
     def _launcher(self):
-        if self.can_cancel:
-            self.sc.setLocalProperty("spark.jobGroup.id", self.job_group)
-            self.sc.setLocalProperty("spark.job.description", self.job_description)
-            self.sc.setLocalProperty("spark.job.interruptOnCancel",
-                                     str(self.interrupt_on_cancel).lower())
         while True:
             trial = self._queue.get()
             if trial is None:
@@ -283,13 +244,42 @@ class Dispatcher:
             self._listener_call("trial_finished", trial)
 
     def _evaluate(self, trial):
-        """The trial's Spark job: the objective's result, or the exception that ended the job."""
+        """The trial's Spark job: hyperopt's result dict, or the exception that ended the trial
+        (the objective's or hyperopt's own, with its traceback in `_tb_str`, or Spark's)."""
         env = self._listener_call("trial_started", trial) or {}
-        task = TrialTask(self.payload, base.spec_from_misc(trial["misc"]), env, self.reuse_workers)
+        config = base.spec_from_misc(trial["misc"])
         try:
-            return self._one_row.mapPartitions(task).collect()[0]
+            params = self._params(trial["tid"], config)
+        except Exception as error:  # the space itself failed for these values, as it would in stock
+            error._tb_str = traceback.format_exc()
+            return error
+        task = TrialTask(self.objective, params, env, self.reuse_workers)
+        try:
+            output = self.launcher.run(task)
         except BaseException as error:  # Spark failed or the job was cancelled
             return error
+        if isinstance(output, BaseException):
+            return output
+        try:
+            return hyperopt_result(output)
+        except Exception as error:  # hyperopt rejects what the objective returned
+            error._tb_str = with_result_hint(traceback.format_exc(), output)
+            return error
+
+    def _params(self, tid, config):
+        """How the trial's task gets its parameter values: evaluated here, or on the executor."""
+        if not self.space_on_executor:
+            values = space_values(self.domain, config)
+            try:
+                return PlainParams(cloudpickle.dumps(values))
+            except Exception as error:
+                self.space_on_executor = True
+                logger.info("runtime-ml: trial %s's parameter values cannot be pickled (%s: %s); "
+                            "from now on the search space is evaluated on the executors, as "
+                            "hyperopt does.", tid, type(error).__name__, error)
+        if self._pickled_space is None:
+            self._pickled_space = cloudpickle.dumps(self.domain.expr)
+        return SpaceOnExecutor(self._pickled_space, config)
 
     def _internal_error(self, what, error):
         """An error of runtime-ml's own while a trial was launched: the trial fails with it."""
@@ -346,23 +336,6 @@ class Dispatcher:
             note_after_launch(self.internal_errors, f"tracking trial {trial['tid']} ({name})",
                               "the trial goes on.", error)
             return None
-
-
-def callers_job_group(get_local_property):
-    """(group, description, interrupt_on_cancel) for the trials' jobs, as hyperopt decides them.
-
-    The caller's job group when it set one (notebook servers, Livy and Zeppelin set one per
-    statement, so cancelling the statement cancels the trials), else a group of the fmin's own.
-    """
-    group = get_local_property("spark.jobGroup.id")
-    description = get_local_property("spark.job.description")
-    interrupt = get_local_property("spark.job.interruptOnCancel")
-    if group is None:
-        # runtime-ml's own group interrupts the task on cancel, so a timeout stops trials at once
-        return JOB_GROUP_PREFIX + uuid.uuid4().hex[:12], (
-            description or stock_log.DEFAULT_JOB_DESCRIPTION), True
-    return group, description or stock_log.DEFAULT_JOB_DESCRIPTION, (interrupt or "").lower() == \
-        "true"
 
 
 OUTSIDE_CANCELLATION = ("cancelled part of cancelled job group", "part of cancellation of all jobs")
@@ -448,7 +421,7 @@ def run_spark_fmin(trials, fn, space, algo, max_evals, timeout, loss_threshold, 
                    show_progressbar, early_stop_fn, payload, trials_save_file="", listener=None,
                    queue_follows_slots=True, reuse_workers=True):
     """SparkTrials.fmin, with runtime-ml's dispatch. Arguments as hyperopt passes them, plus
-    `payload`: (fn, space) pickled once by validation.serialize_objective.
+    `payload`: the objective pickled once by validation.serialize_objective.
 
     With queue_follows_slots (max_queue_len left at hyperopt's default of 1), hyperopt proposes
     trials while slots are free, one trial per algorithm call as with hyperopt's default: anneal and
@@ -474,8 +447,8 @@ def run_spark_fmin(trials, fn, space, algo, max_evals, timeout, loss_threshold, 
 
     if reads_every_loss(algo):
         algo = with_finished_trials(algo)
-    dispatcher = Dispatcher(trials, payload, listener, early_stop_fn, reuse_workers)
     domain = base.Domain(fn, space, pass_expr_memo_ctrl=None)
+    dispatcher = Dispatcher(trials, domain, payload, listener, early_stop_fn, reuse_workers)
     iterator = SlotAwareFMinIter(
         algo, domain, trials, max_evals=max_evals, timeout=timeout,
         loss_threshold=loss_threshold, rstate=rstate, verbose=verbose,

@@ -1,4 +1,10 @@
-"""What runs on the executor around the user's objective, one trial at a time.
+"""What runs on the executor: the user's objective, one trial at a time, and nothing heavy.
+
+A trial's task brings the trial's parameter values (evaluated from the search space on the
+driver), its environment, and a handle to the objective, which travels once per fmin. So the Python
+worker imports what the objective imports, and hyperopt, numpy or mlflow only when the objective
+does (or in the rare cases of `SpaceOnExecutor`). This module imports only the standard library and
+runtime-ml's light modules.
 
 Nothing here may change what the objective computes: failures of runtime-ml's own steps are logged
 and the objective still runs exactly once.
@@ -7,9 +13,12 @@ and the objective still runs exactly once.
 import gc
 import logging
 import os
+import pickle
 import sys
+import traceback
 
 from runtime_ml import trial_run, versions
+from runtime_ml.results import with_result_hint
 
 logger = logging.getLogger("runtime_ml")
 
@@ -146,3 +155,85 @@ def freeze_worker_heap_once():
         gc.freeze()
     except Exception:  # never let this touch the trial
         logger.warning("runtime-ml: could not freeze the Python worker's heap", exc_info=True)
+
+
+class PlainParams:
+    """The trial's parameter values, evaluated from the space on the driver and pickled there."""
+
+    def __init__(self, pickled):
+        self.pickled = pickled
+
+    def call(self, fn):
+        return fn(pickle.loads(self.pickled))
+
+
+class SpaceOnExecutor:
+    """The search space and the trial's config, evaluated here as stock SparkTrials does: for an
+    objective that asks for `expr, memo, ctrl`, or values that cannot be pickled on the driver.
+    Only these trials import hyperopt on the executor."""
+
+    def __init__(self, pickled_space, config):
+        self.pickled_space = pickled_space
+        self.config = config
+
+    def call(self, fn):
+        from hyperopt.base import Domain
+
+        from runtime_ml.evaluation import call_objective
+
+        domain = Domain(fn, pickle.loads(self.pickled_space), pass_expr_memo_ctrl=None)
+        return call_objective(domain, self.config)
+
+
+def shipped_output(value):
+    """What the objective returned, as it travels to the driver: a number as it is, anything else
+    as dict(value), the conversion hyperopt's Domain.evaluate makes (and fails with) first."""
+    numpy = sys.modules.get("numpy")  # a numpy number implies numpy is loaded
+    if isinstance(value, (float, int)) or (numpy is not None and isinstance(value, numpy.number)):
+        return value
+    return dict(value)
+
+
+class TrialTask:
+    """The function each trial's one-task Spark job runs on an executor.
+
+    `objective` is the handle the launcher shipped once per fmin; its `.value` is the objective,
+    unpickled once per Python worker (a broadcast: PySpark caches it in the worker while the fmin's
+    tasks use it and drops it after). `params` calls it with this trial's values. With
+    `reuse_worker` the task drains its input, so PySpark reuses the Python worker for the next
+    trial; without, the worker exits after the trial, as with stock hyperopt.
+
+    Yields what `shipped_output` makes of the objective's return value, or the exception that
+    ended the trial, with its traceback text in `_tb_str` (returned, not raised: Spark must not
+    retry a trial the objective failed).
+    """
+
+    def __init__(self, objective, params, env, reuse_worker=True):
+        self.objective = objective
+        self.params = params
+        self.env = env
+        self.reuse_worker = reuse_worker
+
+    def __call__(self, partition):
+        if self.reuse_worker:
+            for _ in partition:
+                pass
+        env = dict(self.env)
+        env.update(gpu_environment())
+        with TrialProcessState(env):
+            output = self._run()
+        if self.reuse_worker and not isinstance(output, BaseException):
+            freeze_worker_heap_once()  # (a traceback would keep the trial's frames alive)
+        yield output
+
+    def _run(self):
+        try:
+            value = self.params.call(self.objective.value)
+        except BaseException as error:
+            error._tb_str = traceback.format_exc()
+            return error
+        try:
+            return shipped_output(value)
+        except BaseException as error:
+            error._tb_str = with_result_hint(traceback.format_exc(), value)
+            return error

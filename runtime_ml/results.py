@@ -1,9 +1,10 @@
 """What an objective returned, explained when hyperopt rejects it.
 
 hyperopt accepts a number (the loss) or a dict with 'status' and, for STATUS_OK, a numeric 'loss'.
-Anything else fails inside hyperopt with a terse error (KeyError: 'status', a float() conversion
-error); the trial stays failed exactly as in hyperopt, and runtime-ml adds one sentence saying what
-was returned and what to return instead. A NaN loss is accepted by hyperopt but ignored when it picks
+Anything else fails with hyperopt's terse error (KeyError: 'status', a float() conversion error,
+raised by `evaluation.hyperopt_result` as by hyperopt's `Domain.evaluate`); the trial stays failed
+exactly as in hyperopt, and runtime-ml adds one sentence saying what was returned and what to
+return instead. A NaN loss is accepted by hyperopt but ignored when it picks
 the best trial; `is_nan_loss` lets tracking report it as a failed trial.
 """
 
@@ -44,32 +45,11 @@ def result_problem(value):
     return None
 
 
-def rejected_result(error):
-    """(True, value) when `error` was raised by hyperopt's Domain.evaluate while checking the
-    value the objective returned (its local `rval`), else (False, None).
-
-    Relies on hyperopt's evaluate keeping the objective's return value in `rval` (0.2.7 and 0.3.0;
-    pinned by tests/test_hyperopt_contract.py); anything else simply gives no hint.
-    """
-    tb = error.__traceback__
-    while tb is not None and tb.tb_next is not None:
-        tb = tb.tb_next
-    if tb is None:
-        return False, None
-    frame = tb.tb_frame
-    if frame.f_code.co_name != "evaluate" or frame.f_globals.get("__name__") != "hyperopt.base":
-        return False, None
-    if "rval" not in frame.f_locals:
-        return False, None
-    return True, frame.f_locals["rval"]
-
-
-def with_result_hint(traceback_text, error):
-    """The trial's traceback with an explanation appended to its last line (the error message
-    that MLflow's `error_message` tag and hyperopt's trial error show), when hyperopt rejected
-    what the objective returned."""
-    rejected, value = rejected_result(error)
-    problem = result_problem(value) if rejected else None
+def with_result_hint(traceback_text, value):
+    """The traceback of hyperopt's rejection of `value` (what the objective returned) with an
+    explanation appended to its last line (the error message that MLflow's `error_message` tag and
+    hyperopt's trial error show)."""
+    problem = result_problem(value)
     if problem is None:
         return traceback_text
     return traceback_text.rstrip("\n") + f" [runtime-ml: {problem}]\n"

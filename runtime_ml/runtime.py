@@ -8,7 +8,7 @@ from runtime_ml.cluster import EXECUTOR_WAIT_SECONDS, read_cluster_facts, read_p
 from runtime_ml.parallelism import REQUESTED_PARALLELISM_ATTR, decide_parallelism
 from runtime_ml.redaction import install_redaction
 from runtime_ml.validation import (check_max_evals, check_parallelism, check_timeout,
-                                   serialize_objective, timeout_note)
+                                   objective_size_note, serialize_objective, timeout_note)
 
 logger = logging.getLogger("runtime_ml")
 
@@ -87,7 +87,9 @@ class FminCall:
             logger.warning("runtime-ml: %s", note)
         check_max_evals(self.arguments.get("max_evals"), len(self.trials.trials),
                         self.arguments.get("return_argmin", True))
-        self.payload = serialize_objective(self.arguments["fn"], self.arguments["space"])
+        self.payload = serialize_objective(self.arguments["fn"])
+        level, text = objective_size_note(len(self.payload))
+        getattr(logger, level)("runtime-ml: %s", text)
         spark = spark_session_of(self.trials)
         self.tracking = conf.read_spark_flag(conf.TRACK_HYPEROPT, spark)
         self.fresh_workers = conf.read_spark_flag(conf.FRESH_WORKER_PER_TRIAL, spark)
@@ -163,8 +165,9 @@ class FminCall:
         from runtime_ml.dispatch import run_spark_fmin
 
         arguments = {k: v for k, v in self.arguments.items() if k != "self"}
+        payload, self.payload = self.payload, None  # the launcher keeps it while it is needed
         return run_spark_fmin(
-            self.trials, **arguments, listener=self.tracker, payload=self.payload,
+            self.trials, **arguments, listener=self.tracker, payload=payload,
             queue_follows_slots=arguments.get("max_queue_len") in (None, 1),
             reuse_workers=not self.fresh_workers.value,
         )

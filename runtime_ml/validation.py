@@ -73,16 +73,16 @@ def check_max_evals(value, trials_so_far, return_argmin=True):
     return int(value)
 
 
-def serialize_objective(fn, space):
-    """The objective and space as the bytes every trial's Spark task carries.
+def serialize_objective(fn):
+    """The objective as the bytes that travel to the executors once per fmin.
 
-    Pickled once per fmin here (not once per trial by Spark), so an objective that cannot travel
-    to the executors is reported before any trial or MLflow run starts.
+    Pickled here with PySpark's own cloudpickle, so an objective that cannot travel is reported
+    before any trial or MLflow run starts.
     """
     from pyspark import cloudpickle  # the pickler PySpark itself uses for tasks
 
     try:
-        return cloudpickle.dumps((fn, space))
+        return cloudpickle.dumps(fn)
     except Exception as error:
         name = getattr(fn, "__qualname__", None) or type(fn).__name__
         raise UserInputError(
@@ -91,3 +91,18 @@ def serialize_objective(fn, space):
             "picklable: create Spark sessions, database clients, locks and open files inside the "
             "objective, or load data there from a path."
         ) from error
+
+
+LARGE_OBJECTIVE_BYTES = 1 << 30
+
+
+def objective_size_note(size):
+    """(level, text) for the log line on the pickled objective's size: info, or above about
+    1 GB a warning with the fix."""
+    shown = f"{size / 1e6:.1f} MB" if size >= 100_000 else f"{size / 1e3:.1f} KB"
+    text = f"the objective is {shown} pickled; it is sent to the executors once for this fmin."
+    if size <= LARGE_OBJECTIVE_BYTES:
+        return "info", text
+    return "warning", (text + " At this size every Python worker holds a copy and the driver "
+                       "sends it to every executor: load the data inside the objective from "
+                       "storage (a path every executor can read) instead of closing over it.")

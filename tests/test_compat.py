@@ -81,7 +81,7 @@ def test_the_installed_pyspark_takes_its_thread_target_path(spark):
     """Fails loudly if pyspark's inheritable_thread_target changes under the guard."""
     import pyspark
 
-    from runtime_ml.dispatch import Dispatcher
+    from runtime_ml.launcher import ClassicLauncher
 
     parameter = inspect.signature(pyspark.inheritable_thread_target).parameters["f"]
     annotation = str(parameter.annotation)
@@ -89,12 +89,10 @@ def test_the_installed_pyspark_takes_its_thread_target_path(spark):
         pyspark.__version__)
 
     seen = []
-    dispatcher = Dispatcher.__new__(Dispatcher)
-    dispatcher.trials = type("T", (), {"_spark": spark})()
     sc = spark.sparkContext
     sc.setLocalProperty("spark.scheduler.pool", "compat-pool")
     try:
-        target = dispatcher._inheriting(lambda: seen.append(
+        target = ClassicLauncher(spark, job_cancelling=False).thread_target(lambda: seen.append(
             sc.getLocalProperty("spark.scheduler.pool")))
         thread = threading.Thread(target=target)
         thread.start()

@@ -1,10 +1,17 @@
-"""The hyperopt internals runtime-ml's dispatch relies on. If one of these fails after a hyperopt
-upgrade, runtime_ml/dispatch.py needs a look before anything else."""
+"""The hyperopt internals runtime-ml's dispatch relies on, and the parts of hyperopt's
+Domain.evaluate that runtime_ml/evaluation.py repeats on the driver. If one of these fails after a
+hyperopt upgrade, runtime_ml/dispatch.py and evaluation.py need a look before anything else."""
 
 import inspect
+import pickle
+from decimal import Decimal
+
+import numpy as np
+import pytest
 
 import hyperopt
-from hyperopt import base
+from hyperopt import base, hp
+from hyperopt.pyll import scope
 from hyperopt.spark import SparkTrials
 
 
@@ -52,24 +59,81 @@ def test_spark_trials_keeps_the_attributes_dispatch_uses(spark):
         assert callable(getattr(trials, name)), name
 
 
-def test_a_rejected_result_is_visible_in_evaluates_frame_for_the_hint():
-    from runtime_ml.results import STATUS_STRINGS, rejected_result, result_problem
+def test_hyperopts_status_strings_are_the_ones_the_result_hint_knows():
+    from runtime_ml.results import STATUS_STRINGS
 
     assert tuple(hyperopt.STATUS_STRINGS) == STATUS_STRINGS
 
-    domain = base.Domain(lambda x: {"loss": x}, hyperopt.hp.uniform("x", 0, 1))
-    try:
-        domain.evaluate({"x": 0.5}, ctrl=None, attach_attachments=False)
-    except KeyError as error:
-        assert rejected_result(error) == (True, {"loss": 0.5})
-        assert "without 'status'" in result_problem({"loss": 0.5})
-    else:
-        raise AssertionError("hyperopt accepted a result without 'status'")
 
-    def raises(x):
-        raise KeyError("status")  # the objective's own error: no hint
+def _pairs():
+    return (pair for pair in [("loss", 0.25), ("status", "ok")])
 
+
+RETURN_VALUES = [
+    0.5, 3, True, np.float32(0.25), np.int64(2), float("nan"), 1 + 2j, Decimal("1.5"),
+    np.array(0.5), "0.5", None, [("loss", 1.0), ("status", "ok")], _pairs,
+    {"loss": 1, "status": "ok"}, {"loss": "0.5", "status": "ok", "extra": [1, 2]},
+    {"loss": np.float64(0.5), "status": "ok", "attachments": {"model": b"bytes"}},
+    {"status": "fail"}, {"status": "fail", "loss": "not a number"}, {"loss": 0.5},
+    {"status": "bogus", "loss": 1}, {"status": "ok"}, {"status": "ok", "loss": None},
+    {"status": "ok", "loss": "abc"}, {"status": "ok", "loss": [1]},
+]
+
+
+def _outcome(compute):
     try:
-        base.Domain(raises, hyperopt.hp.uniform("x", 0, 1)).evaluate({"x": 0.5}, ctrl=None)
-    except KeyError as error:
-        assert rejected_result(error) == (False, None)
+        return "result", compute()
+    except Exception as error:
+        return type(error), str(error)
+
+
+@pytest.mark.parametrize("value", RETURN_VALUES, ids=repr)
+def test_the_result_made_on_the_driver_is_the_one_domain_evaluate_makes(value):
+    from runtime_ml.evaluation import hyperopt_result
+    from runtime_ml.executor import shipped_output
+
+    def returned():
+        return value() if callable(value) else value
+
+    stock = _outcome(lambda: base.Domain(lambda _: returned(), hp.uniform("x", 0, 1)).evaluate(
+        {"x": 0.5}, ctrl=None, attach_attachments=False))
+    ours = _outcome(lambda: hyperopt_result(pickle.loads(pickle.dumps(shipped_output(returned())))))
+    assert repr(ours) == repr(stock)
+
+
+SPACES = [
+    hp.uniform("x", -1, 1),
+    {"x": hp.quniform("x", 0, 10, 1), "n": scope.int(hp.qloguniform("n", 0, 3, 1)),
+     "model": hp.choice("model", [{"kind": "a", "depth": hp.randint("depth", 5)},
+                                  {"kind": "b", "rate": hp.normal("rate", 0, 1)}])},
+    [hp.pchoice("p", [(0.3, "low"), (0.7, "high")]), (1, "literal", {"nested": [2.5]})],
+    scope.add(hp.uniform("a", 0, 1), hp.uniform("b", 0, 1)),
+]
+
+
+@pytest.mark.parametrize("space", SPACES, ids=["scalar", "nested choice", "list", "pyll add"])
+def test_the_values_evaluated_on_the_driver_are_the_ones_domain_evaluate_passes(space):
+    from runtime_ml.evaluation import space_values
+
+    received = []
+    domain = base.Domain(lambda values: received.append(values) or 0.0, space)
+    rng = np.random.default_rng(3)
+    for _ in range(5):
+        [doc] = hyperopt.rand.suggest([0], domain, hyperopt.Trials(), rng.integers(2 ** 31))
+        config = base.spec_from_misc(doc["misc"])
+        domain.evaluate(config, ctrl=None, attach_attachments=False)
+        assert repr(space_values(domain, config)) == repr(received.pop())
+
+
+def test_an_objective_asking_for_expr_memo_ctrl_is_called_as_domain_evaluate_calls_it():
+    from runtime_ml.evaluation import call_objective
+
+    def low_level(expr, memo, ctrl):
+        return {"loss": 0.0, "status": "ok", "ctrl": ctrl, "labels": sorted(
+            node.arg["label"].obj for node in memo)}
+
+    low_level.fmin_pass_expr_memo_ctrl = True
+    domain = base.Domain(low_level, {"x": hp.uniform("x", 0, 1)})
+    config = {"x": 0.5}
+    assert call_objective(domain, config) == domain.evaluate(config, ctrl=None,
+                                                             attach_attachments=False)

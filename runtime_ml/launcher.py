@@ -1,0 +1,110 @@
+"""How trials reach the cluster: the one place the dispatcher touches Spark.
+
+`ClassicLauncher` runs each trial as a one-task Spark job through the session's SparkContext, as
+hyperopt's SparkTrials does: in the caller's job group when it set one (else a group of the fmin's
+own), with the trials' resource profile, cancelled by cancelling that group. The objective travels
+once per fmin, as a broadcast.
+"""
+
+import pickle
+import uuid
+
+from runtime_ml import stock_log, versions
+
+JOB_GROUP_PREFIX = "Hyperopt_SparkTrials_"
+
+
+def callers_job_group(get_local_property):
+    """(group, description, interrupt_on_cancel) for the trials' jobs, as hyperopt decides them.
+
+    The caller's job group when it set one (notebook servers, Livy and Zeppelin set one per
+    statement, so cancelling the statement cancels the trials), else a group of the fmin's own.
+    """
+    group = get_local_property("spark.jobGroup.id")
+    description = get_local_property("spark.job.description")
+    interrupt = get_local_property("spark.job.interruptOnCancel")
+    if group is None:
+        # runtime-ml's own group interrupts the task on cancel, so a timeout stops trials at once
+        return JOB_GROUP_PREFIX + uuid.uuid4().hex[:12], (
+            description or stock_log.DEFAULT_JOB_DESCRIPTION), True
+    return group, description or stock_log.DEFAULT_JOB_DESCRIPTION, (interrupt or "").lower() == \
+        "true"
+
+
+class ShippedObjective:
+    """The objective's pickled bytes, wrapped so that unpickling the wrapper gives the objective.
+
+    PySpark pickles a broadcast's value with plain pickle, which cannot pickle most objectives
+    (closures, lambdas); the bytes cloudpickle made once per fmin go through it unchanged, and the
+    worker's broadcast value is then the objective itself (one copy per worker, not bytes and
+    objective).
+    """
+
+    def __init__(self, payload):
+        self.payload = payload
+
+    def __reduce__(self):
+        return pickle.loads, (self.payload,)
+
+
+class ClassicLauncher:
+    """Trials as one-task jobs on a classic (py4j) SparkSession."""
+
+    def __init__(self, spark, resource_profile=None, job_cancelling=True):
+        self.spark = spark
+        self.sc = spark.sparkContext
+        self.resource_profile = resource_profile
+        self.job_cancelling = job_cancelling
+        self.job_group, self.job_description, self.interrupt_on_cancel = callers_job_group(
+            self.sc.getLocalProperty)
+        self._broadcast = None
+        self._one_row = None
+
+    def ship(self, payload):
+        """Send the pickled objective to the executors once; returns the handle a TrialTask
+        carries (its `.value` on the executor is the objective)."""
+        self._broadcast = self.sc.broadcast(ShippedObjective(payload))
+        # Every trial's job maps this one-row RDD: parallelize() per trial would ship the row to
+        # the JVM again each time (a temp file and several py4j calls).
+        self._one_row = self.sc.parallelize([0], 1)
+        if self.resource_profile is not None:  # as hyperopt: the trials' tasks use the profile
+            self._one_row = self._one_row.withResources(self.resource_profile)
+        return self._broadcast
+
+    def thread_target(self, target):
+        """`target` for a launcher thread: it carries the caller's Spark local properties
+        (scheduler pool, tags) and runs its jobs in the trials' job group."""
+
+        def launching():
+            if self.job_cancelling:
+                self.sc.setLocalProperty("spark.jobGroup.id", self.job_group)
+                self.sc.setLocalProperty("spark.job.description", self.job_description)
+                self.sc.setLocalProperty("spark.job.interruptOnCancel",
+                                         str(self.interrupt_on_cancel).lower())
+            target()
+
+        return self._inheriting(launching)
+
+    def _inheriting(self, target):
+        try:
+            import pyspark
+            from pyspark import inheritable_thread_target
+        except ImportError:
+            return target
+        if versions.thread_target_takes_session(pyspark.__version__):
+            return inheritable_thread_target(self.spark)(target)
+        return inheritable_thread_target(target)
+
+    def run(self, task):
+        """Run one trial's task as a Spark job; returns what the task yielded. Raises what ended
+        the job (a cancellation, a lost executor)."""
+        return self._one_row.mapPartitions(task).collect()[0]
+
+    def cancel(self):
+        self.sc.cancelJobGroup(self.job_group)
+
+    def close(self):
+        """Free the objective's broadcast on the driver and the executors."""
+        broadcast, self._broadcast = self._broadcast, None
+        if broadcast is not None:
+            broadcast.destroy()

@@ -2,6 +2,7 @@
 
 import json
 import os
+import sys
 import time
 
 
@@ -24,3 +25,50 @@ def peak_concurrency(intervals):
         running += step
         peak = max(peak, running)
     return peak
+
+
+HEAVY_PACKAGES = ("hyperopt", "numpy", "scipy", "networkx", "mlflow", "pandas")
+
+
+def heavy_imports(x):
+    """Loss x**2, and which heavy packages this Python worker has imported."""
+    return {"loss": x ** 2, "status": "ok",
+            "imported": sorted(name for name in HEAVY_PACKAGES if name in sys.modules)}
+
+
+def _record(record_dir, event, label):
+    with open(os.path.join(record_dir, f"{event}-{label}-{os.getpid()}-{time.time():.6f}"), "w"):
+        pass
+
+
+def records(record_dir, event, label):
+    """{pid: count} of the records of `event` for `label`."""
+    counts = {}
+    for name in os.listdir(record_dir):
+        kind, of, pid, _ = name.split("-")
+        if (kind, of) == (event, label):
+            counts[int(pid)] = counts.get(int(pid), 0) + 1
+    return counts
+
+
+def _unpickled(record_dir, label):
+    _record(record_dir, "load", label)
+    return Marker(record_dir, label)
+
+
+class Marker:
+    """A value an objective closes over that records each unpickling and each deletion."""
+
+    def __init__(self, record_dir, label):
+        self.record_dir, self.label = record_dir, label
+
+    def __reduce__(self):
+        return _unpickled, (self.record_dir, self.label)
+
+    def __del__(self):
+        _record(self.record_dir, "del", self.label)
+
+
+def closes_over(marker, x):
+    time.sleep(0.2)
+    return {"loss": x ** 2, "status": "ok", "pid": os.getpid(), "label": marker.label}

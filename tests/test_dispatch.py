@@ -13,7 +13,8 @@ from hyperopt import STATUS_OK, hp, rand, tpe
 from hyperopt.base import JOB_STATE_CANCEL, JOB_STATE_DONE, JOB_STATE_ERROR, JOB_STATE_RUNNING
 
 from conftest import run_python
-from objectives import peak_concurrency, read_intervals, record_interval
+from objectives import (Marker, closes_over, heavy_imports, peak_concurrency, read_intervals,
+                        record_interval, records)
 
 SPACE = hp.uniform("x", -5, 5)
 
@@ -296,6 +297,51 @@ def test_fresh_worker_per_trial_runs_every_trial_in_a_new_python_worker(spark, a
     finally:
         spark.conf.unset(key)
     assert len({t["result"]["pid"] for t in trials.trials}) == 4
+
+
+def test_a_fresh_worker_runs_a_trial_without_importing_hyperopt_numpy_or_mlflow(spark, active,
+                                                                                 tracked):
+    key = "spark.runtimeml.hyperopt.freshWorkerPerTrial"
+    spark.conf.set(key, "true")  # every trial meets a worker fresh from PySpark's daemon
+    try:
+        trials, _, _ = run(spark, heavy_imports, 3, parallelism=1)
+    finally:
+        spark.conf.unset(key)
+    # tracked: the trial's run is offered in its environment, yet the objective logs nothing
+    assert [t["result"]["imported"] for t in trials.trials] == [[], [], []]
+
+
+def test_the_objective_is_unpickled_once_per_worker_and_dropped_after_its_fmin(spark, active,
+                                                                               tmp_path):
+    pids = {}
+    for label in ("first", "second"):
+        trials, _, _ = run(spark, functools.partial(closes_over, Marker(str(tmp_path), label)), 6,
+                           parallelism=2)
+        assert {t["result"]["label"] for t in trials.trials} == {label}
+        pids[label] = {t["result"]["pid"] for t in trials.trials}
+        # stock unpickles the objective for every trial: 6 here
+        assert records(str(tmp_path), "load", label) == dict.fromkeys(pids[label], 1)
+    both = pids["first"] & pids["second"]
+    assert both, pids  # local[2]: the second fmin reuses the first one's workers
+    # a worker drops the first fmin's objective when it runs the second fmin's trial
+    assert set(records(str(tmp_path), "del", "first")) >= both
+
+
+def test_the_objectives_pickled_size_is_logged_once_per_fmin(spark, active, runtime_log):
+    payload = bytes(300_000)
+    run(spark, lambda x: x ** 2 + len(payload) * 0, 3)
+    sizes = [r.getMessage() for r in runtime_log.records if "pickled;" in r.getMessage()]
+    assert len(sizes) == 1 and "the objective is 0.3 MB pickled" in sizes[0], sizes
+
+
+def test_an_objective_over_a_gigabyte_is_a_warning_that_says_to_load_the_data_from_storage():
+    from runtime_ml.validation import objective_size_note
+
+    assert objective_size_note(12_345) == (
+        "info", "the objective is 12.3 KB pickled; it is sent to the executors once for this fmin.")
+    level, text = objective_size_note(3 * 10 ** 9)
+    assert level == "warning" and "3000.0 MB" in text
+    assert "load the data inside the objective from storage" in text
 
 
 def one_trial_breaks_the_task_builder(monkeypatch, tids):

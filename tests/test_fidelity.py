@@ -193,6 +193,48 @@ def test_every_kind_of_space_gives_stocks_points_and_values(spark, active, monke
     assert_same(ours, stock)
 
 
+# ------------------------------------------------------------------ where the space is evaluated
+# runtime-ml evaluates the space on the driver; these are the cases that differ from doing it on
+# the executor, as stock does.
+
+
+@scope.define_if_new
+def runtime_ml_test_lock(x):
+    import threading
+
+    return {"x": x, "lock": threading.Lock()}  # values that cannot be pickled on the driver
+
+
+@scope.define_if_new
+def runtime_ml_test_picky(x):
+    if x > 0:
+        raise ValueError(f"the space rejects x={x:.3f}")
+    return x
+
+
+def loss_of_x(values):
+    return float(values["x"] ** 2)
+
+
+def asks_for_expr_memo_ctrl(expr, memo, ctrl):
+    values = hyperopt.pyll.rec_eval(expr, memo=memo)
+    return {"loss": values ** 2, "status": STATUS_OK, "ctrl": ctrl}
+
+
+asks_for_expr_memo_ctrl.fmin_pass_expr_memo_ctrl = True
+
+
+@pytest.mark.parametrize("fn, space", [
+    (loss_of_x, scope.runtime_ml_test_lock(hp.uniform("x", -3, 3))),
+    (square, scope.runtime_ml_test_picky(hp.uniform("x", -3, 3))),
+    (asks_for_expr_memo_ctrl, SPACE),
+], ids=["values that cannot be pickled", "a space that raises", "expr, memo, ctrl"])
+def test_spaces_whose_evaluation_is_special_give_stocks_trials(spark, active, monkeypatch, fn,
+                                                              space):
+    ours, stock = both_ways(monkeypatch, tune(spark, fn=fn, space=space, max_evals=6))
+    assert_same(ours, stock)
+
+
 # ------------------------------------------------------------------ objective results
 
 

@@ -1,6 +1,7 @@
 """The `runtime-ml` command."""
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -12,11 +13,14 @@ class CliError(Exception):
     """A problem the user can fix; printed as one line, exit status 2."""
 
 
-def _site_packages_of(python):
-    """The purelib directory of `python`, after checking that it can import runtime_ml."""
+def _site_packages_of(python, with_zips=False):
+    """The purelib directory of `python`, after checking that it can import runtime_ml; with
+    `with_zips`, also the Spark zips its installed pyspark makes redundant (see pyspark_zips)."""
     probe = (
-        "import sysconfig, runtime_ml; "
-        "print(sysconfig.get_paths()['purelib'])"
+        "import json, sysconfig, runtime_ml; "
+        "from runtime_ml.pyspark_zips import redundant_zips; "
+        "print(json.dumps([sysconfig.get_paths()['purelib'], "
+        f"redundant_zips() if {with_zips!r} else {{}}]))"
     )
     try:
         done = subprocess.run([python, "-c", probe], capture_output=True, text=True, timeout=120)
@@ -31,23 +35,28 @@ def _site_packages_of(python):
                 f"({python} -m pip install runtime-ml)"
             )
         raise CliError(f"{python} failed: {done.stderr.strip().splitlines()[-1:]}")
-    return done.stdout.strip()
+    site_dir, zips = json.loads(done.stdout.strip().splitlines()[-1])
+    return (site_dir, zips) if with_zips else site_dir
 
 
 def install_hook(python):
-    site_dir = _site_packages_of(python)
+    site_dir, zips = _site_packages_of(python, with_zips=True)
     path = os.path.join(site_dir, hook.PTH_NAME)
+    line = hook.pth_line(zips)
+    dropped = (f"PySpark's processes import {', '.join(sorted(os.path.basename(z) for z in zips))}"
+               " from the installed packages (same files)")
     if os.path.exists(path):
         with open(path) as existing:
-            if existing.read() == hook.PTH_LINE:
-                print(f"runtime-ml hook already installed: {path}")
+            if existing.read() == line:
+                print(f"runtime-ml hook already installed: {path}" + (f"; {dropped}" if zips
+                                                                      else ""))
                 return path
     try:
         with open(path, "w") as out:
-            out.write(hook.PTH_LINE)
+            out.write(line)
     except OSError as error:
         raise CliError(f"cannot write {path}: {error.strerror}") from None
-    print(f"runtime-ml hook installed: {path}")
+    print(f"runtime-ml hook installed: {path}" + (f"; {dropped}" if zips else ""))
     return path
 
 

@@ -31,7 +31,9 @@ def hook_state(python=sys.executable):
     import sysconfig
 
     path = os.path.join(sysconfig.get_paths()["purelib"], hook.PTH_NAME)
-    installed = os.path.exists(path) and open(path).read() == hook.PTH_LINE
+    from runtime_ml.pyspark_zips import redundant_zips
+
+    installed = os.path.exists(path) and open(path).read() == hook.pth_line(redundant_zips())
     return {"installed": installed, "path": path, "python": python}
 
 

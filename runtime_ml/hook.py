@@ -1,13 +1,16 @@
 """The startup hook: patch hyperopt's SparkTrials the moment `hyperopt.spark` is loaded.
 
-`runtime-ml install-hook` writes `PTH_LINE` into an interpreter's site-packages. It runs in every
-Python process of that interpreter, PySpark workers included, so it imports nothing: it only puts a
-tiny bootstrap finder on sys.meta_path. The first time anything imports `hyperopt.spark`, the
-bootstrap replaces itself with `HyperoptImportHook` from this module, which patches the module right
-after it executes. Because `hyperopt/__init__.py` imports `hyperopt.spark`, code doing
-`from hyperopt import fmin, SparkTrials` only ever sees the patched class.
+`runtime-ml install-hook` writes `pth_line(...)` into an interpreter's site-packages. It runs in
+every Python process of that interpreter, PySpark workers included, so it imports nothing: it only
+puts a tiny bootstrap finder on sys.meta_path (and, in PySpark's processes only, moves Spark's zips
+that the installed pyspark makes redundant to the end of sys.path: see pyspark_zips). The first
+time anything imports `hyperopt.spark`, the bootstrap replaces itself with `HyperoptImportHook`
+from this module, which patches the module right after it executes. Because
+`hyperopt/__init__.py` imports `hyperopt.spark`, code doing `from hyperopt import fmin,
+SparkTrials` only ever sees the patched class.
 """
 
+import os
 import sys
 
 from runtime_ml import conf
@@ -37,6 +40,26 @@ PTH_LINE = (
     "import sys; any(type(f).__name__ == 'RuntimeMlBootstrap' for f in sys.meta_path) or exec(%r)\n"
     % _BOOTSTRAP
 )
+# With zips recorded (pyspark_zips.redundant_zips): in a process that has one on its path, a
+# PySpark daemon or worker, move them to the end of it.
+_ZIPS_LAST = """
+try:
+    from runtime_ml.pyspark_zips import move_redundant_zips_last
+except ImportError:
+    pass
+else:
+    move_redundant_zips_last(%r)
+"""
+
+
+def pth_line(redundant_zips=None):
+    """The .pth line: the bootstrap, and the step that moves the recorded redundant zips last."""
+    if not redundant_zips:
+        return PTH_LINE
+    names = tuple(sorted({os.path.basename(path) for path in redundant_zips}))
+    return PTH_LINE.rstrip("\n") + (
+        "; any(p.endswith(%r) for p in sys.path) and exec(%r)\n"
+        % (names, _ZIPS_LAST % (dict(sorted(redundant_zips.items())),)))
 
 
 class HyperoptImportHook(PostImportHook):

@@ -1,0 +1,211 @@
+"""The first fmin of a fresh application, as a spark-submit job or a new notebook meets it.
+
+Every measurement runs in a new Python process with a new Spark session (a new JVM and fresh
+Python workers) and times its first fmin ("cold"), then a second one in the same session
+("warm"). Stock SparkTrials is measured the same way with RUNTIME_ML_DISABLED=1. Four parts:
+- scale-out: 64 trials of 1 s at parallelism 8 on local[8] (target: cold efficiency >= 0.90);
+- throughput: 32 trials of 0.05 s at parallelism 4 on local[4] (target: cold >= 10x stock);
+- closure: 32 trials of 0 s at parallelism 2 on local[2], the objective closing over 10 KB to
+  90 MB of data (target: 90 MB <= 1.15x 10 KB), with a plot of wall time against closure size;
+- footprint: a Python worker's resident memory and heavy imports after one trivial trial, against
+  a worker that ran a bare PySpark task (target: no hyperopt/scipy/mlflow, under 80 MB).
+"""
+
+import argparse
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+
+from common import MODES, print_table, quiet_logs, save_plot, spark_session, timed_fmin
+
+PARTS = ("scaleout", "throughput", "closure", "footprint")
+CLOSURE_SIZES = (10_000, 3_000_000, 30_000_000, 90_000_000)
+
+
+# ------------------------------------------------------------------ in the child process
+
+def objective_for(spec):
+    from objectives import closing_over, sleeper
+
+    if "closure_bytes" in spec:
+        import numpy as np
+
+        return closing_over(np.ones(spec["closure_bytes"] // 8), spec["sleep"])
+    return sleeper(spec["sleep"])
+
+
+def child(spec):
+    """One fresh session: the cold and the warm fmin (or the worker footprint)."""
+    quiet_logs()
+    spark = spark_session(spec["master"])
+    try:
+        if "footprint" in spec:
+            return footprint_of(spark, spec["footprint"])
+        objective = objective_for(spec)
+        return {phase: timed_fmin(spark, spec["mode"], objective, spec["max_evals"],
+                                  spec["parallelism"])
+                for phase in ("cold", "warm")}
+    finally:
+        spark.stop()
+
+
+def footprint_of(spark, what):
+    from objectives import footprint, worker_footprint
+
+    from common import run_fmin
+
+    def probe():
+        return spark.sparkContext.parallelize([0], 1).map(lambda _: footprint()).collect()[0]
+
+    if what == "bare PySpark task":
+        return {"during": probe()}
+    mode = "stock" if what.startswith("stock") else "runtime-ml"
+    from hyperopt import hp
+
+    _, trials = run_fmin(spark, mode, worker_footprint, hp.uniform("x", -1, 1), 1, 1)
+    result = dict(trials.trials[0]["result"])
+    after = probe() if mode == "runtime-ml" else None  # stock's worker exits after its trial
+    return {"during": {k: result[k] for k in ("rss_mb", "imported", "pid")}, "after": after}
+
+
+# ------------------------------------------------------------------ in the parent
+
+def fresh_session(spec):
+    """Run `child(spec)` in a new Python process; returns what it measured."""
+    env = dict(os.environ)
+    env.pop("RUNTIME_ML_DISABLED", None)
+    done = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], env=env,
+                          capture_output=True, text=True, timeout=1800)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    if done.returncode != 0 or not lines:
+        sys.stderr.write(done.stdout[-3000:] + done.stderr[-3000:])
+        raise SystemExit(f"cold_start: the child for {spec} failed")
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+def rounds_of(spec, modes, rounds):
+    """{mode: [{"cold": s, "warm": s}, ...]}, the modes alternating in each round."""
+    samples = {mode: [] for mode in modes}
+    for _ in range(rounds):
+        for mode in modes:
+            samples[mode].append(fresh_session(dict(spec, mode=mode)))
+    return samples
+
+
+def med(samples, phase):
+    return statistics.median(sample[phase] for sample in samples)
+
+
+def scaleout(options):
+    p, n, sleep = 8, 64, 1.0
+    samples = rounds_of({"master": f"local[{p}]", "sleep": sleep, "max_evals": n,
+                         "parallelism": p}, ["runtime-ml"], options.rounds)["runtime-ml"]
+    ideal = math.ceil(n / p) * sleep
+    print(f"\nscale-out, first fmin: {n} trials of {sleep} s at parallelism {p} on local[{p}], "
+          f"ideal {ideal:.1f} s, {options.rounds} fresh session(s)")
+    rows = [[phase, f"{med(samples, phase):.2f}", f"{ideal / med(samples, phase):.2f}",
+             " ".join(f"{s[phase]:.2f}" for s in samples)] for phase in ("cold", "warm")]
+    print_table(["runtime-ml", "median s", "efficiency", "rounds"], rows)
+    print(f"cold efficiency: {ideal / med(samples, 'cold'):.2f} (target >= 0.90)")
+
+
+def throughput(options):
+    p, n, sleep = 4, 32, 0.05
+    samples = rounds_of({"master": f"local[{p}]", "sleep": sleep, "max_evals": n,
+                         "parallelism": p}, MODES, options.rounds)
+    print(f"\nthroughput, first fmin: {n} trials of {sleep} s at parallelism {p} on local[{p}], "
+          f"{options.rounds} fresh session(s) per mode")
+    rows = []
+    for mode in MODES:
+        for phase in ("cold", "warm"):
+            rows.append([mode, phase, f"{med(samples[mode], phase):.2f}",
+                         f"{n / med(samples[mode], phase):.1f}",
+                         " ".join(f"{s[phase]:.2f}" for s in samples[mode])])
+    print_table(["", "", "median s", "trials/s", "rounds"], rows)
+    for phase in ("cold", "warm"):
+        ratio = med(samples["stock"], phase) / med(samples["runtime-ml"], phase)
+        target = " (target >= 10x)" if phase == "cold" else ""
+        print(f"{phase}: runtime-ml / stock {ratio:.1f}x{target}")
+
+
+def closure(options):
+    p, n = 2, 32
+    sizes = CLOSURE_SIZES if options.stock_closure else (CLOSURE_SIZES[0], CLOSURE_SIZES[-1])
+    modes = MODES if options.stock_closure else ("runtime-ml",)
+    times = {}
+    for size in sizes:
+        samples = rounds_of({"master": f"local[{p}]", "sleep": 0.0, "max_evals": n,
+                             "parallelism": p, "closure_bytes": size}, modes, options.rounds)
+        for mode in modes:
+            times[(mode, size)] = samples[mode]
+    print(f"\nclosure size, first fmin: {n} trials of 0 s at parallelism {p} on local[{p}], "
+          f"{options.rounds} fresh session(s) per point")
+    rows = [[mode, f"{size / 1e6:g} MB", f"{med(times[(mode, size)], 'cold'):.2f}",
+             f"{med(times[(mode, size)], 'warm'):.2f}"] for mode in modes for size in sizes]
+    print_table(["", "closure", "cold s", "warm s"], rows)
+    small, large = sizes[0], sizes[-1]
+    for phase in ("cold", "warm"):
+        ratio = med(times[("runtime-ml", large)], phase) / med(times[("runtime-ml", small)], phase)
+        target = " (target <= 1.15x)" if phase == "cold" else ""
+        print(f"{phase}: runtime-ml {large / 1e6:g} MB / {small / 1e3:g} KB closure: "
+              f"{ratio:.2f}x{target}")
+
+    def draw(axes):
+        for mode in modes:
+            axes.plot([s / 1e6 for s in sizes], [med(times[(mode, s)], "cold") for s in sizes],
+                      "o-", label=f"{mode}, first fmin")
+        axes.set_xlabel("pickled closure (MB)")
+        axes.set_ylabel("wall time (s)")
+        axes.set_title(f"{n} trials of 0 s at parallelism {p}")
+        axes.set_ylim(bottom=0)
+        axes.legend()
+
+    save_plot("closure_size", draw)
+
+
+def footprint(options):
+    print("\nworker footprint: a fresh session's Python worker after one trivial trial")
+    rows, runtime_ml = [], None
+    for what in ("bare PySpark task", "stock", "runtime-ml"):
+        measured = fresh_session({"master": "local[2]", "footprint": what})
+        for moment in ("during", "after"):
+            seen = measured.get(moment)
+            if seen:
+                rows.append([what, "at the trial's end" if moment == "during" and what !=
+                             "bare PySpark task" else "in the next task" if moment == "after"
+                             else "in the task", f"{seen['rss_mb']:.0f}",
+                             " ".join(seen["imported"]) or "-"])
+        if what == "runtime-ml":
+            runtime_ml = measured["after"] or measured["during"]
+    print_table(["worker", "measured", "RSS MB", "heavy imports"], rows)
+    banned = {"hyperopt", "scipy", "mlflow"} & set(runtime_ml["imported"])
+    print(f"runtime-ml worker after one trial: {runtime_ml['rss_mb']:.0f} MB, "
+          f"hyperopt/scipy/mlflow imported: {sorted(banned) or 'none'} (target: none, < 80 MB)")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("parts", nargs="*", metavar="part",
+                        help=f"which parts to run, of {', '.join(PARTS)} (default: all)")
+    parser.add_argument("--rounds", type=int, default=1, help="fresh sessions per point")
+    parser.add_argument("--stock-closure", action="store_true",
+                        help="plot all closure sizes for stock and runtime-ml (about 5 minutes "
+                             "more); default: runtime-ml at the two target sizes")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    options = parser.parse_args()
+    if options.child:
+        print("RESULT " + json.dumps(child(json.loads(options.child))))
+        return 0
+    unknown = set(options.parts) - set(PARTS)
+    if unknown:
+        parser.error(f"unknown part(s) {sorted(unknown)}: choose from {', '.join(PARTS)}")
+    for part in options.parts or PARTS:
+        globals()[part](options)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

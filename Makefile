@@ -42,6 +42,7 @@ bench: venv
 	$(RUN) $(PY) benchmarks/scaleout.py
 	$(RUN) $(PY) benchmarks/job_floor.py
 	$(RUN) $(PY) benchmarks/quality.py
+	$(RUN) $(PY) benchmarks/cold_start.py
 
 clean:
 	rm -rf .venv .venv-compat work build dist *.egg-info

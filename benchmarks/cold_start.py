@@ -3,10 +3,12 @@
 Every measurement runs in a new Python process with a new Spark session (a new JVM and fresh
 Python workers) and times its first fmin ("cold"), then a second one in the same session
 ("warm"). Stock SparkTrials is measured the same way with RUNTIME_ML_DISABLED=1. Four parts:
-- scale-out: 64 trials of 1 s at parallelism 8 on local[8] (target: cold efficiency >= 0.90);
+- scale-out: 64 trials of 1 s at parallelism 8 on local[8] (target: cold efficiency >= 0.90),
+  beside the same schedule of bare one-task PySpark jobs (what a fresh session allows);
 - throughput: 32 trials of 0.05 s at parallelism 4 on local[4] (target: cold >= 10x stock);
 - closure: 32 trials of 0 s at parallelism 2 on local[2], the objective closing over 10 KB to
-  90 MB of data (target: 90 MB <= 1.15x 10 KB), with a plot of wall time against closure size;
+  90 MB of data (target: 90 MB <= 1.15x 10 KB), with a plot of wall time against closure size
+  (stock and runtime-ml);
 - footprint: a Python worker's resident memory and heavy imports after one trivial trial, against
   a worker that ran a bare PySpark task (target: no hyperopt/scipy/mlflow, under 80 MB).
 """
@@ -22,6 +24,7 @@ import sys
 from common import MODES, print_table, quiet_logs, save_plot, spark_session, timed_fmin
 
 PARTS = ("scaleout", "throughput", "closure", "footprint")
+BARE = "bare PySpark"  # one-task jobs from P threads, no hyperopt (job_floor.py's schedule)
 CLOSURE_SIZES = (10_000, 3_000_000, 30_000_000, 90_000_000)
 
 
@@ -44,6 +47,11 @@ def child(spec):
     try:
         if "footprint" in spec:
             return footprint_of(spark, spec["footprint"])
+        if spec["mode"] == BARE:
+            from job_floor import timed_schedule
+
+            return {phase: timed_schedule(spark, spec["max_evals"], spec["parallelism"],
+                                          spec["sleep"]) for phase in ("cold", "warm")}
         objective = objective_for(spec)
         return {phase: timed_fmin(spark, spec["mode"], objective, spec["max_evals"],
                                   spec["parallelism"])
@@ -101,15 +109,20 @@ def med(samples, phase):
 
 def scaleout(options):
     p, n, sleep = 8, 64, 1.0
+    modes = ("runtime-ml", BARE)
     samples = rounds_of({"master": f"local[{p}]", "sleep": sleep, "max_evals": n,
-                         "parallelism": p}, ["runtime-ml"], options.rounds)["runtime-ml"]
+                         "parallelism": p}, modes, options.rounds)
     ideal = math.ceil(n / p) * sleep
     print(f"\nscale-out, first fmin: {n} trials of {sleep} s at parallelism {p} on local[{p}], "
-          f"ideal {ideal:.1f} s, {options.rounds} fresh session(s)")
-    rows = [[phase, f"{med(samples, phase):.2f}", f"{ideal / med(samples, phase):.2f}",
-             " ".join(f"{s[phase]:.2f}" for s in samples)] for phase in ("cold", "warm")]
-    print_table(["runtime-ml", "median s", "efficiency", "rounds"], rows)
-    print(f"cold efficiency: {ideal / med(samples, 'cold'):.2f} (target >= 0.90)")
+          f"ideal {ideal:.1f} s, {options.rounds} fresh session(s); {BARE}: the same schedule of "
+          "one-task jobs, nothing else")
+    rows = [[mode, phase, f"{med(samples[mode], phase):.2f}",
+             f"{ideal / med(samples[mode], phase):.2f}",
+             " ".join(f"{s[phase]:.2f}" for s in samples[mode])]
+            for mode in modes for phase in ("cold", "warm")]
+    print_table(["", "", "median s", "efficiency", "rounds"], rows)
+    print(f"runtime-ml cold efficiency: {ideal / med(samples['runtime-ml'], 'cold'):.2f} (target "
+          f">= 0.90; {BARE} cold: {ideal / med(samples[BARE], 'cold'):.2f})")
 
 
 def throughput(options):
@@ -132,31 +145,34 @@ def throughput(options):
 
 
 def closure(options):
+    """The target ratio from `--rounds` sessions per size at 10 KB and 90 MB (runtime-ml); the
+    plot from one session per size and mode."""
     p, n = 2, 32
-    sizes = CLOSURE_SIZES if options.stock_closure else (CLOSURE_SIZES[0], CLOSURE_SIZES[-1])
-    modes = MODES if options.stock_closure else ("runtime-ml",)
+    small, large = CLOSURE_SIZES[0], CLOSURE_SIZES[-1]
+    spec = {"master": f"local[{p}]", "sleep": 0.0, "max_evals": n, "parallelism": p}
     times = {}
-    for size in sizes:
-        samples = rounds_of({"master": f"local[{p}]", "sleep": 0.0, "max_evals": n,
-                             "parallelism": p, "closure_bytes": size}, modes, options.rounds)
-        for mode in modes:
-            times[(mode, size)] = samples[mode]
-    print(f"\nclosure size, first fmin: {n} trials of 0 s at parallelism {p} on local[{p}], "
-          f"{options.rounds} fresh session(s) per point")
-    rows = [[mode, f"{size / 1e6:g} MB", f"{med(times[(mode, size)], 'cold'):.2f}",
-             f"{med(times[(mode, size)], 'warm'):.2f}"] for mode in modes for size in sizes]
-    print_table(["", "closure", "cold s", "warm s"], rows)
-    small, large = sizes[0], sizes[-1]
+    for round_ in range(options.rounds):
+        for size in CLOSURE_SIZES if round_ == 0 else (small, large):
+            modes = MODES if round_ == 0 else ("runtime-ml",)
+            for mode, sample in rounds_of(dict(spec, closure_bytes=size), modes, 1).items():
+                times.setdefault((mode, size), []).extend(sample)
+    print(f"\nclosure size, first fmin: {n} trials of 0 s at parallelism {p} on local[{p}]")
+    rows = [[mode, f"{size / 1e6:g} MB", len(times[(mode, size)]),
+             f"{med(times[(mode, size)], 'cold'):.2f}", f"{med(times[(mode, size)], 'warm'):.2f}"]
+            for mode in MODES for size in CLOSURE_SIZES]
+    print_table(["", "closure", "sessions", "cold s (median)", "warm s"], rows)
     for phase in ("cold", "warm"):
         ratio = med(times[("runtime-ml", large)], phase) / med(times[("runtime-ml", small)], phase)
+        stock = med(times[("stock", large)], phase) / med(times[("stock", small)], phase)
         target = " (target <= 1.15x)" if phase == "cold" else ""
-        print(f"{phase}: runtime-ml {large / 1e6:g} MB / {small / 1e3:g} KB closure: "
-              f"{ratio:.2f}x{target}")
+        print(f"{phase}: {large / 1e6:g} MB / {small / 1e3:g} KB closure: runtime-ml "
+              f"{ratio:.2f}x{target}, stock {stock:.2f}x")
 
     def draw(axes):
-        for mode in modes:
-            axes.plot([s / 1e6 for s in sizes], [med(times[(mode, s)], "cold") for s in sizes],
-                      "o-", label=f"{mode}, first fmin")
+        for mode in MODES:
+            axes.plot([s / 1e6 for s in CLOSURE_SIZES],
+                      [med(times[(mode, s)], "cold") for s in CLOSURE_SIZES], "o-",
+                      label=f"{mode}, first fmin")
         axes.set_xlabel("pickled closure (MB)")
         axes.set_ylabel("wall time (s)")
         axes.set_title(f"{n} trials of 0 s at parallelism {p}")
@@ -190,10 +206,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("parts", nargs="*", metavar="part",
                         help=f"which parts to run, of {', '.join(PARTS)} (default: all)")
-    parser.add_argument("--rounds", type=int, default=1, help="fresh sessions per point")
-    parser.add_argument("--stock-closure", action="store_true",
-                        help="plot all closure sizes for stock and runtime-ml (about 5 minutes "
-                             "more); default: runtime-ml at the two target sizes")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="fresh sessions per measured point (default 3)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.child:

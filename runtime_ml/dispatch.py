@@ -47,9 +47,9 @@ from pyspark import cloudpickle
 from runtime_ml import stock_log, versions
 from runtime_ml.evaluation import hyperopt_result, space_values
 from runtime_ml.executor import PlainParams, SpaceOnExecutor, TrialTask
-from runtime_ml.launcher import ClassicLauncher
 from runtime_ml.policy import note_after_launch, raise_first_in_strict_mode
 from runtime_ml.results import is_nan_loss, with_result_hint
+from runtime_ml.session import launcher_for
 from runtime_ml.validation import NO_EVALUATIONS
 
 logger = logging.getLogger("runtime_ml")
@@ -111,8 +111,8 @@ class Dispatcher:
         self.stopped_early = False  # hyperopt 0.2.7: stop proposing, launched trials finish
         # As hyperopt: without job-group cancelling, cancellation waits for running trials.
         self.can_cancel = getattr(trials, "_spark_supports_job_cancelling", True)
-        self.launcher = ClassicLauncher(trials._spark, getattr(trials, "_resource_profile", None),
-                                        self.can_cancel)
+        self.launcher = launcher_for(trials._spark, getattr(trials, "_resource_profile", None),
+                                     self.can_cancel)
         stock_log.job_group(self.launcher.job_group, self.launcher.job_description,
                             self.launcher.interrupt_on_cancel)
         self.internal_errors = []  # runtime-ml's own errors after a launch (each failed its trial)
@@ -338,12 +338,16 @@ class Dispatcher:
             return None
 
 
-OUTSIDE_CANCELLATION = ("cancelled part of cancelled job group", "part of cancellation of all jobs")
+# Classic: the caller's job group or all jobs cancelled; Spark Connect: an operation interrupted
+# (the caller's tag, or all of the session's operations).
+OUTSIDE_CANCELLATION = ("cancelled part of cancelled job group", "part of cancellation of all jobs",
+                        "[OPERATION_CANCELED]")
 
 
 def cancelled_from_outside(error):
     """True when a trial's Spark job ended because someone else cancelled its job group or all
-    jobs (the objective's own exceptions come back with their traceback in `_tb_str`)."""
+    jobs, or interrupted its Connect operation (the objective's own exceptions come back with
+    their traceback in `_tb_str`)."""
     if "_tb_str" in error.__dict__:
         return False
     text = str(error)

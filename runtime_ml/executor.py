@@ -237,3 +237,45 @@ class TrialTask:
         except BaseException as error:
             error._tb_str = with_result_hint(traceback.format_exc(), value)
             return error
+
+
+_objective = {}  # the newest fmin's objective in this worker, by its shipped name
+
+
+def cached_objective(key, load):
+    """The objective shipped as `key`, loaded once per worker; an older fmin's is dropped."""
+    if key not in _objective:
+        _objective.clear()
+        _objective[key] = load()
+    return _objective[key]
+
+
+class ArtifactObjective:
+    """The objective as a Spark Connect session artifact: the file `name`, read and unpickled once
+    per Python worker (cached_objective keeps only the newest fmin's)."""
+
+    def __init__(self, name):
+        self.name = name
+
+    @property
+    def value(self):
+        return cached_objective(self.name, self._load)
+
+    def _load(self):
+        from pyspark import SparkFiles
+
+        with open(SparkFiles.get(self.name), "rb") as shipped:
+            return pickle.load(shipped)
+
+
+class ArrowTrialTask:
+    """A TrialTask as a `mapInArrow` function (Spark Connect): its output, pickled, in one row."""
+
+    def __init__(self, task):
+        self.task = task
+
+    def __call__(self, batches):
+        import pyarrow
+
+        output = next(iter(self.task(batches)))
+        yield pyarrow.RecordBatch.from_pydict({"output": [pickle.dumps(output)]})

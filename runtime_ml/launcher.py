@@ -1,15 +1,24 @@
 """How trials reach the cluster: the one place the dispatcher touches Spark.
 
-`ClassicLauncher` runs each trial as a one-task Spark job through the session's SparkContext, as
-hyperopt's SparkTrials does: in the caller's job group when it set one (else a group of the fmin's
-own), with the trials' resource profile, cancelled by cancelling that group. The objective travels
-once per fmin, as a broadcast.
+A launcher ships the objective once per fmin, gives the launcher threads what their jobs need,
+runs one trial's task as a one-task Spark job, and cancels the fmin's jobs:
+- `ClassicLauncher`, through the session's SparkContext, as hyperopt's SparkTrials does: in the
+  caller's job group when it set one (else a group of the fmin's own), with the trials' resource
+  profile, cancelled by cancelling that group; the objective travels as a broadcast.
+- `ConnectLauncher`, for a Spark Connect session (no SparkContext, RDDs, job groups or broadcasts):
+  a DataFrame job, `spark.range(1, numPartitions=1).mapInArrow(...)`, under an operation tag of the
+  fmin's own (and the caller's tags, so interrupting those cancels the trials too), cancelled with
+  `interruptTag`; the objective travels as a session artifact, a file every executor reads once.
 """
 
+import os
 import pickle
+import shutil
+import tempfile
 import uuid
 
 from runtime_ml import stock_log, versions
+from runtime_ml.executor import ArrowTrialTask, ArtifactObjective
 
 JOB_GROUP_PREFIX = "Hyperopt_SparkTrials_"
 
@@ -86,14 +95,7 @@ class ClassicLauncher:
         return self._inheriting(launching)
 
     def _inheriting(self, target):
-        try:
-            import pyspark
-            from pyspark import inheritable_thread_target
-        except ImportError:
-            return target
-        if versions.thread_target_takes_session(pyspark.__version__):
-            return inheritable_thread_target(self.spark)(target)
-        return inheritable_thread_target(target)
+        return inheriting(self.spark, target)
 
     def run(self, task):
         """Run one trial's task as a Spark job; returns what the task yielded. Raises what ended
@@ -108,3 +110,68 @@ class ClassicLauncher:
         broadcast, self._broadcast = self._broadcast, None
         if broadcast is not None:
             broadcast.destroy()
+
+
+def inheriting(spark, target):
+    """`target`, run in a new thread with the calling thread's Spark local properties (classic:
+    scheduler pool, job group) or operation tags (Connect)."""
+    try:
+        import pyspark
+        from pyspark import inheritable_thread_target
+    except ImportError:
+        return target
+    if versions.thread_target_takes_session(pyspark.__version__):
+        return inheritable_thread_target(spark)(target)
+    return inheritable_thread_target(target)
+
+
+TAG_PREFIX = "runtime-ml-hyperopt-"
+ARTIFACT_PREFIX = "runtime-ml-objective-"
+
+
+class ConnectLauncher:
+    """Trials as one-task DataFrame jobs on a Spark Connect session."""
+
+    def __init__(self, spark, resource_profile=None):
+        self.spark = spark
+        self.resource_profile = resource_profile
+        self.tag = TAG_PREFIX + uuid.uuid4().hex[:12]
+        # What hyperopt's lines call the job group: here the fmin's operation tag.
+        self.job_group = self.tag
+        self.job_description = stock_log.DEFAULT_JOB_DESCRIPTION
+        self.interrupt_on_cancel = True
+        self._directory = None
+
+    def ship(self, payload):
+        """Add the pickled objective to the session as a file artifact (Connect has no broadcast)."""
+        self._directory = tempfile.mkdtemp(prefix="runtime-ml-")
+        name = ARTIFACT_PREFIX + self.tag[len(TAG_PREFIX):] + ".pkl"
+        path = os.path.join(self._directory, name)
+        with open(path, "wb") as out:
+            out.write(payload)
+        self.spark.addArtifacts(path, file=True)
+        return ArtifactObjective(name)
+
+    def thread_target(self, target):
+        def launching():
+            self.spark.addTag(self.tag)
+            try:
+                target()
+            finally:
+                self.spark.removeTag(self.tag)
+
+        return inheriting(self.spark, launching)
+
+    def run(self, task):
+        options = {"profile": self.resource_profile} if self.resource_profile is not None else {}
+        frame = self.spark.range(1, numPartitions=1).mapInArrow(ArrowTrialTask(task),
+                                                                "output binary", **options)
+        return pickle.loads(frame.collect()[0][0])
+
+    def cancel(self):
+        self.spark.interruptTag(self.tag)
+
+    def close(self):
+        directory, self._directory = self._directory, None
+        if directory is not None:
+            shutil.rmtree(directory, ignore_errors=True)

@@ -114,11 +114,35 @@ def _wrap_init(original):
             return original(self, *args, **kwargs)
         if not conf.runtime_disabled():
             _check_trials_arguments(arguments)
+            if _init_on_connect(self, arguments):
+                setattr(self, REQUESTED_PARALLELISM_ATTR, arguments.get("parallelism"))
+                return
         original(self, *args, **kwargs)
         setattr(self, REQUESTED_PARALLELISM_ATTR, arguments.get("parallelism"))
 
     setattr(__init__, ORIGINAL_ATTR, original)
     return __init__
+
+
+def _init_on_connect(trials, arguments):
+    """On a Spark Connect session, construct `trials` there (hyperopt's constructor cannot);
+    returns False on a classic session, left to hyperopt. The session is found as hyperopt finds
+    it: the one passed, else SparkSession.builder.getOrCreate()."""
+    from runtime_ml import session
+
+    spark = arguments.get("spark_session")
+    if spark is None:
+        spark = session.default_session()
+    if not session.is_connect(spark):
+        return False
+    from runtime_ml.cluster import read_cluster_facts
+    from runtime_ml.connect_trials import init_on_connect
+
+    facts = read_cluster_facts(spark)
+    init_on_connect(trials, spark, arguments.get("parallelism"), arguments.get("timeout"),
+                    arguments.get("loss_threshold"), arguments.get("resource_profile"),
+                    facts.default_parallelism or 1, facts.master)
+    return True
 
 
 def _check_trials_arguments(arguments):

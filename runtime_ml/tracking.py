@@ -21,6 +21,7 @@ from urllib.parse import urlparse
 from runtime_ml.dispatch import TrialListener
 from runtime_ml.redaction import CREDENTIAL_ENV, redacted_uri, without_userinfo
 from runtime_ml.results import is_nan_loss
+from runtime_ml.session import conf_get
 from runtime_ml.trial_run import trial_environment
 
 logger = logging.getLogger("runtime_ml")
@@ -335,7 +336,7 @@ class FminTracker(TrialListener):
 
         executor_uri, why_not = executor_tracking_uri(
             uri, {e.host_port.rsplit(":", 1)[0] for e in facts.executors if e.id != "driver"},
-            local_host_names(trials._spark.sparkContext.getConf().get("spark.driver.host")))
+            local_host_names(conf_get(trials._spark, "spark.driver.host")))
         executor_env = {}
         if executor_uri is None:
             logger.warning("runtime-ml: %s", why_not)

@@ -81,6 +81,17 @@ def early_stop_cancels_trials(hyperopt_version):
     return version_tuple(hyperopt_version) >= (0, 3)
 
 
+# hyperopt 0.3.0's SparkTrials keeps the parallelism as the user passed it
+# (user_specified_parallelism); 0.2.7 keeps only its own choice.
+def keeps_requested_parallelism(hyperopt_version):
+    return version_tuple(hyperopt_version) >= (0, 3)
+
+
+# Spark Connect's mapInArrow takes profile= (a ResourceProfile) from pyspark 4.0.
+def connect_takes_profile(spark_version):
+    return version_tuple(spark_version) >= (4,)
+
+
 # pyspark 4 added the session argument to inheritable_thread_target (for Spark Connect job tags);
 # 3.5 takes the function directly.
 def thread_target_takes_session(spark_version):

@@ -1,0 +1,36 @@
+"""The SparkSession seam: what runtime-ml asks of a session, classic (py4j) or Spark Connect.
+
+Everything else in runtime-ml takes the session through here (or through the launcher this module
+picks), so nothing else needs to know which kind it holds or reach for `sparkContext`, which a
+Connect session does not have.
+"""
+
+from runtime_ml import launcher
+
+
+def is_connect(spark):
+    """True for a Spark Connect session (`pyspark.sql.connect`), without importing Connect."""
+    return type(spark).__module__.startswith("pyspark.sql.connect")
+
+
+def conf_get(spark, key, default=None):
+    """A Spark conf value as a string, or `default`: static confs too, on both kinds."""
+    if is_connect(spark):
+        value = spark.conf.get(key, None)
+        return default if value is None else value
+    return spark.sparkContext.getConf().get(key, default)
+
+
+def default_session():
+    """The session stock SparkTrials uses when none is passed: the active one, else a new one
+    (classic, or Connect when the process runs in Connect mode)."""
+    from pyspark.sql import SparkSession
+
+    return SparkSession.builder.getOrCreate()
+
+
+def launcher_for(spark, resource_profile=None, job_cancelling=True):
+    """The launcher that runs trials as Spark jobs on this kind of session."""
+    if is_connect(spark):
+        return launcher.ConnectLauncher(spark, resource_profile)
+    return launcher.ClassicLauncher(spark, resource_profile, job_cancelling)

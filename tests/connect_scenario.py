@@ -1,0 +1,109 @@
+"""Run by tests/test_connect.py in its own process: the seeds' kind of job on a Spark Connect
+session (PySpark's local Connect server, or the server given as argv[1]), printed as JSON."""
+
+import json
+import os
+import sys
+import threading
+import time
+
+from pyspark.sql import SparkSession
+
+REMOTE = sys.argv[1] if len(sys.argv) > 1 else "local[2]"
+RECORDS = sys.argv[2]
+spark = SparkSession.builder.remote(REMOTE).getOrCreate()
+
+import mlflow  # noqa: E402
+from hyperopt import STATUS_OK, SparkTrials, fmin, hp, tpe  # noqa: E402
+
+import runtime_ml  # noqa: E402
+
+out = {"active": runtime_ml.is_active(), "session": type(spark).__module__}
+
+
+def objective(params):
+    import os
+
+    import mlflow
+
+    mlflow.log_metric("seen_x", params["x"])
+    with open(os.path.join(RECORDS, f"run-{os.getpid()}-{time.time():.6f}"), "w"):
+        pass
+    return {"loss": (params["x"] - 1) ** 2, "status": STATUS_OK}
+
+
+space = {"x": hp.uniform("x", -3, 3), "kind": hp.choice("kind", ["a", "b"])}
+trials = SparkTrials()  # the active session, as stock finds it
+started = time.monotonic()
+best = fmin(objective, space, algo=tpe.suggest, max_evals=8, trials=trials,
+            show_progressbar=False)
+out["tuned"] = {"seconds": time.monotonic() - started, "best": sorted(best),
+                "statuses": trials.statuses(), "parallelism": trials.actual_parallelism,
+                "executions": len(os.listdir(RECORDS))}
+client = mlflow.MlflowClient()
+experiment = client.get_experiment_by_name("Default") or client.get_experiment("0")
+runs = client.search_runs([experiment.experiment_id])
+children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+out["runs"] = {"parents": len(runs) - len(children), "children": len(children),
+               "child statuses": sorted({r.info.status for r in children}),
+               "children with seen_x": sum("seen_x" in r.data.metrics for r in children),
+               "kind params": sorted({r.data.params.get("kind") for r in children})}
+
+
+def failing(x):
+    with open(os.path.join(RECORDS, f"fail-{os.getpid()}-{time.time():.6f}"), "w"):
+        pass
+    raise ValueError(f"bad x {x}")
+
+
+failed = SparkTrials(parallelism=2)
+try:
+    fmin(failing, hp.uniform("x", 0, 1), algo=tpe.suggest, max_evals=3, trials=failed,
+         show_progressbar=False)
+except Exception as error:
+    out["all failed"] = f"{type(error).__name__}: {error}"
+out["failures"] = {"errors": [t["misc"]["error"][0] for t in failed._dynamic_trials],
+                   "executions": sum(n.startswith("fail-") for n in os.listdir(RECORDS))}
+
+
+def slow_when_positive(x):
+    time.sleep(60 if x > 0 else 0.1)
+    return x ** 2
+
+
+def active_jobs():
+    from pyspark import SparkContext
+
+    context = SparkContext._active_spark_context  # the local Connect server's, in this process
+    return None if context is None else list(context.statusTracker().getActiveJobsIds())
+
+
+timed = SparkTrials(parallelism=2, timeout=4)
+started = time.monotonic()
+fmin(slow_when_positive, hp.uniform("x", -1, 1), algo=tpe.suggest, max_evals=20, trials=timed,
+     show_progressbar=False)
+time.sleep(1)
+out["timeout"] = {"seconds": time.monotonic() - started, "reason": timed._fmin_cancelled_reason,
+                  "states": sorted({t["state"] for t in timed._dynamic_trials}),
+                  "active jobs": active_jobs(), "tags left": sorted(spark.getTags())}
+
+spark.addTag("users-cell")
+threading.Timer(4, lambda: spark.interruptTag("users-cell")).start()
+interrupted = SparkTrials(parallelism=2)
+started = time.monotonic()
+fmin(slow_when_positive, hp.uniform("x", 0.5, 1), algo=tpe.suggest, max_evals=4,
+     trials=interrupted, show_progressbar=False, return_argmin=False)
+spark.removeTag("users-cell")
+time.sleep(1)
+out["interrupted"] = {"seconds": time.monotonic() - started,
+                      "reason": interrupted._fmin_cancelled_reason,
+                      "states": sorted({t["state"] for t in interrupted._dynamic_trials}),
+                      "active jobs": active_jobs()}
+
+spark.conf.set("spark.databricks.mlflow.trackHyperopt.enabled", "false")
+before = len(client.search_runs([experiment.experiment_id]))
+fmin(lambda x: x ** 2, hp.uniform("x", 0, 1), algo=tpe.suggest, max_evals=2,
+     trials=SparkTrials(parallelism=2), show_progressbar=False)
+out["switched off"] = {"new runs": len(client.search_runs([experiment.experiment_id])) - before}
+spark.stop()
+print("RESULT " + json.dumps(out))

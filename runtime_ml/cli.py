@@ -97,9 +97,13 @@ def build_parser():
     doctor = commands.add_parser(
         "doctor",
         help="show the cluster facts, the parallelism SparkTrials would get, tracking and hook state",
-        description="Creates nothing unless asked: --master starts a SparkSession to inspect it.",
+        description="Creates nothing unless asked: --master starts a SparkSession to inspect it, "
+                    "--remote connects to a Spark Connect server.",
     )
-    doctor.add_argument("--master", help="inspect this Spark master (e.g. 'local-cluster[2,2,1024]')")
+    target = doctor.add_mutually_exclusive_group()
+    target.add_argument("--master", help="inspect this Spark master (e.g. 'local-cluster[2,2,1024]')")
+    target.add_argument("--remote", help="inspect the cluster behind this Spark Connect server "
+                        "(e.g. sc://host:15002, or local[2] for PySpark's local one)")
     doctor.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE",
                         help="Spark conf for the inspected session (repeatable)")
     doctor.add_argument("--parallelism", type=int, default=16,
@@ -123,7 +127,8 @@ def doctor(options):
 
     from runtime_ml.doctor import diagnose, render
 
-    report = diagnose(options.master, _conf_pairs(options.conf), options.parallelism)
+    report = diagnose(options.master, _conf_pairs(options.conf), options.parallelism,
+                      remote=options.remote)
     print(json.dumps(report, indent=2) if options.json else render(report))
 
 

@@ -6,7 +6,7 @@ trial's task (so every worker imports hyperopt), sleeps 1 s in two polling loops
 trial at a time. Here:
 - the search space is evaluated on the driver and the objective's return value becomes hyperopt's
   result there (runtime_ml.evaluation); the executor only calls the objective (executor.TrialTask);
-- the objective travels once per fmin (the launcher's broadcast), a trial's task carries only its
+- the objective travels once per fmin (shipped by the launcher), a trial's task carries only its
   parameter values and environment;
 - the task drains its input, so PySpark reuses the Python worker across trials, and freezes the
   worker's heap after its first trial, so PySpark's gc.collect() between tasks stays cheap;
@@ -160,7 +160,7 @@ class Dispatcher:
         try:
             self.launcher.close()
         except Exception as error:  # every trial has its result: only the cluster's memory is left
-            note_after_launch(self.internal_errors, "freeing the objective's broadcast",
+            note_after_launch(self.internal_errors, "freeing the shipped objective",
                               "the results are kept.", error)
 
     def cancel(self, reason):

@@ -89,20 +89,23 @@ def tracking_state(session_conf=None, cli_conf=None):
     return {"enabled": parsed, "source": source, "raw": raw}
 
 
-def diagnose(master=None, conf_pairs=None, parallelism=16):
+def diagnose(master=None, conf_pairs=None, parallelism=16, remote=None):
     report = {"versions": package_versions(), "hook": hook_state(),
-              "disabled": conf.runtime_disabled(), "cluster": None, "decisions": {}}
+              "disabled": conf.runtime_disabled(), "cluster": None, "decisions": {},
+              "remote": remote}
     cli_conf = dict(conf_pairs or {})
     session_conf = None
-    if master:
+    if master or remote:
         from pyspark.sql import SparkSession
 
-        builder = SparkSession.builder.master(master).appName("runtime-ml doctor")
-        builder = builder.config("spark.ui.enabled", "false")
+        builder = SparkSession.builder.remote(remote) if remote else \
+            SparkSession.builder.master(master).config("spark.ui.enabled", "false")
+        builder = builder.appName("runtime-ml doctor")
         for key, value in cli_conf.items():
             builder = builder.config(key, value)
         spark = builder.getOrCreate()
-        spark.sparkContext.setLogLevel("ERROR")
+        if not remote:
+            spark.sparkContext.setLogLevel("ERROR")
         try:
             facts = read_cluster_facts(spark, wait_seconds=EXECUTOR_WAIT_SECONDS)
             session_conf = {conf.TRACK_HYPEROPT.name: spark.conf.get(conf.TRACK_HYPEROPT.name, None)}
@@ -118,6 +121,13 @@ def diagnose(master=None, conf_pairs=None, parallelism=16):
             }
     report["tracking"] = tracking_state(session_conf, cli_conf)
     return report
+
+
+CONNECT_STORY = (
+    "  Spark Connect: SparkTrials works with zero code change; each trial is a one-task DataFrame "
+    "job under the fmin's operation tag (timeout and cancel interrupt it), the objective is sent "
+    "once per fmin as a session artifact, and the slots come from the conf (Connect shows no "
+    "executors)")
 
 
 def render(report):
@@ -138,9 +148,14 @@ def render(report):
                  f"(from {tracking['source']}; key {conf.TRACK_HYPEROPT.name})")
     facts = report["cluster"]
     if facts is None:
-        lines.append("  cluster: not inspected (pass --master, e.g. --master 'local-cluster[2,2,1024]')")
+        lines.append("  cluster: not inspected (pass --master, e.g. --master 'local-cluster[2,2,1024]', "
+                     "or --remote sc://host:15002)")
         return "\n".join(lines)
-    lines.append(f"cluster: {facts['master']} ({facts['master_kind']}), Spark {facts['spark_version']}")
+    over = f" over Spark Connect ({report['remote']})" if report.get("remote") else ""
+    lines.append(f"cluster: {facts['master']} ({facts['master_kind']}){over}, Spark "
+                 f"{facts['spark_version']}")
+    if report.get("remote"):
+        lines.append(CONNECT_STORY)
     for executor in facts["executors"]:
         gpus = ",".join(executor["gpus"]) or "-"
         lines.append(f"  executor {executor['id']}: {executor['cores']} cores, GPUs {gpus}")

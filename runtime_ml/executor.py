@@ -198,8 +198,9 @@ class TrialTask:
     """The function each trial's one-task Spark job runs on an executor.
 
     `objective` is the handle the launcher shipped once per fmin; its `.value` is the objective,
-    unpickled once per Python worker (a broadcast: PySpark caches it in the worker while the fmin's
-    tasks use it and drops it after). `params` calls it with this trial's values. With
+    unpickled once per Python worker (classic Spark: a broadcast, which PySpark caches in the worker
+    while the fmin's tasks use it and drops after, or on a `local` master a `FileObjective`; Spark
+    Connect: an `ArtifactObjective`). `params` calls it with this trial's values. With
     `reuse_worker` the task drains its input, so PySpark reuses the Python worker for the next
     trial; without, the worker exits after the trial, as with stock hyperopt.
 
@@ -239,7 +240,9 @@ class TrialTask:
             return error
 
 
-_objective = {}  # the newest fmin's objective in this worker, by its shipped name
+# The newest fmin's objective in this worker, by where it was shipped; it stays until the worker
+# runs a trial of another fmin.
+_objective = {}
 
 
 def cached_objective(key, load):
@@ -250,22 +253,32 @@ def cached_objective(key, load):
     return _objective[key]
 
 
-class ArtifactObjective:
-    """The objective as a Spark Connect session artifact: the file `name`, read and unpickled once
-    per Python worker (cached_objective keeps only the newest fmin's)."""
+class FileObjective:
+    """The objective in a file every worker can open (`path`), read and unpickled once per Python
+    worker (cached_objective keeps only the newest fmin's)."""
 
-    def __init__(self, name):
-        self.name = name
+    def __init__(self, path):
+        self.path = path
 
     @property
     def value(self):
-        return cached_objective(self.name, self._load)
+        return cached_objective(self.path, self._load)
 
     def _load(self):
+        with open(self._where(), "rb") as shipped:
+            return pickle.load(shipped)
+
+    def _where(self):
+        return self.path
+
+
+class ArtifactObjective(FileObjective):
+    """The objective as a Spark Connect session artifact: a file the session's executors have."""
+
+    def _where(self):
         from pyspark import SparkFiles
 
-        with open(SparkFiles.get(self.name), "rb") as shipped:
-            return pickle.load(shipped)
+        return SparkFiles.get(self.path)
 
 
 class ArrowTrialTask:
@@ -278,4 +291,11 @@ class ArrowTrialTask:
         import pyarrow
 
         output = next(iter(self.task(batches)))
-        yield pyarrow.RecordBatch.from_pydict({"output": [pickle.dumps(output)]})
+        try:
+            pickled = pickle.dumps(output)
+        except Exception as error:  # the trial fails once; a raise here would make Spark retry it
+            failure = RuntimeError(f"the trial's outcome cannot be sent to the driver: "
+                                   f"{type(error).__name__}: {error} (outcome: {output!r:.200})")
+            failure._tb_str = getattr(output, "_tb_str", None) or str(failure)
+            pickled = pickle.dumps(failure)
+        yield pyarrow.RecordBatch.from_pydict({"output": [pickled]})

@@ -1,5 +1,7 @@
 """Run by tests/test_connect.py in its own process: the seeds' kind of job on a Spark Connect
-session (PySpark's local Connect server, or the server given as argv[1]), printed as JSON."""
+session (argv[1]: `local[2]` for PySpark's local Connect server, or `sc://host:port`), printed as
+JSON. argv[2]: a directory for the objectives' records; MLFLOW_TRACKING_URI and
+RUNTIME_ML_TEST_EXPERIMENT name the tracking server and a new experiment."""
 
 import json
 import os
@@ -19,6 +21,7 @@ from hyperopt import STATUS_OK, SparkTrials, fmin, hp, tpe  # noqa: E402
 import runtime_ml  # noqa: E402
 
 out = {"active": runtime_ml.is_active(), "session": type(spark).__module__}
+experiment = mlflow.set_experiment(os.environ["RUNTIME_ML_TEST_EXPERIMENT"])
 
 
 def objective(params):
@@ -41,7 +44,6 @@ out["tuned"] = {"seconds": time.monotonic() - started, "best": sorted(best),
                 "statuses": trials.statuses(), "parallelism": trials.actual_parallelism,
                 "executions": len(os.listdir(RECORDS))}
 client = mlflow.MlflowClient()
-experiment = client.get_experiment_by_name("Default") or client.get_experiment("0")
 runs = client.search_runs([experiment.experiment_id])
 children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
 out["runs"] = {"parents": len(runs) - len(children), "children": len(children),
@@ -71,11 +73,9 @@ def slow_when_positive(x):
     return x ** 2
 
 
-def active_jobs():
-    from pyspark import SparkContext
-
-    context = SparkContext._active_spark_context  # the local Connect server's, in this process
-    return None if context is None else list(context.statusTracker().getActiveJobsIds())
+def running_operations():
+    """The session's operations still running (interruptAll names what it interrupted)."""
+    return sorted(spark.interruptAll())
 
 
 timed = SparkTrials(parallelism=2, timeout=4)
@@ -85,7 +85,7 @@ fmin(slow_when_positive, hp.uniform("x", -1, 1), algo=tpe.suggest, max_evals=20,
 time.sleep(1)
 out["timeout"] = {"seconds": time.monotonic() - started, "reason": timed._fmin_cancelled_reason,
                   "states": sorted({t["state"] for t in timed._dynamic_trials}),
-                  "active jobs": active_jobs(), "tags left": sorted(spark.getTags())}
+                  "running operations": running_operations(), "tags left": sorted(spark.getTags())}
 
 spark.addTag("users-cell")
 threading.Timer(4, lambda: spark.interruptTag("users-cell")).start()
@@ -98,7 +98,7 @@ time.sleep(1)
 out["interrupted"] = {"seconds": time.monotonic() - started,
                       "reason": interrupted._fmin_cancelled_reason,
                       "states": sorted({t["state"] for t in interrupted._dynamic_trials}),
-                      "active jobs": active_jobs()}
+                      "running operations": running_operations()}
 
 spark.conf.set("spark.databricks.mlflow.trackHyperopt.enabled", "false")
 before = len(client.search_runs([experiment.experiment_id]))

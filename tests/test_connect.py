@@ -1,4 +1,5 @@
-"""SparkTrials on a Spark Connect session, with zero code change (PySpark's local Connect server).
+"""SparkTrials on a Spark Connect session, with zero code change: on PySpark's local Connect
+server, and on a Connect server in front of a standalone cluster (separate executor JVMs).
 
 The session runs in its own process (tests/connect_scenario.py): a Connect session switches the
 process to Connect mode, which the suite's classic session must not see.
@@ -6,8 +7,12 @@ process to Connect mode, which the suite's classic session must not see.
 
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -22,26 +27,78 @@ pytestmark = pytest.mark.skipif(
 JOB_STATE_DONE, JOB_STATE_ERROR, JOB_STATE_CANCEL = 2, 3, 4
 
 
-@pytest.fixture(scope="module")
-def scenario(tmp_path_factory):
-    root = tmp_path_factory.mktemp("connect")
+def run_scenario(remote, root, tracking_uri, env=None):
     records = root / "records"
     records.mkdir()
-    env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{root / 'mlflow.db'}")
-    env.pop("RUNTIME_ML_DISABLED", None)
-    done = subprocess.run([sys.executable, str(HERE / "connect_scenario.py"), "local[2]",
-                           str(records)], capture_output=True, text=True, env=env, timeout=600,
-                          cwd=str(root))
+    full_env = dict(os.environ, MLFLOW_TRACKING_URI=tracking_uri,
+                    RUNTIME_ML_TEST_EXPERIMENT=f"connect-{uuid.uuid4().hex[:8]}", **(env or {}))
+    full_env.pop("RUNTIME_ML_DISABLED", None)
+    done = subprocess.run([sys.executable, str(HERE / "connect_scenario.py"), remote,
+                           str(records)], capture_output=True, text=True, env=full_env,
+                          timeout=600, cwd=str(root))
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     assert done.returncode == 0 and lines, (done.stdout[-3000:], done.stderr[-5000:])
     return json.loads(lines[-1][len("RESULT "):])
+
+
+@pytest.fixture(scope="module")
+def local_server(tmp_path_factory, mlflow_server):
+    """PySpark's local Connect server (`remote("local[2]")`), started by the scenario itself."""
+    return run_scenario("local[2]", tmp_path_factory.mktemp("connect-local"), mlflow_server.uri)
+
+
+@pytest.fixture(scope="module")
+def standalone_server(tmp_path_factory, mlflow_server):
+    """A Connect server (spark-submit SparkConnectServer) in front of a standalone master with
+    two 1-core workers, all on 127.0.0.1 and stopped by their PIDs."""
+    from test_cluster_start import SPARK_HOME, StandaloneCluster, free_port
+
+    root = tmp_path_factory.mktemp("connect-standalone")
+    conf_dir = root / "conf"
+    conf_dir.mkdir()
+    cluster = StandaloneCluster(root, sys.executable, conf_dir).start()
+    port = free_port()
+    log = open(root / "connect-server.log", "wb")
+    server = subprocess.Popen(
+        [str(SPARK_HOME / "bin" / "spark-submit"), "--class",
+         "org.apache.spark.sql.connect.service.SparkConnectServer", "--master", cluster.url,
+         "--conf", f"spark.connect.grpc.binding.port={port}",
+         "--conf", "spark.connect.grpc.binding.address=127.0.0.1", "--conf", "spark.cores.max=2",
+         "--conf", "spark.executor.cores=1", "--conf", "spark.ui.enabled=false"],
+        stdout=log, stderr=subprocess.STDOUT, env=cluster.env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and server.poll() is None:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(1)
+        else:
+            raise RuntimeError(f"the Connect server did not come up; log in {root}")
+        yield run_scenario(f"sc://127.0.0.1:{port}", root, mlflow_server.uri)
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
+                server.wait()
+        cluster.stop()
+
+
+@pytest.fixture(params=["local server", "standalone cluster"])
+def scenario(request):
+    name = {"local server": "local_server", "standalone cluster": "standalone_server"}
+    return request.getfixturevalue(name[request.param])
 
 
 def test_an_unchanged_job_tunes_on_a_connect_session_with_the_clusters_slots(scenario):
     assert scenario["active"] and scenario["session"].startswith("pyspark.sql.connect")
     tuned = scenario["tuned"]
     assert tuned["statuses"] == ["ok"] * 8 and tuned["best"] == ["kind", "x"]
-    assert tuned["parallelism"] == 2  # local[2], read from the conf over Connect
+    # local[2], or 2 workers x 1 core (spark.cores.max=2), read from the conf over Connect
+    assert tuned["parallelism"] == 2
     assert tuned["executions"] == 8
 
 
@@ -65,11 +122,23 @@ def test_a_timeout_interrupts_the_running_trials_and_leaves_no_operation_or_tag(
     assert timeout["reason"] == "fmin run timeout" and timeout["seconds"] < 30
     assert set(timeout["states"]) <= {JOB_STATE_DONE, JOB_STATE_CANCEL}
     assert JOB_STATE_CANCEL in timeout["states"]
-    assert timeout["active jobs"] == [] and timeout["tags left"] == []
+    assert timeout["running operations"] == [] and timeout["tags left"] == []
 
 
 def test_interrupting_the_callers_tag_cancels_the_fmin(scenario):
     interrupted = scenario["interrupted"]
     assert interrupted["reason"] == "fmin run cancelled by user"
     assert interrupted["seconds"] < 30 and interrupted["states"] == [JOB_STATE_CANCEL]
-    assert interrupted["active jobs"] == []
+    assert interrupted["running operations"] == []
+
+
+def test_doctor_tells_the_connect_story_for_a_remote_session(tmp_path):
+    cli = str(Path(sys.executable).parent / "runtime-ml")
+    env = dict(os.environ, SPARK_LOCAL_IP="127.0.0.1", SPARK_CONF_DIR=str(tmp_path))
+    done = subprocess.run([cli, "doctor", "--remote", "local[2]"], capture_output=True, text=True,
+                          env=env, timeout=300, cwd=str(tmp_path))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "cluster: local[2] (local) over Spark Connect (local[2])" in done.stdout
+    assert "Spark Connect: SparkTrials works with zero code change" in done.stdout
+    assert "task slots now: 2 (from the conf over Spark Connect: local[2])" in done.stdout
+    assert "SparkTrials() -> 2" in done.stdout

@@ -127,7 +127,7 @@ def _wrap_init(original):
 def _init_on_connect(trials, arguments):
     """On a Spark Connect session, construct `trials` there (hyperopt's constructor cannot);
     returns False on a classic session, left to hyperopt. The session is found as hyperopt finds
-    it: the one passed, else SparkSession.builder.getOrCreate()."""
+    it: the one passed, else session.default_session()."""
     from runtime_ml import session
 
     spark = arguments.get("spark_session")

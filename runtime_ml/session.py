@@ -22,10 +22,14 @@ def conf_get(spark, key, default=None):
 
 
 def default_session():
-    """The session stock SparkTrials uses when none is passed: the active one, else a new one
-    (classic, or Connect when the process runs in Connect mode)."""
+    """The session SparkTrials uses when none is passed: as stock, `SparkSession.builder
+    .getOrCreate()`, except that an active Spark Connect session is taken as it is (its builder
+    cannot find it again without the server's address)."""
     from pyspark.sql import SparkSession
 
+    active = SparkSession.getActiveSession()
+    if active is not None and is_connect(active):
+        return active
     return SparkSession.builder.getOrCreate()
 
 

@@ -45,6 +45,7 @@ bench: venv
 	$(RUN) $(PY) benchmarks/job_floor.py
 	$(RUN) $(PY) benchmarks/quality.py
 	$(RUN) $(PY) benchmarks/cold_start.py
+	$(RUN) $(PY) benchmarks/connect.py
 
 clean:
 	rm -rf .venv .venv-compat work build dist *.egg-info

@@ -43,10 +43,12 @@ def objective_for(spec):
 def child(spec):
     """One fresh session: the cold and the warm fmin (or the worker footprint)."""
     quiet_logs()
-    spark = spark_session(spec["master"])
+    spark = spark_session(spec["master"], remote=spec.get("remote", False))
     try:
         if "footprint" in spec:
             return footprint_of(spark, spec["footprint"])
+        if spec["mode"] == JOBS:
+            return one_task_jobs(spark, spec["api"], spec["max_evals"])
         if spec["mode"] == BARE:
             from job_floor import timed_schedule
 
@@ -58,6 +60,47 @@ def child(spec):
                 for phase in ("cold", "warm")}
     finally:
         spark.stop()
+
+
+JOBS = "one-task jobs"  # `max_evals` empty one-task jobs in a row, through `api`
+
+
+def one_task_jobs(spark, api, count):
+    """{"cold": the first job's seconds, "warm": the median of the others}."""
+    import time
+
+    def rows(partition):
+        for _ in partition:
+            pass
+        yield 0
+
+    def batches(iterator):
+        import pyarrow
+
+        for _ in iterator:
+            pass
+        yield pyarrow.RecordBatch.from_pydict({"r": [0]})
+
+    def frames(iterator):
+        import pandas
+
+        for _ in iterator:
+            pass
+        yield pandas.DataFrame({"r": [0]})
+
+    run = {
+        "rdd": lambda: spark.sparkContext.parallelize([0], 1).mapPartitions(rows).collect(),
+        "mapInArrow": lambda: spark.range(1, numPartitions=1).mapInArrow(batches, "r long")
+        .collect(),
+        "mapInPandas": lambda: spark.range(1, numPartitions=1).mapInPandas(frames, "r long")
+        .collect(),
+    }[api]
+    times = []
+    for _ in range(count):
+        started = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - started)
+    return {"cold": times[0], "warm": statistics.median(times[1:])}
 
 
 def footprint_of(spark, what):

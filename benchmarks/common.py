@@ -18,10 +18,15 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
 MODES = ("stock", "runtime-ml")
 
 
-def spark_session(master, tracking=False):
-    """Tracking is off unless asked: it has its own benchmark (tracking_overhead.py)."""
+def spark_session(master, tracking=False, remote=False):
+    """Tracking is off unless asked: it has its own benchmark (tracking_overhead.py). With
+    `remote`, a Spark Connect session on PySpark's local Connect server for `master`."""
     from pyspark.sql import SparkSession
 
+    if remote:
+        spark = SparkSession.builder.remote(master).getOrCreate()
+        spark.conf.set("spark.databricks.mlflow.trackHyperopt.enabled", str(tracking).lower())
+        return spark
     spark = (SparkSession.builder.master(master).appName("runtime-ml benchmark")
              .config("spark.ui.enabled", "false")
              .config("spark.databricks.mlflow.trackHyperopt.enabled", str(tracking).lower())

@@ -114,7 +114,9 @@ def _wrap_init(original):
             return original(self, *args, **kwargs)
         if not conf.runtime_disabled():
             _check_trials_arguments(arguments)
-            if _init_on_connect(self, arguments):
+            spark = _connect_session(arguments)
+            if spark is not None:
+                _init_on_connect(self, spark, arguments)
                 setattr(self, REQUESTED_PARALLELISM_ATTR, arguments.get("parallelism"))
                 return
         original(self, *args, **kwargs)
@@ -124,25 +126,35 @@ def _wrap_init(original):
     return __init__
 
 
-def _init_on_connect(trials, arguments):
-    """On a Spark Connect session, construct `trials` there (hyperopt's constructor cannot);
-    returns False on a classic session, left to hyperopt. The session is found as hyperopt finds
-    it: the one passed, else session.default_session()."""
+def _connect_session(arguments):
+    """The Spark Connect session a SparkTrials being constructed will run on, found as hyperopt
+    finds its session (the one passed, else session.default_session()); None on a classic one,
+    which hyperopt's own constructor handles."""
     from runtime_ml import session
 
-    spark = arguments.get("spark_session")
-    if spark is None:
-        spark = session.default_session()
-    if not session.is_connect(spark):
-        return False
-    from runtime_ml.cluster import read_cluster_facts
+    try:
+        spark = arguments.get("spark_session") or session.default_session()
+        return spark if session.is_connect(spark) else None
+    except Exception:  # hyperopt's constructor meets the same problem and reports it its way
+        report_internal_error("finding the SparkTrials session")
+        return None
+
+
+def _init_on_connect(trials, spark, arguments):
+    """Construct `trials` on the Connect session `spark`, where hyperopt's constructor cannot."""
     from runtime_ml.connect_trials import init_on_connect
 
-    facts = read_cluster_facts(spark)
+    default_parallelism, master = 1, ""
+    try:
+        from runtime_ml.cluster import read_cluster_facts
+
+        facts = read_cluster_facts(spark)
+        default_parallelism, master = facts.default_parallelism or 1, facts.master
+    except Exception:
+        report_internal_error("reading the cluster over Spark Connect")
     init_on_connect(trials, spark, arguments.get("parallelism"), arguments.get("timeout"),
                     arguments.get("loss_threshold"), arguments.get("resource_profile"),
-                    facts.default_parallelism or 1, facts.master)
-    return True
+                    default_parallelism, master)
 
 
 def _check_trials_arguments(arguments):

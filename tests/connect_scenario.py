@@ -51,6 +51,10 @@ out["runs"] = {"parents": len(runs) - len(children), "children": len(children),
                "children with seen_x": sum("seen_x" in r.data.metrics for r in children),
                "kind params": sorted({r.data.params.get("kind") for r in children})}
 
+from runtime_ml.demo import tune  # noqa: E402  (the seeds' workflow, as `make demo` runs it)
+
+out["seeds' workflow"] = sorted(tune(6))
+
 
 def failing(x):
     with open(os.path.join(RECORDS, f"fail-{os.getpid()}-{time.time():.6f}"), "w"):

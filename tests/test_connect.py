@@ -37,7 +37,9 @@ def run_scenario(remote, root, tracking_uri, env=None):
                            str(records)], capture_output=True, text=True, env=full_env,
                           timeout=600, cwd=str(root))
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-    assert done.returncode == 0 and lines, (done.stdout[-3000:], done.stderr[-5000:])
+    if done.returncode != 0 or not lines:
+        pytest.fail(f"the scenario failed ({done.returncode}):\n{done.stdout[-3000:]}\n"
+                    f"{done.stderr[-8000:]}", pytrace=False)
     return json.loads(lines[-1][len("RESULT "):])
 
 
@@ -100,6 +102,7 @@ def test_an_unchanged_job_tunes_on_a_connect_session_with_the_clusters_slots(sce
     # local[2], or 2 workers x 1 core (spark.cores.max=2), read from the conf over Connect
     assert tuned["parallelism"] == 2
     assert tuned["executions"] == 8
+    assert scenario["seeds' workflow"] == ["penalty", "regParam"]  # runtime_ml/demo.py's tune()
 
 
 def test_it_is_tracked_as_on_classic_spark_with_the_objectives_own_metrics(scenario):

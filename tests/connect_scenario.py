@@ -1,13 +1,15 @@
 """Run by tests/test_connect.py in its own process: the seeds' kind of job on a Spark Connect
 session (argv[1]: `local[2]` for PySpark's local Connect server, or `sc://host:port`), printed as
-JSON. argv[2]: a directory for the objectives' records; MLFLOW_TRACKING_URI and
-RUNTIME_ML_TEST_EXPERIMENT name the tracking server and a new experiment."""
+JSON, one entry per part ({"error": traceback} when a part raised). argv[2]: a directory for the
+objectives' records; MLFLOW_TRACKING_URI and RUNTIME_ML_TEST_EXPERIMENT name the tracking server
+and a new experiment."""
 
 import json
 import os
 import sys
 import threading
 import time
+import traceback
 
 from pyspark.sql import SparkSession
 
@@ -22,6 +24,20 @@ import runtime_ml  # noqa: E402
 
 out = {"active": runtime_ml.is_active(), "session": type(spark).__module__}
 experiment = mlflow.set_experiment(os.environ["RUNTIME_ML_TEST_EXPERIMENT"])
+client = mlflow.MlflowClient()
+
+
+def part(name):
+    """Run the decorated function now; its result (or its traceback) goes to out[name]."""
+
+    def run(function):
+        try:
+            out[name] = function()
+        except Exception:
+            out[name] = {"error": traceback.format_exc()[-6000:]}
+        return function
+
+    return run
 
 
 def objective(params):
@@ -35,25 +51,33 @@ def objective(params):
     return {"loss": (params["x"] - 1) ** 2, "status": STATUS_OK}
 
 
-space = {"x": hp.uniform("x", -3, 3), "kind": hp.choice("kind", ["a", "b"])}
-trials = SparkTrials()  # the active session, as stock finds it
-started = time.monotonic()
-best = fmin(objective, space, algo=tpe.suggest, max_evals=8, trials=trials,
-            show_progressbar=False)
-out["tuned"] = {"seconds": time.monotonic() - started, "best": sorted(best),
-                "statuses": trials.statuses(), "parallelism": trials.actual_parallelism,
-                "executions": len(os.listdir(RECORDS))}
-client = mlflow.MlflowClient()
-runs = client.search_runs([experiment.experiment_id])
-children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
-out["runs"] = {"parents": len(runs) - len(children), "children": len(children),
-               "child statuses": sorted({r.info.status for r in children}),
-               "children with seen_x": sum("seen_x" in r.data.metrics for r in children),
-               "kind params": sorted({r.data.params.get("kind") for r in children})}
+@part("tuned")
+def tuned():
+    space = {"x": hp.uniform("x", -3, 3), "kind": hp.choice("kind", ["a", "b"])}
+    trials = SparkTrials()  # the active session, as stock finds it
+    started = time.monotonic()
+    best = fmin(objective, space, algo=tpe.suggest, max_evals=8, trials=trials,
+                show_progressbar=False)
+    return {"seconds": time.monotonic() - started, "best": sorted(best),
+            "statuses": trials.statuses(), "parallelism": trials.actual_parallelism,
+            "executions": len(os.listdir(RECORDS))}
 
-from runtime_ml.demo import tune  # noqa: E402  (the seeds' workflow, as `make demo` runs it)
 
-out["seeds' workflow"] = sorted(tune(6))
+@part("runs")
+def runs():
+    found = client.search_runs([experiment.experiment_id])
+    children = [r for r in found if "mlflow.parentRunId" in r.data.tags]
+    return {"parents": len(found) - len(children), "children": len(children),
+            "child statuses": sorted({r.info.status for r in children}),
+            "children with seen_x": sum("seen_x" in r.data.metrics for r in children),
+            "kind params": sorted({r.data.params.get("kind") for r in children})}
+
+
+@part("seeds' workflow")
+def seeds_workflow():
+    from runtime_ml.demo import tune  # the seeds' workflow, as `make demo` runs it
+
+    return {"best": sorted(tune(6))}
 
 
 def failing(x):
@@ -62,18 +86,22 @@ def failing(x):
     raise ValueError(f"bad x {x}")
 
 
-failed = SparkTrials(parallelism=2)
-try:
-    fmin(failing, hp.uniform("x", 0, 1), algo=tpe.suggest, max_evals=3, trials=failed,
-         show_progressbar=False)
-except Exception as error:
-    out["all failed"] = f"{type(error).__name__}: {error}"
-out["failures"] = {"errors": [t["misc"]["error"][0] for t in failed._dynamic_trials],
-                   "executions": sum(n.startswith("fail-") for n in os.listdir(RECORDS))}
+@part("failures")
+def failures():
+    failed = SparkTrials(parallelism=2)
+    raised = None
+    try:
+        fmin(failing, hp.uniform("x", 0, 1), algo=tpe.suggest, max_evals=3, trials=failed,
+             show_progressbar=False)
+    except Exception as error:
+        raised = f"{type(error).__name__}: {error}"
+    return {"errors": [t["misc"]["error"][0] for t in failed._dynamic_trials],
+            "executions": sum(n.startswith("fail-") for n in os.listdir(RECORDS)),
+            "raised": raised}
 
 
-def slow_when_positive(x):
-    time.sleep(60 if x > 0 else 0.1)
+def slow(x):
+    time.sleep(60)
     return x ** 2
 
 
@@ -82,32 +110,45 @@ def running_operations():
     return sorted(spark.interruptAll())
 
 
-timed = SparkTrials(parallelism=2, timeout=4)
-started = time.monotonic()
-fmin(slow_when_positive, hp.uniform("x", -1, 1), algo=tpe.suggest, max_evals=20, trials=timed,
-     show_progressbar=False)
-time.sleep(1)
-out["timeout"] = {"seconds": time.monotonic() - started, "reason": timed._fmin_cancelled_reason,
-                  "states": sorted({t["state"] for t in timed._dynamic_trials}),
-                  "running operations": running_operations(), "tags left": sorted(spark.getTags())}
+@part("timeout")
+def timeout():
+    timed = SparkTrials(parallelism=2, timeout=4)
+    started = time.monotonic()
+    fmin(slow, hp.uniform("x", -1, 1), algo=tpe.suggest, max_evals=4, trials=timed,
+         show_progressbar=False, return_argmin=False)
+    time.sleep(1)
+    return {"seconds": time.monotonic() - started, "reason": timed._fmin_cancelled_reason,
+            "states": sorted({t["state"] for t in timed._dynamic_trials}),
+            "running operations": running_operations(), "tags left": sorted(spark.getTags())}
 
-spark.addTag("users-cell")
-threading.Timer(4, lambda: spark.interruptTag("users-cell")).start()
-interrupted = SparkTrials(parallelism=2)
-started = time.monotonic()
-fmin(slow_when_positive, hp.uniform("x", 0.5, 1), algo=tpe.suggest, max_evals=4,
-     trials=interrupted, show_progressbar=False, return_argmin=False)
-spark.removeTag("users-cell")
-time.sleep(1)
-out["interrupted"] = {"seconds": time.monotonic() - started,
-                      "reason": interrupted._fmin_cancelled_reason,
-                      "states": sorted({t["state"] for t in interrupted._dynamic_trials}),
-                      "running operations": running_operations()}
 
-spark.conf.set("spark.databricks.mlflow.trackHyperopt.enabled", "false")
-before = len(client.search_runs([experiment.experiment_id]))
-fmin(lambda x: x ** 2, hp.uniform("x", 0, 1), algo=tpe.suggest, max_evals=2,
-     trials=SparkTrials(parallelism=2), show_progressbar=False)
-out["switched off"] = {"new runs": len(client.search_runs([experiment.experiment_id])) - before}
+@part("interrupted")
+def interrupted():
+    spark.addTag("users-cell")
+    cancel = threading.Timer(4, lambda: spark.interruptTag("users-cell"))
+    cancel.start()
+    trials = SparkTrials(parallelism=2)
+    started = time.monotonic()
+    try:
+        fmin(slow, hp.uniform("x", 0.5, 1), algo=tpe.suggest, max_evals=4,
+             trials=trials, show_progressbar=False, return_argmin=False)
+    finally:
+        cancel.join()
+        spark.removeTag("users-cell")
+    time.sleep(1)
+    return {"seconds": time.monotonic() - started, "reason": trials._fmin_cancelled_reason,
+            "states": sorted({t["state"] for t in trials._dynamic_trials}),
+            "running operations": running_operations()}
+
+
+@part("switched off")
+def switched_off():
+    spark.conf.set("spark.databricks.mlflow.trackHyperopt.enabled", "false")
+    before = len(client.search_runs([experiment.experiment_id]))
+    fmin(lambda x: x ** 2, hp.uniform("x", 0, 1), algo=tpe.suggest, max_evals=2,
+         trials=SparkTrials(parallelism=2), show_progressbar=False)
+    return {"new runs": len(client.search_runs([experiment.experiment_id])) - before}
+
+
 spark.stop()
 print("RESULT " + json.dumps(out))

@@ -77,10 +77,8 @@ class ClassicLauncher:
         carries (its `.value` on the executor is the objective)."""
         master = self.sc.master
         if master == "local" or master.startswith("local["):  # one JVM, the driver's disk
-            self._directory = tempfile.mkdtemp(prefix="runtime-ml-")
-            handle = FileObjective(os.path.join(self._directory, "objective.pkl"))
-            with open(handle.path, "wb") as out:
-                out.write(payload)
+            self._directory, path = write_temporary(payload, "objective.pkl")
+            handle = FileObjective(path)
         else:
             handle = self._broadcast = self.sc.broadcast(ShippedObjective(payload))
         # Every trial's job maps this one-row RDD: parallelize() per trial would ship the row to
@@ -117,9 +115,22 @@ class ClassicLauncher:
         broadcast, self._broadcast = self._broadcast, None
         if broadcast is not None:
             broadcast.destroy()
-        directory, self._directory = self._directory, None
-        if directory is not None:
-            shutil.rmtree(directory, ignore_errors=True)
+        self._directory = remove_temporary(self._directory)
+
+
+def write_temporary(payload, name):
+    """(directory, path): `payload` written as the file `name` in a new temporary directory."""
+    directory = tempfile.mkdtemp(prefix="runtime-ml-")
+    path = os.path.join(directory, name)
+    with open(path, "wb") as out:
+        out.write(payload)
+    return directory, path
+
+
+def remove_temporary(directory):
+    """Remove a directory write_temporary made (None: nothing); returns None."""
+    if directory is not None:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def inheriting(spark, target):
@@ -154,11 +165,8 @@ class ConnectLauncher:
 
     def ship(self, payload):
         """Add the pickled objective to the session as a file artifact (Connect has no broadcast)."""
-        self._directory = tempfile.mkdtemp(prefix="runtime-ml-")
         name = ARTIFACT_PREFIX + self.tag[len(TAG_PREFIX):] + ".pkl"
-        path = os.path.join(self._directory, name)
-        with open(path, "wb") as out:
-            out.write(payload)
+        self._directory, path = write_temporary(payload, name)
         self.spark.addArtifacts(path, file=True)
         return ArtifactObjective(name)
 
@@ -184,6 +192,4 @@ class ConnectLauncher:
     def close(self):
         """Remove the local copy of the objective's file (Connect keeps session artifacts until
         the session ends)."""
-        directory, self._directory = self._directory, None
-        if directory is not None:
-            shutil.rmtree(directory, ignore_errors=True)
+        self._directory = remove_temporary(self._directory)

@@ -42,3 +42,11 @@ def is_active():
     from runtime_ml import patch
 
     return patch.is_patched()
+
+
+def trials_from_run(run_id, fmin_uuid=None, **sparktrials_arguments):
+    """A SparkTrials holding the finished trials of the search tracked in MLflow run `run_id`;
+    `fmin(..., trials=...)` continues that search (see runtime_ml.resume.trials_from_run)."""
+    from runtime_ml.resume import trials_from_run as load
+
+    return load(run_id, fmin_uuid, **sparktrials_arguments)

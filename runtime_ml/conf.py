@@ -35,6 +35,14 @@ FRESH_WORKER_PER_TRIAL = Setting(
     "speed); by default workers are reused and each trial's process state is put back after it.",
 )
 
+RESUME = Setting(
+    "spark.runtimeml.hyperopt.resume",
+    False,
+    "Continue an unfinished tuning job from its MLflow runs: an fmin whose space, algorithm and "
+    "objective match an earlier parent run that did not finish loads that run's finished trials "
+    "and evaluates only the missing ones.",
+)
+
 # -- Environment variables --
 DISABLED = Setting(
     "RUNTIME_ML_DISABLED",
@@ -47,7 +55,7 @@ STRICT = Setting(
     "Raise runtime-ml's own internal errors instead of logging them and failing open (for tests).",
 )
 
-SPARK_CONF_SETTINGS = (TRACK_HYPEROPT, FRESH_WORKER_PER_TRIAL)
+SPARK_CONF_SETTINGS = (TRACK_HYPEROPT, FRESH_WORKER_PER_TRIAL, RESUME)
 ENV_SETTINGS = (DISABLED, STRICT)
 
 _TRUE_WORDS = frozenset({"true", "1", "yes", "on"})

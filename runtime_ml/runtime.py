@@ -3,7 +3,7 @@
 import inspect
 import logging
 
-from runtime_ml import conf, versions
+from runtime_ml import conf, resume, versions
 from runtime_ml.cluster import EXECUTOR_WAIT_SECONDS, read_cluster_facts, read_profile_slots
 from runtime_ml.parallelism import REQUESTED_PARALLELISM_ATTR, decide_parallelism
 from runtime_ml.redaction import install_redaction
@@ -93,9 +93,10 @@ class FminCall:
         spark = spark_session_of(self.trials)
         self.tracking = conf.read_spark_flag(conf.TRACK_HYPEROPT, spark)
         self.fresh_workers = conf.read_spark_flag(conf.FRESH_WORKER_PER_TRIAL, spark)
+        resume_wanted = self._resume_wanted(conf.read_spark_flag(conf.RESUME, spark))
         facts = read_cluster_facts(spark, wait_seconds=EXECUTOR_WAIT_SECONDS)
         self.decision = self._fit_parallelism(facts)
-        self.tracker = self._start_tracking(facts) if self.tracking.value else None
+        self.tracker = self._start_tracking(facts, resume_wanted) if self.tracking.value else None
         logger.info(
             "runtime-ml: SparkTrials fmin: max_evals=%s, parallelism=%s (requested %s)",
             self.arguments.get("max_evals"),
@@ -110,6 +111,26 @@ class FminCall:
                 self.tracking.raw,
                 conf.TRACK_HYPEROPT.name,
             )
+
+    def _resume_wanted(self, flag):
+        """Whether to look for an unfinished search to continue; checks trials_from_run's trials
+        against this fmin's space first (the user's mistake, raised before anything runs)."""
+        explicit = getattr(self.trials, resume.MARK_ATTR, None)
+        if explicit is not None:
+            resume.check_space(explicit, self.arguments["space"])
+            return False
+        if not flag.value:
+            return False
+        if not self.tracking.value:
+            logger.info("runtime-ml: %s is on, but MLflow tracking of this fmin is off, so there "
+                        "is nothing to resume from; starting a fresh search.", conf.RESUME.name)
+            return False
+        if len(self.trials.trials):
+            logger.info("runtime-ml: %s is on, but this SparkTrials already holds %d trials; "
+                        "continuing with those, as hyperopt does.", conf.RESUME.name,
+                        len(self.trials.trials))
+            return False
+        return True
 
     def _fit_parallelism(self, facts):
         """Decide from the cluster's real slots, and apply before hyperopt dispatches a trial."""
@@ -133,7 +154,7 @@ class FminCall:
         self.trials.actual_parallelism = decision.parallelism
         return decision
 
-    def _start_tracking(self, facts):
+    def _start_tracking(self, facts, resume_wanted):
         problem = versions.installed_problem("mlflow")  # said once at activation already
         if problem is not None:
             logger.info("runtime-ml: %s.", problem)
@@ -141,8 +162,11 @@ class FminCall:
         from runtime_ml.tracking import FminTracker
 
         try:
-            return FminTracker.start(self.trials, self.arguments, self.decision, facts,
-                                     algo_name(self.arguments.get("algo")))
+            name = algo_name(self.arguments.get("algo"))
+            keys = resume.SearchKeys.of(self.arguments["fn"], self.arguments["space"],
+                                        self.arguments.get("algo"), name)
+            return FminTracker.start(self.trials, self.arguments, self.decision, facts, name, keys,
+                                     resume_wanted)
         except Exception as error:  # MLflow said no: the tuning goes on untracked
             if conf.strict_mode():
                 raise

@@ -18,20 +18,20 @@ import uuid
 from concurrent.futures import Future
 from urllib.parse import urlparse
 
+from runtime_ml import resume
 from runtime_ml.dispatch import TrialListener
 from runtime_ml.redaction import CREDENTIAL_ENV, redacted_uri, without_userinfo
 from runtime_ml.results import is_nan_loss
 from runtime_ml.session import conf_get
-from runtime_ml.trial_run import trial_environment
+from runtime_ml.trial_run import PARENT_RUN_TAG, trial_environment
 
 logger = logging.getLogger("runtime_ml")
 
 RUN_SOURCE = "hyperoptAutoTracking"
-PARENT_RUN_TAG = "mlflow.parentRunId"
 HEALTH_TIMEOUT = 3.0  # seconds to decide a tracking server is not there
 RUN_CREATE_DEADLINE = 10.0  # the longest a trial waits for its child run before running without
 FINISH_DEADLINE = 30.0  # the longest fmin waits at the end for queued logging
-MAX_TAG_VALUE = 8000  # MLflow's limits (mlflow.utils.validation) since 2.x
+MAX_TAG_VALUE = resume.TAG_LIMIT  # MLflow's limits (mlflow.utils.validation) in 2.9
 MAX_PARAM_VALUE = 6000
 MAX_KEY = 250
 BATCH_SIZE = 100  # params + tags per log_batch
@@ -307,7 +307,9 @@ class FminTracker(TrialListener):
 
     # -- start
     @classmethod
-    def start(cls, trials, arguments, decision, facts, algo):
+    def start(cls, trials, arguments, decision, facts, algo, keys, resume_wanted=False):
+        """Start tracking one fmin: a new parent run (or the active run), or the earlier search it
+        continues (trials_from_run, or `resume_wanted` and a matching unfinished search)."""
         try:
             import mlflow
             from mlflow import MlflowClient
@@ -319,17 +321,37 @@ class FminTracker(TrialListener):
         why = server_unreachable(uri)
         if why is not None:
             logger.warning("runtime-ml: MLflow tracking server %s is unreachable (%s); this fmin "
-                           "runs untracked.", redacted_uri(uri), why)
+                           "runs untracked%s.", redacted_uri(uri), why,
+                           " and starts fresh (nothing to resume from)" if resume_wanted else "")
             return None
         client = MlflowClient(uri)
-        uuid_ = fmin_uuid()
         active = mlflow.active_run()
         experiment_id = active.info.experiment_id if active else active_experiment_id()
-        if active is not None:
-            parent_id, own_parent = active.info.run_id, False
+        resumption = getattr(trials, resume.MARK_ATTR, None)
+        if resumption is not None:
+            differing = keys.differences(resumption.keys_tags, resumption.suffix)
+            if differing:
+                logger.warning("runtime-ml: continuing the search of MLflow run %s as asked, but "
+                               "this fmin's %s differs from that search's.", resumption.parent_id,
+                               " and ".join(differing))
+        elif resume_wanted:
+            resumption = cls._find_resumption(client, experiment_id, active, keys)
+        if resumption is not None:
+            if active is not None and active.info.run_id != resumption.parent_id:
+                logger.warning("runtime-ml: these trials continue MLflow run %s, not the active "
+                               "run %s; the trial runs go under %s.", resumption.parent_id,
+                               active.info.run_id, resumption.parent_id)
+            resume.reopen(client, resumption)
+            resume.load_into(trials, resumption)
+            parent_id, own_parent = resumption.parent_id, resumption.own_parent
+            suffix, uuid_ = resumption.suffix, resumption.fmin_uuid
+            experiment_id = resumption.experiment_id
+        elif active is not None:
+            parent_id, own_parent, uuid_ = active.info.run_id, False, fmin_uuid()
             taken = set(client.get_run(parent_id).data.params)
             suffix = f"_{uuid_}" if "max_evals" in taken else ""
         else:
+            uuid_ = fmin_uuid()
             parent = client.create_run(experiment_id, tags={"runSource": RUN_SOURCE},
                                        run_name=f"hyperopt-fmin-{uuid_}")
             parent_id, own_parent, suffix = parent.info.run_id, True, ""
@@ -346,20 +368,45 @@ class FminTracker(TrialListener):
 
         tracker = cls(client, uri, experiment_id, parent_id, own_parent, suffix, uuid_,
                       arguments["space"], executor_env)
-        timeout = arguments.get("timeout")
-        params = {
-            "max_evals": arguments.get("max_evals"),
-            "actual_parallelism": decision.parallelism,
-            "parallelism": decision.requested,
-            "timeout": timeout if timeout is not None else trials.timeout,
-            "algo": algo,
-            "max_queue_len": arguments.get("max_queue_len"),
-        }
-        tags = {"runSource": RUN_SOURCE, "fmin_uuid": uuid_, "space": space_text(tracker.space)}
-        tracker._later(tracker._log_parent, params, tags)
+        if resumption is not None:
+            tracker._best_loss = resumption.best_loss()
+            tracker._finished_count = len(resumption.records)
+        else:
+            timeout = arguments.get("timeout")
+            params = {
+                "max_evals": arguments.get("max_evals"),
+                "actual_parallelism": decision.parallelism,
+                "parallelism": decision.requested,
+                "timeout": timeout if timeout is not None else trials.timeout,
+                "algo": algo,
+                "max_queue_len": arguments.get("max_queue_len"),
+            }
+            tags = {"runSource": RUN_SOURCE, "fmin_uuid": uuid_, "space": space_text(tracker.space),
+                    resume.PARENT_KIND_TAG: "own" if own_parent else "active",
+                    resume.DRIVER_TAG: resume.driver_tag()}
+            tags.update(keys.tags())
+            tracker._later(tracker._log_parent, params, tags)
         logger.info("runtime-ml: tracking this fmin in MLflow run %s (%s)", parent_id,
                     redacted_uri(uri))
         return tracker
+
+    @staticmethod
+    def _find_resumption(client, experiment_id, active, keys):
+        """The search to continue (spark.runtimeml.hyperopt.resume on), with one line saying
+        whether it continues one, and why not when it starts fresh."""
+        if active is not None:
+            resumption, why = resume.find_in_active_run(client, active, keys)
+        else:
+            resumption, why = resume.find_search(client, experiment_id, keys)
+        if resumption is None:
+            logger.info("runtime-ml: resume is on; starting a fresh search: %s.", why)
+            return None
+        killed = (f"; {len(resumption.stale_runs)} trial runs left RUNNING are ended as KILLED"
+                  if resumption.stale_runs else "")
+        logger.info("runtime-ml: resume is on; continuing the unfinished search in MLflow run %s "
+                    "(same space, algorithm and objective): %s loaded%s.", resumption.parent_id,
+                    resume.summary(resumption.records), killed)
+        return resumption
 
     def _log_parent(self, params, tags):
         from mlflow.entities import Param, RunTag
@@ -458,6 +505,9 @@ class FminTracker(TrialListener):
         if run_id is None:
             return
         tags = [RunTag("trial_status", status)]
+        record = resume.trial_record(trial)
+        if record is not None:  # what a continued search loads back (runtime_ml.resume)
+            tags += [RunTag(k, v) for k, v in resume.record_tags(record).items()]
         if state == base.JOB_STATE_ERROR and trial["misc"].get("error"):
             name, message = error_summary(trial["misc"]["error"])
             tags += [RunTag("error_type", name), RunTag("error_message", message)]

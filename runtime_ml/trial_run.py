@@ -20,6 +20,7 @@ from runtime_ml import versions
 from runtime_ml.import_hooks import PostImportHook
 
 FLUENT = "mlflow.tracking.fluent"
+PARENT_RUN_TAG = "mlflow.parentRunId"  # MLflow's tag that nests a trial's run under the fmin's
 RUN_ID = "MLFLOW_RUN_ID"
 TRIAL_RUN_ID = "RUNTIME_ML_TRIAL_RUN_ID"
 TRIAL_TRACKING_URI = "RUNTIME_ML_TRIAL_TRACKING_URI"

@@ -129,3 +129,17 @@ def restore_mlflow_fluent_state(state):
             setattr(sys.modules[where[0]], where[1], value)
         elif where is MLFLOW_TRACKING_URI_GLOBAL and value is not None:
             sys.modules["mlflow"].set_tracking_uri(value)
+
+
+# hyperopt's Trials.new_trial_ids hands out ids from len(self._ids) on (0.2.7 and 0.3.0), so
+# trials loaded with gaps in their ids (a trial that never finished) would get an id handed out
+# again. Reserving every id below the highest loaded one in that private set keeps the loaded
+# trials' own ids; when it moves, the loaded trials are numbered 0..n-1 instead (their runs keep
+# their trial_id tags). tests/test_compat.py fails loudly when it moves.
+def keep_trial_ids(trials, tids):
+    """The ids to give loaded trials: their own, or 0..n-1 when hyperopt's counter moved."""
+    ids = trials.__dict__.get("_ids")
+    if not isinstance(ids, set) or not tids:
+        return list(range(len(tids)))
+    ids.update(range(max(tids) + 1))
+    return list(tids)

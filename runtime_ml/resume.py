@@ -400,12 +400,13 @@ def _resumption(client, run, suffix, own_parent):
                       own_parent, dict(tags)), None
 
 
-def reopen(client, resumption):
-    """Before the continued search runs: its stale trial runs KILLED, its parent RUNNING again."""
+def reopen(client, resumption, end_run):
+    """Before the continued search runs: its stale trial runs KILLED (by `end_run(client, run_id,
+    status)`), its parent RUNNING again."""
     from mlflow.entities import RunTag
 
     for run_id in resumption.stale_runs:
-        client.set_terminated(run_id, "KILLED")
+        end_run(client, run_id, "KILLED")
     count = resumption.keys_tags.get(RESUMED_TAG + resumption.suffix, "0")
     count = int(count) + 1 if count.isdigit() else 1
     resumption.keys_tags[RESUMED_TAG + resumption.suffix] = str(count)

@@ -281,6 +281,18 @@ def quiet_run_update(client):
     return update if callable(update) else None
 
 
+def end_run_quietly(client, run_id, status, ended=None):
+    """End a trial's run without printing its link (the parent's end still prints its own)."""
+    from mlflow.entities import RunStatus
+
+    update = quiet_run_update(client)
+    if update is None:
+        client.set_terminated(run_id, status, end_time=ended)
+    else:
+        update(run_id, run_status=RunStatus.from_string(status),
+               end_time=_ms() if ended is None else ended, run_name=None)
+
+
 class FminTracker(TrialListener):
     """Tracks one SparkTrials fmin call; implements the dispatcher's per-trial hooks."""
 
@@ -297,7 +309,6 @@ class FminTracker(TrialListener):
         self.executor_env = executor_env
         self.choices = choice_labels(space)
         self.pool = _DaemonPool(4)
-        self._quiet_update = quiet_run_update(client)
         self._lock = threading.Lock()
         self._broken = False
         self._child_runs = {}  # tid -> run id
@@ -341,7 +352,7 @@ class FminTracker(TrialListener):
                 logger.warning("runtime-ml: these trials continue MLflow run %s, not the active "
                                "run %s; the trial runs go under %s.", resumption.parent_id,
                                active.info.run_id, resumption.parent_id)
-            resume.reopen(client, resumption)
+            resume.reopen(client, resumption, end_run_quietly)
             resume.load_into(trials, resumption)
             parent_id, own_parent = resumption.parent_id, resumption.own_parent
             suffix, uuid_ = resumption.suffix, resumption.fmin_uuid
@@ -529,14 +540,8 @@ class FminTracker(TrialListener):
         self.client.log_metric(self.parent_id, key, value, step=step)
 
     def _end_child(self, run_id, metrics, params, tags, status, ended):
-        from mlflow.entities import RunStatus
-
         self._log_batch(run_id, metrics=metrics, params=params, tags=tags)
-        if self._quiet_update is None:
-            self.client.set_terminated(run_id, status, end_time=ended)
-        else:  # the parent's end still prints its link, once per fmin
-            self._quiet_update(run_id, run_status=RunStatus.from_string(status), end_time=ended,
-                               run_name=None)
+        end_run_quietly(self.client, run_id, status, ended)
 
     # -- end of the fmin call (the caller's thread)
     def finish(self, trials, error=None):

@@ -7,6 +7,7 @@ import json
 import logging
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -302,3 +303,41 @@ def test_trials_from_run_names_a_wrong_run_and_a_wrong_space(spark, tracked, act
         hyperopt.fmin(lambda x: x, hp.uniform("x", 0, 1), algo=tpe.suggest, max_evals=4,
                       trials=trials, show_progressbar=False)
     assert evaluations(tmp_path) == 2
+
+
+def test_ctrl_c_in_a_notebook_session_then_the_same_cell_again_continues_the_search(
+        mlflow_server, tmp_path):
+    """The real thing: SIGINT to a Python driver on local[2] mid-fmin, then the cell run again
+    with resume turned on in the same session."""
+    client = mlflow.MlflowClient(mlflow_server.uri)
+    experiment_id = client.create_experiment(f"ctrl-c-{os.getpid()}-{time.time()}")
+    job = os.path.join(os.path.dirname(__file__), "resume_job.py")
+    kernel = subprocess.Popen(
+        [sys.executable, job, str(tmp_path), "first", "--notebook"], stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+        env=dict(os.environ, MLFLOW_TRACKING_URI=mlflow_server.uri,
+                 MLFLOW_EXPERIMENT_ID=experiment_id))
+    try:
+        deadline = time.monotonic() + 180
+        while sum(n.startswith("first-") for n in os.listdir(tmp_path)) < 5:
+            assert kernel.poll() is None and time.monotonic() < deadline, kernel.stderr.read()
+            time.sleep(0.1)
+        kernel.send_signal(signal.SIGINT)
+        out, err = kernel.communicate(timeout=240)
+    finally:
+        if kernel.poll() is None:
+            kernel.kill()
+            kernel.wait()
+    assert kernel.returncode == 0 and "INTERRUPTED" in out, err[-4000:]
+    [line] = [x for x in err.splitlines() if "continuing the unfinished search" in x]
+    loaded = int(re.search(r"\): (\d+) finished trials", line).group(1))
+    runs = client.search_runs([experiment_id], max_results=1000)
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert [p.info.status for p in parents] == ["FINISHED"]
+    statuses = [c.info.status for c in children]
+    assert statuses.count("FINISHED") == 16 and "RUNNING" not in statuses, statuses
+    # a trial cancelled by Ctrl-C may have written its file: it is evaluated again
+    assert 5 <= loaded <= sum(n.startswith("first-") for n in os.listdir(tmp_path))
+    assert sum(n.startswith("again-") for n in os.listdir(tmp_path)) == 16 - loaded
+    assert json.loads(out.split("RESULT ", 1)[1].splitlines()[0])["trials"] == 16

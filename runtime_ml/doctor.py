@@ -66,9 +66,10 @@ def read_defaults_file(path):
     return values
 
 
-def tracking_state(session_conf=None, cli_conf=None):
-    """The tracking flag and where it comes from: --conf, the session, the conf file, or default."""
-    key = conf.TRACK_HYPEROPT.name
+def flag_state(setting, session_conf=None, cli_conf=None):
+    """A boolean Spark conf and where it comes from: --conf, the session, the conf file, or its
+    default."""
+    key = setting.name
     directory = spark_conf_dir()
     defaults_path = os.path.join(directory, "spark-defaults.conf") if directory else None
     file_values = read_defaults_file(defaults_path) if defaults_path else None
@@ -81,10 +82,10 @@ def tracking_state(session_conf=None, cli_conf=None):
     elif file_values is not None and key in file_values:
         raw, source = file_values[key], f"conf file {defaults_path}"
     else:
-        return {"enabled": conf.TRACK_HYPEROPT.default, "source": "default", "raw": None}
+        return {"enabled": setting.default, "source": "default", "raw": None}
     parsed = conf.parse_spark_bool(raw)
     if parsed is None:
-        return {"enabled": conf.TRACK_HYPEROPT.default, "raw": raw,
+        return {"enabled": setting.default, "raw": raw,
                 "source": f"default (bad value {raw!r} in {source})"}
     return {"enabled": parsed, "source": source, "raw": raw}
 
@@ -108,7 +109,8 @@ def diagnose(master=None, conf_pairs=None, parallelism=16, remote=None):
             spark.sparkContext.setLogLevel("ERROR")
         try:
             facts = read_cluster_facts(spark, wait_seconds=EXECUTOR_WAIT_SECONDS)
-            session_conf = {conf.TRACK_HYPEROPT.name: spark.conf.get(conf.TRACK_HYPEROPT.name, None)}
+            session_conf = {setting.name: spark.conf.get(setting.name, None)
+                            for setting in (conf.TRACK_HYPEROPT, conf.RESUME)}
         finally:
             spark.stop()
         report["cluster"] = facts.as_dict()
@@ -119,7 +121,8 @@ def diagnose(master=None, conf_pairs=None, parallelism=16, remote=None):
                 "parallelism": decision.parallelism,
                 "reasons": [[r.level, r.text] for r in decision.reasons],
             }
-    report["tracking"] = tracking_state(session_conf, cli_conf)
+    report["tracking"] = flag_state(conf.TRACK_HYPEROPT, session_conf, cli_conf)
+    report["resume"] = flag_state(conf.RESUME, session_conf, cli_conf)
     return report
 
 
@@ -146,6 +149,11 @@ def render(report):
     tracking = report["tracking"]
     lines.append(f"  MLflow tracking: {'on' if tracking['enabled'] else 'off'} "
                  f"(from {tracking['source']}; key {conf.TRACK_HYPEROPT.name})")
+    resume = report["resume"]
+    lines.append(f"  resume of unfinished searches: {'on' if resume['enabled'] else 'off'} "
+                 f"(from {resume['source']}; key {conf.RESUME.name})"
+                 + ("; needs MLflow tracking on" if resume["enabled"] and not tracking["enabled"]
+                    else ""))
     facts = report["cluster"]
     if facts is None:
         lines.append("  cluster: not inspected (pass --master, e.g. --master 'local-cluster[2,2,1024]', "

@@ -208,3 +208,19 @@ def test_mlflows_fluent_state_is_where_a_reused_worker_puts_it_back(tmp_path):
         mlflow.set_experiment("a trial's own")
         assert versions.mlflow_fluent_state()[0] == elsewhere
     assert versions.mlflow_fluent_state() == before and mlflow.get_tracking_uri() == uri_before
+
+
+def test_loaded_trials_keep_their_ids_and_new_ones_come_after_on_the_installed_hyperopt():
+    """versions.keep_trial_ids reserves ids in hyperopt's private Trials._ids; when that moves,
+    resumed trials are renumbered (the fallback below), and this test says so first."""
+    from hyperopt import Trials
+
+    trials = Trials()
+    assert isinstance(trials.__dict__.get("_ids"), set), "hyperopt moved Trials._ids"
+    assert versions.keep_trial_ids(trials, [0, 1, 4, 5]) == [0, 1, 4, 5]
+    assert trials.new_trial_ids(2) == [6, 7]
+
+    class Moved:  # a Trials without the private set: the fallback numbers them 0..n-1
+        pass
+
+    assert versions.keep_trial_ids(Moved(), [0, 1, 4, 5]) == [0, 1, 2, 3]

@@ -36,6 +36,17 @@ def test_tracking_defaults_to_on_and_a_bad_value_is_named(tmp_path):
     assert "bad value 'yes'" in report["tracking"]["source"]
 
 
+def test_resume_is_off_by_default_and_says_where_it_was_turned_on(tmp_path):
+    assert ("resume of unfinished searches: off (from default; key "
+            "spark.runtimeml.hyperopt.resume)") in doctor(env={"SPARK_CONF_DIR": str(tmp_path)}).stdout
+    (tmp_path / "spark-defaults.conf").write_text("spark.runtimeml.hyperopt.resume true\n"
+                                                  "spark.databricks.mlflow.trackHyperopt.enabled "
+                                                  "false\n")
+    done = doctor(env={"SPARK_CONF_DIR": str(tmp_path)})
+    assert (f"resume of unfinished searches: on (from conf file {tmp_path / 'spark-defaults.conf'}"
+            "; key spark.runtimeml.hyperopt.resume); needs MLflow tracking on") in done.stdout
+
+
 def test_bad_conf_argument_is_one_clear_line():
     done = doctor("--conf", "spark.task.cpus")
     assert done.returncode == 2
@@ -57,3 +68,4 @@ def test_local_cluster_story_matches_the_runtime(tmp_path):
     assert any("parallelism=16 is more than the cluster can run at once" in text
                for level, text in explicit["reasons"] if level == "warning")
     assert report["tracking"] == {"enabled": False, "source": "--conf", "raw": "false"}
+    assert report["resume"] == {"enabled": False, "source": "default", "raw": None}

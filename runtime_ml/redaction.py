@@ -44,7 +44,12 @@ def redact(text, secrets):
 
 def redacted_uri(uri):
     """The URI as it may be shown: 'http://user:***@host:5000' for 'http://user:pw@host:5000'."""
-    return redact(uri, secret_values(environ={}, uris=(uri,))) if _uri_password(uri) else uri
+    parsed = urlparse(uri or "")
+    if "@" not in parsed.netloc:
+        return uri
+    userinfo, host = parsed.netloc.rsplit("@", 1)
+    user, colon, _ = userinfo.partition(":")
+    return parsed._replace(netloc=f"{user}{':' + MASK if colon else ''}@{host}").geturl()
 
 
 def without_userinfo(uri):

@@ -20,6 +20,7 @@ from urllib.parse import urlparse
 
 from runtime_ml import resume
 from runtime_ml.dispatch import TrialListener
+from runtime_ml.policy import report_internal_error
 from runtime_ml.redaction import CREDENTIAL_ENV, redacted_uri, without_userinfo
 from runtime_ml.results import is_nan_loss
 from runtime_ml.session import conf_get
@@ -346,7 +347,10 @@ class FminTracker(TrialListener):
                                "this fmin's %s differs from that search's.", resumption.parent_id,
                                " and ".join(differing))
         elif resume_wanted:
-            resumption = cls._find_resumption(client, experiment_id, active, keys)
+            try:
+                resumption = cls._find_resumption(client, experiment_id, active, keys)
+            except Exception:  # the search starts fresh, still tracked
+                report_internal_error("looking for an unfinished search to resume")
         if resumption is not None:
             if active is not None and active.info.run_id != resumption.parent_id:
                 logger.warning("runtime-ml: these trials continue MLflow run %s, not the active "

@@ -105,7 +105,8 @@ def _bare_python(root):
 class MlflowServer:
     """A real `mlflow server` on 127.0.0.1 with a sqlite store; stopped by its PID."""
 
-    def __init__(self, root):
+    def __init__(self, root, admin_password=None):
+        """With `admin_password`, MLflow's basic-auth app: every request needs admin's password."""
         import socket
 
         with socket.socket() as probe:
@@ -113,6 +114,7 @@ class MlflowServer:
             self.port = probe.getsockname()[1]
         self.uri = f"http://127.0.0.1:{self.port}"
         self.root = root
+        self.admin_password = admin_password
         self.process = None
 
     def start(self, timeout=120):
@@ -121,9 +123,19 @@ class MlflowServer:
 
         mlflow_cli = str(Path(sys.executable).parent / "mlflow")
         env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
+        auth = []
+        if self.admin_password is not None:
+            (self.root / "auth.ini").write_text(
+                "[mlflow]\ndefault_permission = NO_PERMISSIONS\n"
+                f"database_uri = sqlite:///{self.root / 'auth.db'}\nadmin_username = admin\n"
+                f"admin_password = {self.admin_password}\n"
+                "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
+            env.update(MLFLOW_AUTH_CONFIG_PATH=str(self.root / "auth.ini"),
+                       MLFLOW_FLASK_SERVER_SECRET_KEY=os.urandom(16).hex())
+            auth = ["--app-name", "basic-auth"]
         self.log = open(self.root / "server.log", "ab")
         self.process = subprocess.Popen(
-            [mlflow_cli, "server", "--host", "127.0.0.1", "--port", str(self.port),
+            [mlflow_cli, "server", *auth, "--host", "127.0.0.1", "--port", str(self.port),
              "--workers", "1", "--backend-store-uri", f"sqlite:///{self.root / 'mlflow.db'}",
              "--default-artifact-root", str(self.root / "artifacts")],
             stdout=self.log, stderr=subprocess.STDOUT, env=env, start_new_session=True,

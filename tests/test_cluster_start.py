@@ -283,13 +283,15 @@ def test_trials_run_with_the_users_resource_profile_and_count_its_slots(tmp_path
     assert result["actual_parallelism"] == 2 and result["trials"] == 4
 
 
-def wait_for_files(directory, prefix, count, process, timeout=240):
+def wait_for_finished_runs(client, experiment_id, count, process, timeout=240):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and process.poll() is None:
-        if sum(name.startswith(prefix) for name in os.listdir(directory)) >= count:
+        finished = client.search_runs([experiment_id], "attributes.status = 'FINISHED'")
+        if sum("mlflow.parentRunId" in run.data.tags for run in finished) >= count:
             return
         time.sleep(0.2)
-    raise AssertionError(f"fewer than {count} evaluations before the job ended or {timeout} s")
+    raise AssertionError(f"fewer than {count} finished trial runs before the job ended or "
+                         f"{timeout} s")
 
 
 def test_a_job_whose_driver_was_killed_resubmitted_with_resume_on_evaluates_only_the_rest(
@@ -314,7 +316,7 @@ def test_a_job_whose_driver_was_killed_resubmitted_with_resume_on_evaluates_only
         first = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL,
                                  stderr=subprocess.DEVNULL, start_new_session=True)
         try:
-            wait_for_files(records, "first-", 6, first)
+            wait_for_finished_runs(client, experiment_env["MLFLOW_EXPERIMENT_ID"], 6, first)
         finally:
             os.killpg(first.pid, signal.SIGKILL)
             first.wait()
@@ -341,3 +343,159 @@ def test_a_job_whose_driver_was_killed_resubmitted_with_resume_on_evaluates_only
     second_evaluations = sum(name.startswith("second-") for name in os.listdir(records))
     assert second_evaluations == 16 - loaded
     assert result["trials"] == 16
+
+
+# ------------------------------------------------------------------ tracking credentials
+
+SECRET = "p@ss'w0rd-S3cret"  # an @ and a quote: percent-encoded in a URI, quoted in a shell file
+TOKEN = "tok-9f8e7d6c5b4a"
+
+
+def secret_forms(*secrets):
+    from urllib.parse import quote
+
+    return {form for secret in secrets for form in (secret, quote(secret, safe=""))}
+
+
+def files_holding(directory, secrets):
+    return sorted(str(path.relative_to(directory)) for path in directory.rglob("*")
+                  if path.is_file() and any(s in path.read_text(errors="replace")
+                                            for s in secret_forms(*secrets)))
+
+
+def sourced_env(conf_dir):
+    """What a Spark process started on this node gets from spark-env.sh."""
+    shown = subprocess.run(["bash", "-c", f". {conf_dir / 'spark-env.sh'}; env -0"],
+                           capture_output=True, text=True, env={"PATH": os.environ["PATH"]})
+    pairs = (item.split("=", 1) for item in shown.stdout.split("\0") if "=" in item)
+    return {k: v for k, v in pairs if k.startswith("MLFLOW_")}
+
+
+def test_each_credential_form_reaches_spark_env_and_no_log_conf_or_spark_file(tmp_path,
+                                                                                  wheelhouse):
+    from urllib.parse import quote
+
+    python, conf_dir = make_node(tmp_path)
+    (tmp_path / "password").write_text(SECRET + "\n")
+    (tmp_path / "token").write_text(TOKEN + "\n")
+    log_file = tmp_path / "init.log"
+    base = ["--python", str(python), "--wheelhouse", str(wheelhouse), "--spark-conf-dir",
+            str(conf_dir), "--log-file", str(log_file)]
+    server = "http://127.0.0.1:5000"
+    plain = {"MLFLOW_TRACKING_URI": server}
+    forms = [
+        (["--tracking-uri", f"http://admin:{quote(SECRET, safe='')}@127.0.0.1:5000"], None,
+         {"MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": SECRET},
+         "http://admin:***@127.0.0.1:5000"),
+        (["--tracking-uri", server, "--tracking-username", "admin", "--tracking-password-file",
+          str(tmp_path / "password")], None,
+         {"MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": SECRET},
+         f"MLFLOW_TRACKING_PASSWORD from --tracking-password-file {tmp_path / 'password'}"),
+        (["--tracking-uri", server, "--tracking-token-file", str(tmp_path / "token")], None,
+         {"MLFLOW_TRACKING_TOKEN": TOKEN}, "MLFLOW_TRACKING_TOKEN from --tracking-token-file"),
+        (["--tracking-uri", server, "--tracking-credentials-from-env"],
+         {"MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": SECRET},
+         {"MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": SECRET},
+         "MLFLOW_TRACKING_PASSWORD from the environment (MLFLOW_TRACKING_PASSWORD)"),
+    ]
+    credentials = conf_dir / "runtime-ml-tracking-credentials.sh"
+    for args, env, expected, said in forms:
+        done = init_script(*base, *args, env=env)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert said in done.stdout, done.stdout
+        for text in (done.stdout, done.stderr, log_file.read_text()):
+            assert not {s for s in secret_forms(SECRET, TOKEN) if s in text}, text
+        # only the private credentials file holds them (shell-quoted; read back just below)
+        assert set(files_holding(conf_dir, [SECRET, TOKEN])) <= {credentials.name}
+        assert credentials.stat().st_mode & 0o777 == 0o600
+        assert sourced_env(conf_dir) == dict(plain, **expected)
+        assert f"spark.executorEnv.MLFLOW_TRACKING_URI {server}\n" in \
+            (conf_dir / "spark-defaults.conf").read_text()
+
+    twice = init_script(*base, "--tracking-uri", "http://admin:other-Pw-42@h:5000",
+                        "--tracking-password-file", str(tmp_path / "password"))
+    assert twice.returncode == 1
+    assert not {s for s in secret_forms(SECRET, "other-Pw-42") if s in twice.stdout + twice.stderr}
+    assert ("MLFLOW_TRACKING_PASSWORD is given twice (the URI and --tracking-password-file "
+            f"{tmp_path / 'password'}); give it once") in twice.stdout
+    assert init_script(*base, "--tracking-uri", server).returncode == 0  # credentials dropped
+    assert not credentials.exists() and sourced_env(conf_dir) == plain
+    assert init_script(*base, "--tracking-uri", server, "--tracking-token-file",
+                       str(tmp_path / "token")).returncode == 0
+    removed = init_script(*base, "--uninstall")
+    assert removed.returncode == 0 and f"removed the tracking credentials {credentials}" in \
+        removed.stdout
+    assert not credentials.exists() and files_holding(tmp_path / "spark-conf", [TOKEN]) == []
+
+
+def test_a_job_logs_to_a_basic_auth_server_and_the_spark_ui_shows_no_credential(tmp_path,
+                                                                                wheelhouse):
+    """A URI with user:password@ given to the init script: the driver and the executors log into
+    an MLflow server that refuses requests without them, and the application's environment on
+    the Spark UI (its REST API) holds no part of the password."""
+    from urllib.parse import quote
+
+    import mlflow
+
+    from conftest import MlflowServer
+
+    (tmp_path / "server").mkdir()
+    server = MlflowServer(tmp_path / "server", admin_password=SECRET).start()
+    try:
+        python, conf_dir = make_node(tmp_path)
+        done = init_script("--python", str(python), "--wheelhouse", str(wheelhouse),
+                           "--spark-conf-dir", str(conf_dir), "--tracking-uri",
+                           server.uri.replace("://", f"://admin:{quote(SECRET, safe='')}@"),
+                           "--log-file", str(tmp_path / "init.log"))
+        assert done.returncode == 0, done.stdout + done.stderr
+        unauthenticated = subprocess.run(
+            ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+             f"{server.uri}/api/2.0/mlflow/experiments/search?max_results=1"],
+            capture_output=True, text=True)
+        assert unauthenticated.stdout == "401"  # the server really requires the credentials
+        cluster = StandaloneCluster(tmp_path, python, conf_dir).start()
+        ui_port = free_port()
+        try:
+            argv, env = cluster.submit_command(
+                str(REPO / "tests" / "user_job.py"),
+                conf=("spark.cores.max=2", "spark.ui.enabled=true", f"spark.ui.port={ui_port}"))
+            job = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   text=True, start_new_session=True)
+            environment = None
+            deadline = time.monotonic() + 240
+            while environment is None and job.poll() is None and time.monotonic() < deadline:
+                try:
+                    api = f"http://127.0.0.1:{ui_port}/api/v1/applications"
+                    with urllib.request.urlopen(api, timeout=2) as reply:
+                        [app] = json.load(reply)
+                    with urllib.request.urlopen(f"{api}/{app['id']}/environment",
+                                                timeout=5) as reply:
+                        environment = reply.read().decode()
+                except (OSError, ValueError):
+                    time.sleep(0.3)
+            out, err = job.communicate(timeout=300)
+        finally:
+            if job.poll() is None:
+                os.killpg(job.pid, signal.SIGKILL)
+                job.wait()
+            cluster.stop()
+            shutil.rmtree(tmp_path / "worker-0", ignore_errors=True)
+        assert job.returncode == 0, err[-4000:]
+        assert environment is not None and "spark.executorEnv.MLFLOW_TRACKING_URI" in environment
+        for text in (environment, out, err, (tmp_path / "init.log").read_text()):
+            assert not {s for s in secret_forms(SECRET) if s in text}
+        result = json.loads(out.split("RESULT ", 1)[1].splitlines()[0])
+        assert result["tracking_uri"] == server.uri and result["trials"] == 6
+
+        os.environ.update(MLFLOW_TRACKING_USERNAME="admin", MLFLOW_TRACKING_PASSWORD=SECRET)
+        try:
+            runs = mlflow.MlflowClient(server.uri).search_runs(["0"], max_results=100)
+        finally:
+            for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+                os.environ.pop(name)
+        children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+        assert len(runs) == 7 and len(children) == 6
+        # mlflow.log_param inside the objective, on the executors, authenticated too
+        assert all("executor_pid" in c.data.params for c in children)
+    finally:
+        server.stop()

@@ -22,7 +22,6 @@ from urllib.parse import unquote, urlparse
 
 from runtime_ml.redaction import redacted_uri, without_userinfo
 
-FILE_NAME = "runtime-ml-tracking-credentials.sh"
 USERNAME, PASSWORD, TOKEN = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
                              "MLFLOW_TRACKING_TOKEN")
 

@@ -243,21 +243,14 @@ class Resumption:
         self.experiment_id = experiment_id
         self.suffix = suffix
         self.fmin_uuid = fmin_uuid
-        self.records = records  # trial documents, by tid
-        self.stale_runs = stale_runs  # child runs left RUNNING by the earlier driver
+        self.records = records  # the finished trials' documents
+        self.stale_runs = stale_runs  # [(run id, status)]: child runs the earlier driver left open
         self.own_parent = own_parent  # False: the user's run, which stays open
         self.keys_tags = keys_tags  # the parent's tags, to compare keys with the new fmin's
         self.loaded = False  # the records are in the SparkTrials
 
     def labels(self):
         return set().union(*(r["vals"] for r in self.records)) if self.records else set()
-
-    def best_loss(self):
-        losses = [r["result"]["loss"] for r in self.records
-                  if r["state"] == DONE and r["result"].get("status") == "ok"
-                  and isinstance(r["result"].get("loss"), (int, float))
-                  and r["result"]["loss"] == r["result"]["loss"]]
-        return min(losses, default=float("inf"))
 
 
 def load_into(trials, resumption):
@@ -339,20 +332,26 @@ def _time(ms):
 
 
 def load_search(client, experiment_id, parent_id, fmin_uuid):
-    """The finished trials' documents of one search and its child runs still RUNNING."""
+    """The finished trials' documents of one search, and its child runs the earlier driver left
+    RUNNING with the status to end them with: a trial whose document was written finished (its
+    run ends FINISHED or FAILED, and it is loaded), any other was cut off (KILLED)."""
     children = _all_runs(client, experiment_id,
                          f"tags.`{PARENT_RUN_TAG}` = '{parent_id}' and "
                          f"tags.`{FMIN_UUID_TAG}` = '{fmin_uuid}'")
     records, stale, seen = [], [], set()
     for child in children:
         record = record_from_tags(child.data.tags)
-        if record is not None and child.info.status in ("FINISHED", "FAILED"):
-            if record["tid"] not in seen:
-                seen.add(record["tid"])
-                record["ended"] = _time(child.info.end_time)
-                records.append(record)
-        elif child.info.status == "RUNNING":
-            stale.append(child.info.run_id)
+        running = child.info.status == "RUNNING"
+        if record is not None and record["tid"] not in seen and (
+                running or child.info.status in ("FINISHED", "FAILED")):
+            seen.add(record["tid"])
+            record["ended"] = _time(child.info.end_time)
+            records.append(record)
+            if running:
+                stale.append((child.info.run_id, "FINISHED" if child.data.tags.get(
+                    "trial_status") == "success" else "FAILED"))
+        elif running:
+            stale.append((child.info.run_id, "KILLED"))
     return records, stale
 
 
@@ -401,12 +400,12 @@ def _resumption(client, run, suffix, own_parent):
 
 
 def reopen(client, resumption, end_run):
-    """Before the continued search runs: its stale trial runs KILLED (by `end_run(client, run_id,
-    status)`), its parent RUNNING again."""
+    """Before the continued search runs: the trial runs the earlier driver left open are ended (by
+    `end_run(client, run_id, status)`), the parent is RUNNING again."""
     from mlflow.entities import RunTag
 
-    for run_id in resumption.stale_runs:
-        end_run(client, run_id, "KILLED")
+    for run_id, status in resumption.stale_runs:
+        end_run(client, run_id, status)
     count = resumption.keys_tags.get(RESUMED_TAG + resumption.suffix, "0")
     count = int(count) + 1 if count.isdigit() else 1
     resumption.keys_tags[RESUMED_TAG + resumption.suffix] = str(count)

@@ -383,9 +383,13 @@ class FminTracker(TrialListener):
 
         tracker = cls(client, uri, experiment_id, parent_id, own_parent, suffix, uuid_,
                       arguments["space"], executor_env)
-        if resumption is not None:
-            tracker._best_loss = resumption.best_loss()
-            tracker._finished_count = len(resumption.records)
+        if resumption is not None:  # best_trial_loss and its steps go on from the trials held
+            from hyperopt import base
+
+            finished = [t for t in trials.trials if t["state"] == base.JOB_STATE_DONE]
+            tracker._finished_count = len(finished)
+            tracker._best_loss = min((float(t["result"]["loss"]) for t in finished
+                                      if trial_outcome(t) == "success"), default=math.inf)
         else:
             timeout = arguments.get("timeout")
             params = {
@@ -416,8 +420,8 @@ class FminTracker(TrialListener):
         if resumption is None:
             logger.info("runtime-ml: resume is on; starting a fresh search: %s.", why)
             return None
-        killed = (f"; {len(resumption.stale_runs)} trial runs left RUNNING are ended as KILLED"
-                  if resumption.stale_runs else "")
+        cut_off = sum(status == "KILLED" for _, status in resumption.stale_runs)
+        killed = f"; {cut_off} trial runs left RUNNING are ended as KILLED" if cut_off else ""
         logger.info("runtime-ml: resume is on; continuing the unfinished search in MLflow run %s "
                     "(same space, algorithm and objective): %s loaded%s.", resumption.parent_id,
                     resume.summary(resumption.records), killed)

@@ -342,3 +342,34 @@ def test_ctrl_c_in_a_notebook_session_then_the_same_cell_again_continues_the_sea
     assert 5 <= loaded <= sum(n.startswith("first-") for n in os.listdir(tmp_path))
     assert sum(n.startswith("again-") for n in os.listdir(tmp_path)) == 16 - loaded
     assert json.loads(out.split("RESULT ", 1)[1].splitlines()[0])["trials"] == 16
+
+
+def test_runs_a_dead_driver_left_open_are_ended_by_what_their_trial_did(spark, tracked, active,
+                                                                        resume_on, tmp_path,
+                                                                        runtime_log):
+    """The MLflow state a driver killed mid-write leaves: the parent RUNNING, a trial run whose
+    result was written but not its end (RUNNING), and one cut off before its result."""
+    client, experiment_id = tracked
+    spark.conf.unset(RESUME)
+    first = interrupted(spark, tmp_path, max_evals=8, after=3)
+    done_first = len(finished(first))
+    [parent], children = runs_of(client, experiment_id)
+    client.update_run(parent.info.run_id, status="RUNNING")
+    written = next(c for c in children if c.info.status == "FINISHED")
+    client.update_run(written.info.run_id, status="RUNNING")
+    cut_off = client.create_run(experiment_id, tags={
+        "mlflow.parentRunId": parent.info.run_id, "fmin_uuid": parent.data.tags["fmin_uuid"],
+        "runSource": "hyperoptAutoTracking", "trial_id": "99"})
+    evaluated_first = evaluations(tmp_path)
+
+    spark.conf.set(RESUME, "true")
+    trials, _ = run(spark, tmp_path, max_evals=8)
+    [line] = lines(runtime_log, "continuing the unfinished search")
+    assert f"{done_first} finished trials" in line
+    assert "1 trial runs left RUNNING are ended as KILLED" in line
+    assert client.get_run(written.info.run_id).info.status == "FINISHED"  # its trial is loaded
+    assert client.get_run(cut_off.info.run_id).info.status == "KILLED"
+    assert evaluations(tmp_path) - evaluated_first == 8 - done_first
+    assert len(finished(trials)) == 8
+    [parent_after], _ = runs_of(client, experiment_id)
+    assert parent_after.info.status == "FINISHED"

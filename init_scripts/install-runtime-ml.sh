@@ -208,8 +208,10 @@ if [ -n "$TRACKING_URI" ]; then
     [ -z "$TOKEN_FILE" ] || set -- "$@" --token-file "$TOKEN_FILE"
     [ "$CREDENTIALS_FROM_ENV" -eq 0 ] || set -- "$@" --from-env
     [ -z "$CREDENTIALS_OWNER" ] || set -- "$@" --owner "$CREDENTIALS_OWNER"
-    said=$(RUNTIME_ML_TRACKING_URI="$TRACKING_URI" "$PYTHON_BIN" -m runtime_ml.cli tracking-credentials "$@" 2>&1) \
-        || fail "tracking credentials: ${said##*$'\n'}"
+    problem="$(mktemp)"
+    said=$(RUNTIME_ML_TRACKING_URI="$TRACKING_URI" "$PYTHON_BIN" -m runtime_ml.cli tracking-credentials "$@" 2>"$problem") \
+        || { said="$(tail -n 1 "$problem")"; rm -f "$problem"; fail "tracking credentials: ${said#runtime-ml: }"; }
+    rm -f "$problem"
     STORED_URI="${said%%$'\n'*}"
     TRACKING_SAID="${said#*$'\n'}"
 fi

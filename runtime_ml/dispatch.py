@@ -191,7 +191,7 @@ class Dispatcher:
                     return
                 self._launch_free_slots()
                 self._check_timeout()
-                self._wake.wait(timeout=0.5)
+                self._wake.wait(timeout=self._next_check())
 
     def _launch_free_slots(self):
         if self.trials._fmin_cancelled:
@@ -201,6 +201,14 @@ class Dispatcher:
                 break
             if trial["state"] == base.JOB_STATE_NEW:
                 self._launch(trial)
+
+    def _next_check(self):
+        """Seconds until the dispatcher looks again without being woken: at most 0.5, and no later
+        than the fmin's timeout, so that it cancels on time."""
+        timeout = self.trials.timeout
+        if timeout is None or self.trials._fmin_cancelled:
+            return 0.5
+        return min(0.5, max(0.001, timeout - (time.monotonic() - self._started)))
 
     def _check_timeout(self):
         timeout = self.trials.timeout

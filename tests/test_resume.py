@@ -373,3 +373,22 @@ def test_runs_a_dead_driver_left_open_are_ended_by_what_their_trial_did(spark, t
     assert len(finished(trials)) == 8
     [parent_after], _ = runs_of(client, experiment_id)
     assert parent_after.info.status == "FINISHED"
+
+
+def test_inside_the_interrupted_run_made_active_again_the_conf_continues_it_and_leaves_it_open(
+        spark, tracked, active, resume_on, tmp_path, runtime_log):
+    client, experiment_id = tracked
+    spark.conf.unset(RESUME)
+    first = interrupted(spark, tmp_path, max_evals=8, after=3)
+    [parent], _ = runs_of(client, experiment_id)
+    spark.conf.set(RESUME, "true")
+    with mlflow.start_run(run_id=parent.info.run_id):
+        trials, _ = run(spark, tmp_path, max_evals=8)
+        assert mlflow.active_run().info.run_id == parent.info.run_id
+        assert client.get_run(parent.info.run_id).info.status == "RUNNING"  # left open
+    assert len(lines(runtime_log, "continuing the unfinished search")) == 1
+    assert len(finished(trials)) == 8
+    [_], children = runs_of(client, experiment_id)
+    assert sum(c.info.status in ("FINISHED", "FAILED") for c in children) == 8
+    assert {c.data.tags["fmin_uuid"] for c in children} == {parent.data.tags["fmin_uuid"]}
+    assert len(finished(first)) < 8

@@ -4,8 +4,6 @@ in a notebook-like session) are in test_cluster_start.py and below."""
 
 import functools
 import json
-import logging
-import math
 import os
 import re
 import signal

@@ -8,8 +8,8 @@ and the credential options to `runtime-ml tracking-credentials`, which
   takes MLFLOW_TRACKING_USERNAME / _PASSWORD / _TOKEN from the script's environment
   (`--tracking-credentials-from-env`);
 - writes them as shell exports to one file, created with mode 0600 (spark-env.sh sources it, so
-  the driver and, on standalone workers, the executors get them in their environment; runtime-ml
-  also hands them to every trial's task from the driver's environment);
+  the driver gets them in its environment, and Spark's standalone worker daemons too; runtime-ml
+  hands them to every trial's task from the driver's environment);
 - prints the stored URI and one log line that names where each credential came from, with the URI
   shown as `https://user:***@host`. No credential goes into spark-defaults.conf, spark-env.sh, a
   Spark conf (the Spark UI's Environment page) or the log.

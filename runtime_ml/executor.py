@@ -142,10 +142,9 @@ def freeze_worker_heap_once():
     libraries imported, that walks every live object (an objective importing scikit-learn ran 14
     trials/s without the freeze and 35 with it on the benchmark machine; a trivial one, 27 and 30),
     and where the driver shares few cores with the executors it delays every other trial's launch.
-    gc.freeze() moves
-    what is alive after the first trial to a generation the collector skips (those objects are
-    still freed by reference counting; a reference cycle among them that becomes garbage later is
-    not collected). Once per worker.
+    gc.freeze() moves what is alive after the first trial to a generation the collector skips
+    (those objects are still freed by reference counting; a reference cycle among them that becomes
+    garbage later is not collected). Once per worker.
     """
     global _heap_frozen
     if _heap_frozen or not worker_is_reused():

@@ -5,7 +5,8 @@ Anything else fails with hyperopt's terse error (KeyError: 'status', a float() c
 raised by `evaluation.hyperopt_result` as by hyperopt's `Domain.evaluate`); the trial stays failed
 exactly as in hyperopt, and runtime-ml adds one sentence saying what was returned and what to
 return instead. A NaN loss is accepted by hyperopt but ignored when it picks
-the best trial; `is_nan_loss` lets tracking report it as a failed trial.
+the best trial; `is_nan_loss` lets tracking report it as a failed trial. `plain` gives numpy values
+as the Python values MLflow and JSON take.
 """
 
 import math
@@ -58,3 +59,12 @@ def with_result_hint(traceback_text, value):
 def is_nan_loss(result):
     loss = (result or {}).get("loss")
     return (result or {}).get("status") == "ok" and isinstance(loss, float) and math.isnan(loss)
+
+
+def plain(value):
+    """numpy scalars and arrays as plain Python values (floats read back identical from JSON)."""
+    if hasattr(value, "item") and getattr(value, "shape", None) == ():
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return value

@@ -28,6 +28,7 @@ import socket
 import types
 from datetime import datetime, timezone
 
+from runtime_ml.results import plain
 from runtime_ml.trial_run import PARENT_RUN_TAG
 
 logger = logging.getLogger("runtime_ml")
@@ -126,13 +127,6 @@ def space_labels(space):
             if node.name == "hyperopt_param"}
 
 
-def _plain(value):
-    """numpy numbers as Python numbers: JSON writes floats so that they read back identical."""
-    if hasattr(value, "item") and getattr(value, "shape", None) == ():
-        return value.item()
-    return value
-
-
 def trial_record(trial):
     """A finished trial (state DONE or ERROR) as a JSON-able document, or None for any other."""
     from hyperopt import base
@@ -144,10 +138,11 @@ def trial_record(trial):
     record = {
         "tid": int(trial["tid"]),
         "state": int(state),
-        "vals": {str(label): [_plain(v) for v in values]
+        "vals": {str(label): [plain(v) for v in values]
                  for label, values in trial["misc"]["vals"].items()},
-        "result": {key: _plain(result[key]) for key in RESULT_KEYS
-                   if key in result and isinstance(_plain(result[key]), (str, int, float))},
+        "result": {key: value for key, value in ((k, plain(result[k])) for k in RESULT_KEYS
+                                                 if k in result)
+                   if isinstance(value, (str, int, float))},
     }
     error = trial["misc"].get("error")
     if error:
@@ -356,7 +351,8 @@ def load_search(client, experiment_id, parent_id, fmin_uuid):
 
 
 def _as_candidate(run):
-    return {"run_id": run.info.run_id, "status": run.info.status, "tags": run.data.tags}
+    return {"run_id": run.info.run_id, "status": run.info.status, "tags": run.data.tags,
+            "run": run}
 
 
 def find_search(client, experiment_id, keys):
@@ -373,8 +369,7 @@ def find_search(client, experiment_id, keys):
     chosen, why = choose_search(candidates, keys, socket.gethostname(), _pid_alive)
     if chosen is None:
         return None, why
-    run = client.get_run(chosen["run_id"])
-    return _resumption(client, run, "", own_parent=True)
+    return _resumption(client, chosen["run"], "", own_parent=True)
 
 
 def find_in_active_run(client, active_run, keys):

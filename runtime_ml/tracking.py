@@ -22,7 +22,7 @@ from runtime_ml import resume
 from runtime_ml.dispatch import TrialListener
 from runtime_ml.policy import report_internal_error
 from runtime_ml.redaction import CREDENTIAL_ENV, redacted_uri, without_userinfo
-from runtime_ml.results import is_nan_loss
+from runtime_ml.results import is_nan_loss, plain
 from runtime_ml.session import conf_get
 from runtime_ml.trial_run import PARENT_RUN_TAG, trial_environment
 
@@ -45,18 +45,9 @@ def fmin_uuid():
     return uuid.uuid4().hex[:6]
 
 
-def _plain(value):
-    """numpy scalars and arrays as plain Python values."""
-    if hasattr(value, "item") and getattr(value, "shape", None) == ():
-        return value.item()
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    return value
-
-
 def flatten_params(value, prefix=""):
     """A space_eval result as {'a.b': leaf}: dicts by key, lists and tuples by position."""
-    value = _plain(value)
+    value = plain(value)
     if isinstance(value, dict):
         flat = {}
         for key, item in value.items():
@@ -76,7 +67,7 @@ def param_key(name):
 
 
 def param_text(value, limit=MAX_PARAM_VALUE):
-    text = str(_plain(value))
+    text = str(plain(value))
     return text if len(text) <= limit else text[: limit - 14] + "...(truncated)"
 
 

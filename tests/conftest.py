@@ -166,6 +166,20 @@ class MlflowServer:
             self.log.close()
 
 
+def wait_for_finished_trial_runs(client, experiment_id, count, process, timeout=240):
+    """Until `count` trial runs of the experiment are FINISHED, while `process` (a driver) runs."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        finished = client.search_runs([experiment_id], "attributes.status = 'FINISHED'")
+        if sum("mlflow.parentRunId" in run.data.tags for run in finished) >= count:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"fewer than {count} finished trial runs before the driver ended or "
+                         f"{timeout} s")
+
+
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory):
     server = MlflowServer(tmp_path_factory.mktemp("mlflow-server")).start()

@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 from hyperopt import SparkTrials
 
+from conftest import MlflowServer, wait_for_finished_trial_runs
+
 REPO = Path(__file__).resolve().parent.parent
 INIT_SCRIPT = str(REPO / "init_scripts" / "install-runtime-ml.sh")
 KEY = "spark.databricks.mlflow.trackHyperopt.enabled"
@@ -283,17 +285,6 @@ def test_trials_run_with_the_users_resource_profile_and_count_its_slots(tmp_path
     assert result["actual_parallelism"] == 2 and result["trials"] == 4
 
 
-def wait_for_finished_runs(client, experiment_id, count, process, timeout=240):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and process.poll() is None:
-        finished = client.search_runs([experiment_id], "attributes.status = 'FINISHED'")
-        if sum("mlflow.parentRunId" in run.data.tags for run in finished) >= count:
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"fewer than {count} finished trial runs before the job ended or "
-                         f"{timeout} s")
-
-
 def test_a_job_whose_driver_was_killed_resubmitted_with_resume_on_evaluates_only_the_rest(
         tmp_path, wheelhouse, mlflow_server):
     """SIGKILL of the driver's process group mid-run (a lost node), then the same job again with
@@ -316,7 +307,7 @@ def test_a_job_whose_driver_was_killed_resubmitted_with_resume_on_evaluates_only
         first = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL,
                                  stderr=subprocess.DEVNULL, start_new_session=True)
         try:
-            wait_for_finished_runs(client, experiment_env["MLFLOW_EXPERIMENT_ID"], 6, first)
+            wait_for_finished_trial_runs(client, experiment_env["MLFLOW_EXPERIMENT_ID"], 6, first)
         finally:
             os.killpg(first.pid, signal.SIGKILL)
             first.wait()
@@ -436,8 +427,6 @@ def test_a_job_logs_to_a_basic_auth_server_and_the_spark_ui_shows_no_credential(
     from urllib.parse import quote
 
     import mlflow
-
-    from conftest import MlflowServer
 
     (tmp_path / "server").mkdir()
     server = MlflowServer(tmp_path / "server", admin_password=SECRET).start()

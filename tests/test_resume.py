@@ -19,6 +19,7 @@ import hyperopt
 from hyperopt import base, hp, tpe
 
 import runtime_ml
+from conftest import wait_for_finished_trial_runs
 from objectives import evaluations, resumable
 from runtime_ml import resume
 from runtime_ml.errors import UserInputError
@@ -316,11 +317,7 @@ def test_ctrl_c_in_a_notebook_session_then_the_same_cell_again_continues_the_sea
         env=dict(os.environ, MLFLOW_TRACKING_URI=mlflow_server.uri,
                  MLFLOW_EXPERIMENT_ID=experiment_id))
     try:
-        deadline = time.monotonic() + 180
-        while sum("mlflow.parentRunId" in run.data.tags for run in client.search_runs(
-                [experiment_id], "attributes.status = 'FINISHED'")) < 5:
-            assert kernel.poll() is None and time.monotonic() < deadline, kernel.stderr.read()
-            time.sleep(0.1)
+        wait_for_finished_trial_runs(client, experiment_id, 5, kernel, timeout=180)
         kernel.send_signal(signal.SIGINT)
         out, err = kernel.communicate(timeout=240)
     finally:

@@ -58,6 +58,7 @@ POLL_SECONDS = 0.02
 CANCEL_TIMEOUT = "fmin run timeout"
 CANCEL_EARLY_STOP = "early stopping condition"
 CANCEL_USER = "fmin run cancelled by user"
+CANCEL_INTERNAL = "runtime-ml internal error"
 # The installed hyperopt's early-stop semantics (see versions.early_stop_cancels_trials).
 EARLY_STOP_CANCELS = versions.early_stop_cancels_trials(
     versions.installed_version("hyperopt"))
@@ -137,8 +138,8 @@ class Dispatcher:
         # One long-lived launcher thread per slot: a new Python thread per trial would pay for a
         # new py4j connection and JVM thread every time (about 0.1 s here).
         for index in range(max(1, int(self.trials.parallelism))):
-            thread = threading.Thread(target=self.launcher.thread_target(self._launcher),
-                                      daemon=True, name=f"runtime-ml-launcher-{index}")
+            thread = threading.Thread(target=self._launcher_thread, daemon=True,
+                                      name=f"runtime-ml-launcher-{index}")
             self._threads.append(thread)
             thread.start()
         self._thread = threading.Thread(target=self._run, name="runtime-ml-dispatcher", daemon=True)
@@ -164,22 +165,37 @@ class Dispatcher:
                               "the results are kept.", error)
 
     def cancel(self, reason):
-        """Cancel running and queued trials, as hyperopt's SparkTrials does."""
-        if not self.trials._fmin_cancelled:
-            self.trials._fmin_cancelled = True
-            self.trials._fmin_cancelled_reason = reason
-            stock_log.fmin_cancelled(reason)
-        if not self.can_cancel:  # hyperopt's way: running trials finish, and count as cancelled
-            stock_log.cannot_cancel_jobs()
-            self._uncancellable.update(self._running)
-            states = (base.JOB_STATE_NEW,)
-        else:
-            stock_log.cancelling_jobs(self.launcher.job_group)
-            self.launcher.cancel()
-            states = (base.JOB_STATE_NEW, base.JOB_STATE_RUNNING)
-        for trial in list(self.trials.trials):
-            if trial["state"] in states:
+        """Cancel running and queued trials, as hyperopt's SparkTrials does (from any thread)."""
+        with self._wake:
+            if not self.trials._fmin_cancelled:
+                self.trials._fmin_cancelled = True
+                self.trials._fmin_cancelled_reason = reason
+                stock_log.fmin_cancelled(reason)
+            if not self.can_cancel:  # hyperopt's way: running trials finish, and count as cancelled
+                stock_log.cannot_cancel_jobs()
+                self._uncancellable.update(self._running)
+            else:
+                stock_log.cancelling_jobs(self.launcher.job_group)
+                try:
+                    self.launcher.cancel()
+                except Exception as error:  # the trials are still marked: fmin returns as they end
+                    note_after_launch(self.internal_errors, "cancelling the fmin's Spark jobs",
+                                      "running trials end when their jobs do.", error)
+                for trial in versions.unsynced_trial_docs(self.trials):
+                    if trial["state"] == base.JOB_STATE_RUNNING:
+                        trial["state"] = base.JOB_STATE_CANCEL
+            self._cancel_unlaunched()
+            self._wake.notify_all()
+
+    def _cancel_unlaunched(self):
+        """Once the fmin is cancelled: every trial hyperopt counts and no launcher thread runs (NEW,
+        inserted before or after the cancellation, refreshed or not; or RUNNING with nothing
+        behind it) ends cancelled, so hyperopt's wait for unfinished trials ends."""
+        for trial in versions.unsynced_trial_docs(self.trials):
+            if trial["state"] == base.JOB_STATE_NEW or (
+                    trial["state"] == base.JOB_STATE_RUNNING and trial["tid"] not in self._running):
                 trial["state"] = base.JOB_STATE_CANCEL
+                trial["refresh_time"] = coarse_utcnow()
 
     # -- the dispatcher thread
     def _run(self):
@@ -187,16 +203,26 @@ class Dispatcher:
             with self._wake:
                 if self._done:
                     if self.trials._fmin_cancelled:
+                        self._cancel_unlaunched()
                         stock_log.no_new_trials()
                     return
-                self._launch_free_slots()
-                self._check_timeout()
+                try:
+                    self._launch_free_slots()
+                    self._check_timeout()
+                except Exception as error:  # nothing launches any more: end the fmin, not hang it
+                    note_after_launch(self.internal_errors, "dispatching trials",
+                                      "the fmin is cancelled.", error)
+                    self.cancel(CANCEL_INTERNAL)
                 self._wake.wait(timeout=self._next_check())
 
     def _launch_free_slots(self):
+        """Launch NEW trials while slots are free: every document hyperopt inserted, also those its
+        loop has not refreshed into `trials.trials` yet. After a cancellation, cancel them (stock
+        launches them and writes them back as cancelled)."""
         if self.trials._fmin_cancelled:
+            self._cancel_unlaunched()
             return
-        for trial in list(self.trials.trials):
+        for trial in versions.unsynced_trial_docs(self.trials):
             if len(self._running) >= self.trials.parallelism:
                 break
             if trial["state"] == base.JOB_STATE_NEW:
@@ -224,17 +250,34 @@ class Dispatcher:
         self._queue.put(trial)
 
     # -- launcher threads, one trial at a time each
-    def _launcher(self):
+    def _launcher_thread(self):
+        served = []
+
+        def serving():
+            self._launcher()
+            served.append(True)
+
+        try:
+            self.launcher.thread_target(serving)()
+        except Exception as error:
+            if served:  # the thread's Spark clean-up after its last trial: nothing is lost
+                note_after_launch(self.internal_errors, "ending a launcher thread",
+                                  "every trial has its result.", error)
+            else:  # the thread's Spark set-up failed: the trials it takes still end
+                error = self._internal_error("starting a launcher thread", error)
+                self._launcher(lambda trial: error)
+
+    def _launcher(self, evaluate=None):
         while True:
             trial = self._queue.get()
             if trial is None:
                 return
-            self._run_trial(trial)
+            self._run_trial(trial, evaluate or self._evaluate)
 
-    def _run_trial(self, trial):
+    def _run_trial(self, trial, evaluate):
         """Run one launched trial to a final state, whatever fails on the way."""
         try:
-            outcome = self._evaluate(trial)
+            outcome = evaluate(trial)
         except Exception as error:  # runtime-ml's own step failed: that trial fails, fmin goes on
             outcome = self._internal_error(f"running trial {trial['tid']}", error)
         try:

@@ -138,7 +138,7 @@ class Dispatcher:
         # One long-lived launcher thread per slot: a new Python thread per trial would pay for a
         # new py4j connection and JVM thread every time (about 0.1 s here).
         for index in range(max(1, int(self.trials.parallelism))):
-            thread = threading.Thread(target=self._launcher_thread, daemon=True,
+            thread = threading.Thread(target=self._launcher_thread(), daemon=True,
                                       name=f"runtime-ml-launcher-{index}")
             self._threads.append(thread)
             thread.start()
@@ -251,21 +251,28 @@ class Dispatcher:
 
     # -- launcher threads, one trial at a time each
     def _launcher_thread(self):
+        """A launcher thread's body, made in the caller's thread: the launcher's wrapper carries
+        the caller's Spark local properties and tags from there."""
         served = []
 
         def serving():
             self._launcher()
             served.append(True)
 
-        try:
-            self.launcher.thread_target(serving)()
-        except Exception as error:
-            if served:  # the thread's Spark clean-up after its last trial: nothing is lost
-                note_after_launch(self.internal_errors, "ending a launcher thread",
-                                  "every trial has its result.", error)
-            else:  # the thread's Spark set-up failed: the trials it takes still end
-                error = self._internal_error("starting a launcher thread", error)
-                self._launcher(lambda trial: error)
+        carried = self.launcher.thread_target(serving)
+
+        def body():
+            try:
+                carried()
+            except Exception as error:
+                if served:  # the thread's Spark clean-up after its last trial: nothing is lost
+                    note_after_launch(self.internal_errors, "ending a launcher thread",
+                                      "every trial has its result.", error)
+                else:  # the thread's Spark set-up failed: the trials it takes still end
+                    error = self._internal_error("starting a launcher thread", error)
+                    self._launcher(lambda trial: error)
+
+        return body
 
     def _launcher(self, evaluate=None):
         while True:

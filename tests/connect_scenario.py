@@ -105,6 +105,12 @@ def slow(x):
     return x ** 2
 
 
+def slow_recorded(x):
+    with open(os.path.join(RECORDS, f"slow-{os.getpid()}-{time.time():.6f}"), "w"):
+        pass
+    return slow(x)
+
+
 def running_operations():
     """The session's operations still running (interruptAll names what it interrupted)."""
     return sorted(spark.interruptAll())
@@ -139,6 +145,34 @@ def interrupted():
     return {"seconds": time.monotonic() - started, "reason": trials._fmin_cancelled_reason,
             "states": sorted({t["state"] for t in trials._dynamic_trials}),
             "running operations": running_operations()}
+
+
+@part("held proposal")
+def held_proposal():
+    """Each way a Connect fmin is cancelled, inside hyperopt's insert/refresh window."""
+    from interleavings import AFTER_INSERT, HeldProposal, fmin_within, state_of, unfinished
+
+    def interrupt_the_callers_tag():  # once the first trial runs, under the caller's tag
+        deadline = time.monotonic() + 30
+        while not any(n.startswith("slow-") for n in os.listdir(RECORDS)):
+            assert time.monotonic() < deadline, "the first trial never started"
+            time.sleep(0.01)
+        spark.interruptTag("users-cell-22")
+
+    seen = {}  # Connect tags belong to a thread: the fmin's thread adds the caller's tag
+    for way, act, timeout in (("timeout", None, 2), ("tag", interrupt_the_callers_tag, None)):
+        for name in os.listdir(RECORDS):
+            if name.startswith("slow-"):
+                os.remove(os.path.join(RECORDS, name))
+        trials = SparkTrials(parallelism=1)
+        held = HeldProposal(trials, proposal=2, window=AFTER_INSERT, act=act, until=lambda: (
+            trials._fmin_cancelled and state_of(trials, 0) == 4))
+        fmin_within(60, trials, before=lambda: spark.addTag("users-cell-22"), fn=slow_recorded,
+                    space=hp.uniform("x", 0, 1), algo=tpe.suggest, max_evals=4, timeout=timeout,
+                    show_progressbar=False, return_argmin=False)
+        seen[way] = {"waited out": held.waited_out, "held": held.held_state(),
+                     "unfinished": unfinished(trials), "reason": trials._fmin_cancelled_reason}
+    return seen
 
 
 @part("switched off")

@@ -163,3 +163,51 @@ def test_the_callers_job_group_cancelled_while_a_trial_is_being_proposed_cancels
     assert trials._fmin_cancelled_reason == "fmin run cancelled by user"
     assert held.held_state() == JOB_STATE_CANCEL
     assert unfinished(trials) == []
+
+
+class Injected(RuntimeError):
+    """A failure of runtime-ml's own step, injected by a test."""
+
+
+def raises_injected(*args, **kwargs):
+    raise Injected("injected failure")
+
+
+def test_a_launcher_thread_whose_spark_set_up_fails_still_ends_every_trial(spark, active,
+                                                                           monkeypatch):
+    from runtime_ml.launcher import ClassicLauncher
+
+    monkeypatch.setattr(ClassicLauncher, "thread_target", lambda self, target: raises_injected)
+    trials = hyperopt.SparkTrials(parallelism=2, spark_session=spark)
+    how, value = tune(trials, sleeps(0))
+    assert how == "raised" and type(value) is Injected  # strict mode: raised after the fmin
+    assert unfinished(trials) == []
+    assert {t["misc"]["error"][0] for t in trials._dynamic_trials} == {str(Injected)}
+
+
+def test_a_spark_cancel_that_fails_still_ends_the_fmin_once_its_jobs_end(spark, active,
+                                                                        monkeypatch):
+    from runtime_ml.launcher import ClassicLauncher
+
+    monkeypatch.setattr(ClassicLauncher, "cancel", raises_injected)
+    trials = one_slot_trials(spark)
+    how, value = tune(trials, sleeps(3), timeout=1)
+    assert how == "raised" and type(value) is Injected
+    assert trials._fmin_cancelled_reason == "fmin run timeout" and unfinished(trials) == []
+
+
+def test_a_trial_left_running_with_no_job_behind_it_is_cancelled_and_fmin_returns(spark, active,
+                                                                                 monkeypatch):
+    """The last line of defence: a dispatcher step that fails midway (here after marking trial 1
+    RUNNING, before handing it to a launcher thread) cancels the fmin, and every document with no
+    Spark job behind it ends cancelled within the dispatcher's 0.5 s look."""
+    from runtime_ml import stock_log
+
+    started = stock_log.trial_started
+    monkeypatch.setattr(stock_log, "trial_started",
+                        lambda tid: raises_injected() if tid == 1 else started(tid))
+    trials = one_slot_trials(spark)
+    how, value = tune(trials, sleeps(0))
+    assert how == "raised" and type(value) is Injected
+    assert trials._fmin_cancelled_reason == "runtime-ml internal error"
+    assert unfinished(trials) == [] and state_of(trials, 1) == JOB_STATE_CANCEL

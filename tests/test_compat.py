@@ -224,3 +224,25 @@ def test_loaded_trials_keep_their_ids_and_new_ones_come_after_on_the_installed_h
         pass
 
     assert versions.keep_trial_ids(Moved(), [0, 1, 4, 5]) == [0, 1, 2, 3]
+
+
+def test_the_dispatcher_sees_every_trial_hyperopt_waits_for_on_the_installed_hyperopt():
+    """versions.unsynced_trial_docs reads hyperopt's private Trials._dynamic_trials, where fmin's
+    loop counts unfinished trials (count_by_state_unsynced). When it moves, the refreshed
+    trials.trials is the fallback, which misses a trial inserted and not yet refreshed (the hang
+    of issue 22): this test says so first."""
+    from hyperopt import Trials, base, hp, rand
+
+    trials = Trials()
+    assert isinstance(trials.__dict__.get("_dynamic_trials"), list), (
+        "hyperopt moved Trials._dynamic_trials: update versions.unsynced_trial_docs")
+    domain = base.Domain(lambda x: x, hp.uniform("x", 0, 1))
+    trials.insert_trial_docs(rand.suggest(trials.new_trial_ids(1), domain, trials, 0))
+    assert trials.trials == []  # inserted, not refreshed
+    assert trials.count_by_state_unsynced(base.JOB_STATE_NEW) == 1
+    assert [doc["tid"] for doc in versions.unsynced_trial_docs(trials)] == [0]
+
+    class Moved:  # a Trials without the private list: the refreshed trials
+        trials = [{"tid": 3}]
+
+    assert versions.unsynced_trial_docs(Moved()) == [{"tid": 3}]

@@ -144,6 +144,13 @@ def test_interrupting_the_callers_tag_cancels_the_fmin(scenario):
     assert interrupted["running operations"] == []
 
 
+def test_a_cancellation_while_a_trial_is_being_proposed_cancels_it_and_fmin_returns(scenario):
+    held = part(scenario, "held proposal")
+    for way, reason in (("timeout", "fmin run timeout"), ("tag", "fmin run cancelled by user")):
+        assert held[way] == {"waited out": False, "held": JOB_STATE_CANCEL, "unfinished": [],
+                             "reason": reason}, way
+
+
 def test_doctor_tells_the_connect_story_for_a_remote_session(tmp_path):
     cli = str(Path(sys.executable).parent / "runtime-ml")
     env = dict(os.environ, SPARK_LOCAL_IP="127.0.0.1", SPARK_CONF_DIR=str(tmp_path))

@@ -230,6 +230,23 @@ def test_trials_run_in_the_callers_job_group_and_cancelling_it_stops_them(spark,
     assert "RUNNING" not in {c.info.status for c in children} | {parent.info.status}
 
 
+def pool_of_its_task(x):
+    from pyspark import TaskContext
+
+    return {"loss": x, "status": STATUS_OK,
+            "pool": TaskContext.get().getLocalProperty("spark.scheduler.pool")}
+
+
+def test_trials_run_with_the_callers_spark_local_properties(spark, active):
+    sc = spark.sparkContext
+    sc.setLocalProperty("spark.scheduler.pool", "users-pool")
+    try:
+        trials, _, _ = run(spark, pool_of_its_task, 4)
+    finally:
+        sc.setLocalProperty("spark.scheduler.pool", None)
+    assert [t["result"]["pool"] for t in trials.trials] == ["users-pool"] * 4
+
+
 def sleepy_result(seconds, x):
     time.sleep(seconds)
     return x ** 2

@@ -16,11 +16,12 @@ import threading
 import time
 import uuid
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from urllib.parse import urlparse
 
-from runtime_ml import resume
+from runtime_ml import resume, versions
 from runtime_ml.dispatch import TrialListener
-from runtime_ml.policy import report_internal_error
+from runtime_ml.policy import note_after_launch, raise_first_in_strict_mode, report_internal_error
 from runtime_ml.redaction import CREDENTIAL_ENV, redacted_uri, without_userinfo
 from runtime_ml.results import is_nan_loss, plain
 from runtime_ml.session import conf_get
@@ -135,6 +136,28 @@ def error_summary(error_tuple):
     name = match.group(1).rsplit(".", 1)[-1] if match else (type_text or "Error")
     lines = [line for line in str(detail or "").strip().splitlines() if line.strip()]
     return name, (lines[-1].strip() if lines else name)[:MAX_TAG_VALUE]
+
+
+# Errors that are bugs in the code making the call (runtime-ml's), whoever raised them.
+PROGRAMMING_ERRORS = (AttributeError, TypeError, NameError, KeyError, IndexError, AssertionError)
+
+
+def failure_kind(error, store_answers):
+    """What a failed MLflow call means: 'internal' (runtime-ml's own bug), 'unreachable' (the
+    store does not answer: stop tracking) or 'refused' (the store said no to this one request).
+
+    `store_answers` is asked only when the error itself cannot tell: MLflow raises the same
+    MlflowException for a refused request and for a server that went away.
+    """
+    if isinstance(error, PROGRAMMING_ERRORS):
+        return "internal"
+    if isinstance(error, (OSError, TimeoutError, FutureTimeout)):
+        return "unreachable"
+    return "refused" if store_answers() else "unreachable"
+
+
+def first_line(error):
+    return (str(error).strip().splitlines() or [""])[0]
 
 
 def executor_tracking_uri(uri, executor_hosts, local_hosts, cwd=None):
@@ -304,6 +327,9 @@ class FminTracker(TrialListener):
         self._lock = threading.Lock()
         self._broken = False
         self._child_runs = {}  # tid -> run id
+        self._started_tids = set()  # trials whose run was asked for
+        self.earlier_tids = set()  # trials of an earlier search on the same SparkTrials
+        self.internal_errors = []  # runtime-ml's own errors, raised after the fmin in strict mode
         self._pending = []
         self._best_loss = math.inf
         self._finished_count = 0
@@ -331,6 +357,7 @@ class FminTracker(TrialListener):
         active = mlflow.active_run()
         experiment_id = active.info.experiment_id if active else active_experiment_id()
         resumption = getattr(trials, resume.MARK_ATTR, None)
+        earlier_tids = {trial["tid"] for trial in versions.unsynced_trial_docs(trials)}
         if resumption is not None:
             differing = keys.differences(resumption.keys_tags, resumption.suffix)
             if differing:
@@ -374,6 +401,8 @@ class FminTracker(TrialListener):
 
         tracker = cls(client, uri, experiment_id, parent_id, own_parent, suffix, uuid_,
                       arguments["space"], executor_env)
+        if resumption is None:  # a continued search counts the trials it loaded too
+            tracker.earlier_tids = earlier_tids
         if resumption is not None:  # best_trial_loss and its steps go on from the trials held
             from hyperopt import base
 
@@ -441,15 +470,30 @@ class FminTracker(TrialListener):
                 tags=[i for i in chunk if not isinstance(i, Param)],
             )
 
-    # -- I/O plumbing: off the trials' path, first failure switches tracking off
+    # -- I/O plumbing: off the trials' path; a store that stops answering switches tracking off
     def _guarded(self, what, function, *args):
         if self._broken:
             return None
         try:
             return function(*args)
         except Exception as error:
-            self._break(what, error)
+            self._failed(what, error)
             return None
+
+    def _failed(self, what, error):
+        """One MLflow call failed (returns what it meant, see failure_kind): tracking stops when the store no longer answers; a write the
+        store refused costs only that write; runtime-ml's own bug is kept for strict mode."""
+        kind = failure_kind(error, lambda: server_unreachable(self.uri) is None)
+        if kind == "unreachable":
+            self._break(what, error)
+        elif kind == "refused":
+            logger.warning("runtime-ml: MLflow refused a write while %s (%s: %s); the other "
+                           "trials are still tracked.", what, type(error).__name__,
+                           first_line(error))
+        else:
+            note_after_launch(self.internal_errors, f"tracking ({what})",
+                              "the other trials are still tracked.", error)
+        return kind
 
     def _break(self, what, error):
         with self._lock:
@@ -471,10 +515,11 @@ class FminTracker(TrialListener):
         if self._broken:
             return {}
         tid = trial["tid"]
+        with self._lock:
+            self._started_tids.add(tid)
         future = self.pool.submit(
             self._guarded, "creating a trial run", self.client.create_run, self.experiment_id,
-            _ms(), {PARENT_RUN_TAG: self.parent_id, "fmin_uuid": self.uuid,
-                    "runSource": RUN_SOURCE, "trial_id": str(tid)}, f"trial-{tid}")
+            _ms(), self._child_tags(tid), f"trial-{tid}")
         try:
             run = future.result(timeout=RUN_CREATE_DEADLINE)
         except Exception as error:  # the deadline: a stalled server
@@ -490,18 +535,13 @@ class FminTracker(TrialListener):
             run.info.run_id, self.executor_env["MLFLOW_TRACKING_URI"], self.experiment_id))
 
     def trial_finished(self, trial):
-        from hyperopt import base
-        from mlflow.entities import Metric, Param, RunTag
-
         ended = _ms()
         with self._lock:
             run_id = self._child_runs.pop(trial["tid"], None)
             self._finished_count += 1
             step = self._finished_count
         result = trial.get("result") or {}
-        state = trial["state"]
         status = trial_outcome(trial)
-        run_status = RUN_STATUS_OF_OUTCOME[status]
         # A success has a finite float loss (hyperopt's evaluate converted it; NaN is a failure).
         loss = float(result["loss"]) if status == "success" else None
 
@@ -514,6 +554,16 @@ class FminTracker(TrialListener):
                 self._later(self._log_metric, "best_trial_loss" + self.suffix, loss, step)
         if run_id is None:
             return
+        self._later(self._end_child, run_id, *self._child_result(trial, loss, ended))
+
+    def _child_result(self, trial, loss, ended):
+        """(metrics, params, tags, run status) that end a trial's child run."""
+        from hyperopt import base
+        from mlflow.entities import Metric, Param, RunTag
+
+        result = trial.get("result") or {}
+        state = trial["state"]
+        status = trial_outcome(trial)
         tags = [RunTag("trial_status", status)]
         record = resume.trial_record(trial)
         if record is not None:  # what a continued search loads back (runtime_ml.resume)
@@ -532,33 +582,71 @@ class FminTracker(TrialListener):
             logger.debug("runtime-ml: could not evaluate trial %s's values", trial["tid"],
                          exc_info=True)
             params = {param_key(k): param_text(v[0]) for k, v in trial["misc"]["vals"].items() if v}
-        self._later(self._end_child, run_id, metrics,
-                    [Param(k, v) for k, v in params.items()], tags, run_status, ended)
+        return (metrics, [Param(k, v) for k, v in params.items()], tags,
+                RUN_STATUS_OF_OUTCOME[status], ended)
+
+    def _unstarted_child(self, trial, ended):
+        """A trial cancelled before it started: a KILLED run of its own, as hyperopt counts it."""
+        run = self.client.create_run(self.experiment_id, ended, self._child_tags(trial["tid"]),
+                                     f"trial-{trial['tid']}")
+        self._end_child(run.info.run_id, *self._child_result(trial, None, ended))
+
+    def _child_tags(self, tid):
+        return {PARENT_RUN_TAG: self.parent_id, "fmin_uuid": self.uuid, "runSource": RUN_SOURCE,
+                "trial_id": str(tid)}
 
     def _log_metric(self, key, value, step):
         self.client.log_metric(self.parent_id, key, value, step=step)
 
     def _end_child(self, run_id, metrics, params, tags, status, ended):
-        self._log_batch(run_id, metrics=metrics, params=params, tags=tags)
+        """The trial's result, then the end of its run; a result the store refuses still ends
+        the run."""
+        try:
+            self._log_result(run_id, metrics, params, tags)
+        except Exception as error:
+            if self._failed(f"writing the result of trial run {run_id}", error) == "unreachable":
+                return  # tracking is off: the run stays as it is (said once)
         end_run_quietly(self.client, run_id, status, ended)
+
+    def _log_result(self, run_id, metrics, params, tags):
+        """What the objective logged into its run wins: a param the run already holds (e.g.
+        `n_estimators` logged as 30 where runtime-ml has 30.0, or by an autolog) is skipped."""
+        try:
+            self._log_batch(run_id, metrics=metrics, params=params, tags=tags)
+        except Exception as error:
+            if failure_kind(error, lambda: True) != "refused":
+                raise
+            held = self.client.get_run(run_id).data.params
+            own = [param for param in params if param.key not in held]
+            if len(own) == len(params):  # refused for another reason
+                raise
+            self._log_batch(run_id, metrics=metrics, params=own, tags=tags)
 
     # -- end of the fmin call (the caller's thread)
     def finish(self, trials, error=None):
+        from hyperopt import base
         from mlflow.entities import Metric
 
         deadline = time.monotonic() + FINISH_DEADLINE
         try:
             now = _ms()
-            # Counted as the child runs report them: hyperopt's count_successful_trials() also
-            # counts results with status 'fail' or a NaN loss, which are failed runs here.
-            succeeded = sum(1 for t in trials.trials if trial_outcome(t) == "success")
-            cancelled, total = trials.count_cancelled_trials(), trials.count_total_trials()
+            # This search's trials (not those an earlier fmin on the same SparkTrials ran), counted
+            # as their child runs report them: hyperopt's count_successful_trials() also counts
+            # results with status 'fail' or a NaN loss, which are failed runs here.
+            ended = [t for t in versions.unsynced_trial_docs(trials)
+                     if t["tid"] not in self.earlier_tids and t["state"] in (
+                         base.JOB_STATE_DONE, base.JOB_STATE_ERROR, base.JOB_STATE_CANCEL)]
+            outcomes = [trial_outcome(t) for t in ended]
             counts = {
-                "successful_trials_count": succeeded,
-                "failed_trials_count": total - succeeded - cancelled,
-                "cancelled_trials_count": cancelled,
-                "total_trials_count": total,
+                "successful_trials_count": outcomes.count("success"),
+                "failed_trials_count": outcomes.count("failure"),
+                "cancelled_trials_count": outcomes.count("cancelled"),
+                "total_trials_count": len(outcomes),
             }
+            for trial in ended:  # a trial cancelled before it started gets its run too
+                if trial["state"] == base.JOB_STATE_CANCEL and trial["tid"] not in \
+                        self._started_tids:
+                    self._later(self._unstarted_child, trial, now)
             self._later(self._log_batch, self.parent_id,
                         [Metric(k + self.suffix, float(v), now, 0) for k, v in counts.items()])
             if self.own_parent:
@@ -576,3 +664,5 @@ class FminTracker(TrialListener):
                     break
         finally:  # the pool's threads end even if something above failed
             self.pool.shutdown(deadline)
+        if error is None:
+            raise_first_in_strict_mode(self.internal_errors)

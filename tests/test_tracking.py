@@ -88,6 +88,17 @@ def test_keys_values_and_errors_fit_mlflow():
         <= tracking.MAX_TAG_VALUE
 
 
+def test_a_failed_mlflow_call_stops_tracking_only_when_the_store_no_longer_answers():
+    from mlflow.exceptions import MlflowException
+
+    refused = MlflowException("Changing param values is not allowed")
+    assert tracking.failure_kind(refused, lambda: True) == "refused"
+    assert tracking.failure_kind(refused, lambda: False) == "unreachable"
+    assert tracking.failure_kind(ConnectionRefusedError(), lambda: True) == "unreachable"
+    assert tracking.failure_kind(TimeoutError(), lambda: True) == "unreachable"
+    assert tracking.failure_kind(TypeError("runtime-ml's bug"), lambda: True) == "internal"
+
+
 def test_executor_uri_for_local_stores():
     here = {"127.0.0.1", "localhost"}
     assert tracking.executor_tracking_uri("http://mlflow:5000", {"10.0.0.9"}, here) == (
@@ -144,6 +155,62 @@ def test_run_tree_names_and_values(spark, active, tracked):
         assert child.data.metrics["loss"] == pytest.approx(
             float(params["regParam"]) + (params["penalty"] == "l2"))
         assert started <= child.info.start_time <= child.info.end_time
+
+
+def logs_its_own_params(params):
+    import mlflow
+
+    n_estimators = int(params["n_estimators"])  # hp.quniform gives 30.0; the model wants 30
+    mlflow.log_param("n_estimators", n_estimators)
+    mlflow.log_param("kind", params["kind"])  # runtime-ml's own value, logged twice
+    mlflow.log_param("kind", params["kind"])
+    return {"loss": n_estimators / 100, "status": STATUS_OK}
+
+
+def fits_with_autolog(params):
+    import mlflow.sklearn
+    from sklearn.ensemble import RandomForestRegressor
+
+    mlflow.sklearn.autolog()
+    x = [[i, i % 3] for i in range(30)]
+    y = [i * 0.5 for i in range(30)]
+    model = RandomForestRegressor(n_estimators=int(params["n_estimators"]), max_depth=2).fit(x, y)
+    return {"loss": -model.score(x, y), "status": STATUS_OK}
+
+
+OWN_PARAMS_SPACE = {"n_estimators": hp.quniform("n_estimators", 2, 8, 1),
+                    "kind": hp.choice("kind", ["a", "b"])}
+
+
+@pytest.mark.parametrize("objective", [logs_its_own_params, fits_with_autolog])
+def test_an_objective_logging_its_own_params_leaves_every_trial_nested_and_complete(
+        spark, active, tracked, runtime_log, objective):
+    client, experiment_id = tracked
+    trials, _ = fmin(spark, objective, OWN_PARAMS_SPACE, 6)
+    [parent], children = runs_of(client, experiment_id)
+    assert parent.info.status == "FINISHED"
+    assert parent.data.metrics["total_trials_count"] == 6 == len(children)
+    assert parent.data.metrics["successful_trials_count"] == 6
+    for child in children:
+        assert child.info.status == "FINISHED" and child.data.tags["trial_status"] == "success"
+        assert "loss" in child.data.metrics and "trial_id" in child.data.tags
+        # the objective's own value wins ("30", not runtime-ml's "30.0"); the rest is runtime-ml's
+        assert child.data.params["n_estimators"] in {str(n) for n in range(2, 9)}
+        assert child.data.params["kind"] in ("a", "b") and "kind_index" in child.data.params
+    assert tracking_warnings(runtime_log) == []
+
+
+def test_a_second_fmin_on_the_same_trials_counts_its_own_trials(spark, active, tracked):
+    client, experiment_id = tracked
+    trials = hyperopt.SparkTrials(parallelism=2, spark_session=spark)
+    for max_evals in (4, 6):  # hyperopt's max_evals counts every trial: the second runs 2 more
+        hyperopt.fmin(lambda x: x ** 2, hp.uniform("x", -1, 1), algo=rand.suggest,
+                      max_evals=max_evals, trials=trials, show_progressbar=False)
+    parents, children = runs_of(client, experiment_id)
+    counted = sorted((p.data.metrics["total_trials_count"],
+                      sum(c.data.tags[tracking.PARENT_RUN_TAG] == p.info.run_id
+                          for c in children)) for p in parents)
+    assert counted == [(2, 2), (4, 4)]
 
 
 def test_trial_runs_end_without_printing_a_link_each(spark, active, tracked, capsys):

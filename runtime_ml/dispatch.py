@@ -46,7 +46,7 @@ from pyspark import cloudpickle
 
 from runtime_ml import stock_log, versions
 from runtime_ml.evaluation import hyperopt_result, space_values
-from runtime_ml.executor import PlainParams, SpaceOnExecutor, TrialTask
+from runtime_ml.executor import ObjectiveError, PlainParams, SpaceOnExecutor, TrialTask
 from runtime_ml.policy import note_after_launch, raise_first_in_strict_mode
 from runtime_ml.results import is_nan_loss, with_result_hint
 from runtime_ml.session import launcher_for
@@ -83,7 +83,8 @@ def _write_result(trial, result):
 
 def _write_error(trial, error):
     trial["state"] = base.JOB_STATE_ERROR
-    trial["misc"]["error"] = (str(type(error)), error.__dict__.get("_tb_str", str(error)))
+    type_text = error.type_text if isinstance(error, ObjectiveError) else str(type(error))
+    trial["misc"]["error"] = (type_text, error.__dict__.get("_tb_str", str(error)))
     trial["refresh_time"] = coarse_utcnow()
 
 

@@ -232,12 +232,38 @@ class TrialTask:
             value = self.params.call(self.objective.value)
         except BaseException as error:
             error._tb_str = traceback.format_exc()
-            return error
+            return portable(error)
         try:
             return shipped_output(value)
         except BaseException as error:
             error._tb_str = with_result_hint(traceback.format_exc(), value)
-            return error
+            return portable(error)
+
+
+class ObjectiveError(Exception):
+    """The objective's exception where it cannot travel to the driver as it is: hyperopt's text
+    for its type, its message and its traceback. PySpark's own exceptions, such as
+    CONTEXT_ONLY_VALID_ON_DRIVER from a SparkSession built inside the objective, do not survive
+    pickling (unpickled, they raise AttributeError: 'NoneType' object has no attribute 'split')."""
+
+    def __init__(self, type_text, message, tb_str):
+        super().__init__(message)
+        self.type_text = type_text
+        self._tb_str = tb_str
+
+    def __reduce__(self):
+        return ObjectiveError, (self.type_text, str(self), self._tb_str)
+
+
+def portable(error):
+    """`error` if it comes back from pickling (as the driver will unpickle it), else an
+    ObjectiveError that says the same."""
+    try:
+        pickle.loads(pickle.dumps(error))
+        return error
+    except Exception:
+        return ObjectiveError(str(type(error)), f"{type(error).__name__}: {error}",
+                              error.__dict__.get("_tb_str"))
 
 
 # The newest fmin's objective in this worker, by where it was shipped; it stays until the worker

@@ -88,8 +88,10 @@ def serialize_objective(fn):
         raise UserInputError(
             f"the objective {name!r} cannot be sent to the Spark executors: pickling it failed "
             f"with {type(error).__name__}: {error}. Everything the objective refers to must be "
-            "picklable: create Spark sessions, database clients, locks and open files inside the "
-            "objective, or load data there from a path."
+            "picklable. Create database clients, locks and open files inside the objective, and "
+            "load data there from a path; the driver's SparkSession, SparkContext and DataFrames "
+            "cannot be used inside the objective at all (it runs on an executor): collect the "
+            "data the objective needs on the driver first, e.g. df.toPandas(), and refer to that."
         ) from error
 
 

@@ -101,6 +101,23 @@ def test_failing_objective_is_a_failed_trial_and_fmin_completes(spark, active):
     assert best["x"] <= 0
 
 
+def builds_a_spark_session(x):
+    from pyspark.sql import SparkSession
+
+    SparkSession.builder.getOrCreate()  # on an executor: PySpark refuses
+    return x
+
+
+def test_an_objective_building_a_spark_session_fails_with_pysparks_own_reason(spark, active):
+    trials, _, _ = run(spark, builds_a_spark_session, 2, return_argmin=False)
+    for trial in trials._dynamic_trials:
+        error_type, traceback_text = trial["misc"]["error"]
+        # PySpark's exception does not survive pickling: its type and traceback travel as text
+        assert "PySparkRuntimeError" in error_type, error_type
+        assert "CONTEXT_ONLY_VALID_ON_DRIVER" in traceback_text
+        assert "builds_a_spark_session" in traceback_text
+
+
 def test_timeout_cancels_running_trials_and_keeps_completed_ones(spark, active):
     def slow_when_positive(x):
         time.sleep(60 if x > 0 else 0.05)

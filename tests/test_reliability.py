@@ -265,6 +265,9 @@ def test_an_objective_that_cannot_be_pickled_fails_before_any_run_or_job(spark, 
     message = str(error.value)
     assert "uses_a_lock" in message and "cannot be sent to the Spark executors" in message
     assert "lock" in message and "inside the objective" in message
+    # advice that works: nothing of the driver's Spark session can be used in the objective
+    assert "SparkSession, SparkContext and DataFrames cannot be used inside the objective" in \
+        message and "Spark sessions" not in message
     assert runs_of(client, experiment_id) == ([], [])
     assert len(spark.sparkContext.statusTracker().getJobIdsForGroup(None)) == jobs_before
 

@@ -55,6 +55,7 @@ from runtime_ml.validation import NO_EVALUATIONS
 logger = logging.getLogger("runtime_ml")
 
 POLL_SECONDS = 0.02
+CANCEL_AGAIN_SECONDS = 0.5  # how often the jobs of a cancelled fmin that still runs are cancelled
 CANCEL_TIMEOUT = "fmin run timeout"
 CANCEL_EARLY_STOP = "early stopping condition"
 CANCEL_USER = "fmin run cancelled by user"
@@ -62,6 +63,10 @@ CANCEL_INTERNAL = "runtime-ml internal error"
 # The installed hyperopt's early-stop semantics (see versions.early_stop_cancels_trials).
 EARLY_STOP_CANCELS = versions.early_stop_cancels_trials(
     versions.installed_version("hyperopt"))
+
+
+class CancelledBeforeItsJob(Exception):
+    """A launched trial whose Spark job was not submitted: the fmin was cancelled first."""
 
 
 class TrialListener:
@@ -157,7 +162,11 @@ class Dispatcher:
         for _ in self._threads:
             self._queue.put(None)
         for thread in self._threads:
-            thread.join()
+            thread.join(CANCEL_AGAIN_SECONDS)
+            while thread.is_alive():
+                if self.trials._fmin_cancelled and self.can_cancel:
+                    self._cancel_jobs()  # a job submitted after the fmin was cancelled
+                thread.join(CANCEL_AGAIN_SECONDS)
         self._threads.clear()
         try:
             self.launcher.close()
@@ -177,16 +186,19 @@ class Dispatcher:
                 self._uncancellable.update(self._running)
             else:
                 stock_log.cancelling_jobs(self.launcher.job_group)
-                try:
-                    self.launcher.cancel()
-                except Exception as error:  # the trials are still marked: fmin returns as they end
-                    note_after_launch(self.internal_errors, "cancelling the fmin's Spark jobs",
-                                      "running trials end when their jobs do.", error)
+                self._cancel_jobs()
                 for trial in versions.unsynced_trial_docs(self.trials):
                     if trial["state"] == base.JOB_STATE_RUNNING:
                         trial["state"] = base.JOB_STATE_CANCEL
             self._cancel_unlaunched()
             self._wake.notify_all()
+
+    def _cancel_jobs(self):
+        try:
+            self.launcher.cancel()
+        except Exception as error:  # the trials are still marked: fmin returns as their jobs end
+            note_after_launch(self.internal_errors, "cancelling the fmin's Spark jobs",
+                              "running trials end when their jobs do.", error)
 
     def _cancel_unlaunched(self):
         """Once the fmin is cancelled: every trial hyperopt counts and no launcher thread runs (NEW,
@@ -207,6 +219,10 @@ class Dispatcher:
                         self._cancel_unlaunched()
                         stock_log.no_new_trials()
                     return
+                if self.trials._fmin_cancelled and self.can_cancel and self._running:
+                    # Spark cancels only the jobs running when asked: a trial whose job was being
+                    # submitted then (a first job can take seconds) is cancelled at the next look
+                    self._cancel_jobs()
                 try:
                     self._launch_free_slots()
                     self._check_timeout()
@@ -234,8 +250,8 @@ class Dispatcher:
         than the fmin's timeout, so that it cancels on time."""
         timeout = self.trials.timeout
         if timeout is None or self.trials._fmin_cancelled:
-            return 0.5
-        return min(0.5, max(0.001, timeout - (time.monotonic() - self._started)))
+            return CANCEL_AGAIN_SECONDS
+        return min(CANCEL_AGAIN_SECONDS, max(0.001, timeout - (time.monotonic() - self._started)))
 
     def _check_timeout(self):
         timeout = self.trials.timeout
@@ -313,6 +329,8 @@ class Dispatcher:
             error._tb_str = traceback.format_exc()
             return error
         task = TrialTask(self.objective, params, env, self.reuse_workers)
+        if self.trials._fmin_cancelled:  # cancelled while the trial's run was being made
+            return CancelledBeforeItsJob(self.trials._fmin_cancelled_reason)
         try:
             output = self.launcher.run(task)
         except BaseException as error:  # Spark failed or the job was cancelled

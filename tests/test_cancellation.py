@@ -211,3 +211,24 @@ def test_a_trial_left_running_with_no_job_behind_it_is_cancelled_and_fmin_return
     assert how == "raised" and type(value) is Injected
     assert trials._fmin_cancelled_reason == "runtime-ml internal error"
     assert unfinished(trials) == [] and state_of(trials, 1) == JOB_STATE_CANCEL
+
+
+def test_a_trial_job_that_reaches_spark_after_the_cancellation_is_cancelled_too(spark, active,
+                                                                                monkeypatch):
+    """Spark cancels only the jobs running when asked, and a fresh process's first job can take
+    seconds to reach the scheduler: here every job reaches it after the timeout fired."""
+    from runtime_ml.launcher import ClassicLauncher
+
+    trials = one_slot_trials(spark)
+    run = ClassicLauncher.run
+
+    def late(self, task):
+        deadline = time.monotonic() + 30
+        while not trials._fmin_cancelled and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return run(self, task)
+
+    monkeypatch.setattr(ClassicLauncher, "run", late)
+    tune(trials, sleeps(30), timeout=1)
+    assert trials._fmin_cancelled_reason == "fmin run timeout"
+    assert [t["state"] for t in trials._dynamic_trials] == [JOB_STATE_CANCEL] * 2

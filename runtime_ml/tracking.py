@@ -30,6 +30,8 @@ from runtime_ml.trial_run import PARENT_RUN_TAG, trial_environment
 logger = logging.getLogger("runtime_ml")
 
 RUN_SOURCE = "hyperoptAutoTracking"
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"  # MLflow 3's UI: the classic runs view
 HEALTH_TIMEOUT = 3.0  # seconds to decide a tracking server is not there
 RUN_CREATE_DEADLINE = 10.0  # the longest a trial waits for its child run before running without
 FINISH_DEADLINE = 30.0  # the longest fmin waits at the end for queued logging
@@ -425,9 +427,18 @@ class FminTracker(TrialListener):
                     resume.DRIVER_TAG: resume.driver_tag()}
             tags.update(keys.tags())
             tracker._later(tracker._log_parent, params, tags)
+        if versions.experiment_kind_picks_the_view(versions.installed_version("mlflow")):
+            tracker._later(tracker._open_in_the_runs_view)
         logger.info("runtime-ml: tracking this fmin in MLflow run %s (%s)", parent_id,
                     redacted_uri(uri))
         return tracker
+
+    def _open_in_the_runs_view(self):
+        """MLflow 3's UI opens an experiment without the tag EXPERIMENT_KIND_TAG in its GenAI view
+        (traces); runtime-ml's runs are model development. A kind the user set is kept."""
+        if EXPERIMENT_KIND_TAG not in self.client.get_experiment(self.experiment_id).tags:
+            self.client.set_experiment_tag(self.experiment_id, EXPERIMENT_KIND_TAG,
+                                           EXPERIMENT_KIND)
 
     @staticmethod
     def _find_resumption(client, experiment_id, active, keys):

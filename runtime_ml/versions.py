@@ -92,6 +92,12 @@ def connect_takes_profile(spark_version):
     return version_tuple(spark_version) >= (4,)
 
 
+# MLflow 3's UI picks an experiment's first view from its `mlflow.experimentKind` tag (GenAI traces
+# when it is missing); MLflow 2 has one view.
+def experiment_kind_picks_the_view(mlflow_version):
+    return version_tuple(mlflow_version) >= (3,)
+
+
 # pyspark 4 added the session argument to inheritable_thread_target (for Spark Connect job tags);
 # 3.5 takes the function directly.
 def thread_target_takes_session(spark_version):

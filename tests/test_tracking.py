@@ -213,6 +213,24 @@ def test_a_second_fmin_on_the_same_trials_counts_its_own_trials(spark, active, t
     assert counted == [(2, 2), (4, 4)]
 
 
+@pytest.mark.parametrize("users_kind", [None, "genai_development"])
+def test_the_experiment_opens_in_mlflows_runs_view_unless_the_user_chose_a_kind(
+        spark, active, tracked, users_kind):
+    from runtime_ml import versions
+
+    client, experiment_id = tracked
+    if users_kind is not None:
+        client.set_experiment_tag(experiment_id, tracking.EXPERIMENT_KIND_TAG, users_kind)
+    fmin(spark, lambda x: x ** 2, hp.uniform("x", -1, 1), 2)
+    kind = client.get_experiment(experiment_id).tags.get(tracking.EXPERIMENT_KIND_TAG)
+    if users_kind is not None:
+        assert kind == users_kind
+    elif versions.experiment_kind_picks_the_view(mlflow.__version__):
+        assert kind == "custom_model_development"
+    else:  # MLflow 2 has one view: nothing is written
+        assert kind is None
+
+
 def test_trial_runs_end_without_printing_a_link_each(spark, active, tracked, capsys):
     client, experiment_id = tracked
     assert tracking.quiet_run_update(client) is not None, "MLflow moved the store's update_run_info"

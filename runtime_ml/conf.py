@@ -43,6 +43,13 @@ RESUME = Setting(
     "and evaluates only the missing ones.",
 )
 
+TRIAL_OUTPUT = Setting(
+    "spark.runtimeml.hyperopt.trialOutput",
+    True,
+    "Keep what each trial prints (stdout, stderr, Python logging; its last 64 KB): as the artifact "
+    "trial_output.txt of its MLflow run, and its last lines in the driver's warning when it fails.",
+)
+
 # -- Environment variables --
 DISABLED = Setting(
     "RUNTIME_ML_DISABLED",
@@ -55,7 +62,7 @@ STRICT = Setting(
     "Raise runtime-ml's own internal errors instead of logging them and failing open (for tests).",
 )
 
-SPARK_CONF_SETTINGS = (TRACK_HYPEROPT, FRESH_WORKER_PER_TRIAL, RESUME)
+SPARK_CONF_SETTINGS = (TRACK_HYPEROPT, FRESH_WORKER_PER_TRIAL, RESUME, TRIAL_OUTPUT)
 ENV_SETTINGS = (DISABLED, STRICT)
 
 _TRUE_WORDS = frozenset({"true", "1", "yes", "on"})

@@ -76,8 +76,8 @@ class TrialListener:
         """Returns environment variables for the trial's task on the executor."""
         return {}
 
-    def trial_finished(self, trial):
-        pass
+    def trial_finished(self, trial, printed=None):
+        """`printed`: the end of what the trial printed (executor.PrintedOutput), or None."""
 
 
 def _write_result(trial, result):
@@ -103,7 +103,7 @@ class Dispatcher:
     """Launches each NEW trial as a Spark job as soon as a slot is free; handles timeout/early stop."""
 
     def __init__(self, trials, domain, payload, listener=None, early_stop_fn=None,
-                 reuse_workers=True):
+                 reuse_workers=True, keep_output=True):
         self.trials = trials
         self.domain = domain
         self.payload = payload
@@ -111,6 +111,8 @@ class Dispatcher:
         self.space_on_executor = bool(domain.pass_expr_memo_ctrl)  # see executor.SpaceOnExecutor
         self._pickled_space = None
         self.reuse_workers = reuse_workers
+        self.keep_output = keep_output
+        self._printed = {}  # tid -> the end of what the trial printed, until it is recorded
         self.listener = listener or TrialListener()
         self.early_stop_fn = early_stop_fn
         self.early_stop_args = []
@@ -316,7 +318,7 @@ class Dispatcher:
                 self._running.discard(trial["tid"])
                 self._wake.notify_all()
             # Even when the user's early_stop_fn raised in _record: the trial's run must end.
-            self._listener_call("trial_finished", trial)
+            self._listener_call("trial_finished", trial, self._printed.pop(trial["tid"], None))
 
     def _evaluate(self, trial):
         """The trial's Spark job: hyperopt's result dict, or the exception that ended the trial
@@ -328,11 +330,11 @@ class Dispatcher:
         except Exception as error:  # the space itself failed for these values, as it would in stock
             error._tb_str = traceback.format_exc()
             return error
-        task = TrialTask(self.objective, params, env, self.reuse_workers)
+        task = TrialTask(self.objective, params, env, self.reuse_workers, self.keep_output)
         if self.trials._fmin_cancelled:  # cancelled while the trial's run was being made
             return CancelledBeforeItsJob(self.trials._fmin_cancelled_reason)
         try:
-            output = self.launcher.run(task)
+            output, self._printed[trial["tid"]] = self.launcher.run(task)
         except BaseException as error:  # Spark failed or the job was cancelled
             return error
         if isinstance(output, BaseException):
@@ -389,6 +391,10 @@ class Dispatcher:
             _write_cancellation(trial, outcome)
         else:
             stock_log.trial_failed(tid, outcome, outcome.__dict__.get("_tb_str"))
+            printed = last_lines(self._printed.get(tid))
+            if printed:
+                logger.warning("runtime-ml: trial %s failed; the last lines it printed:\n%s", tid,
+                               printed)
             _write_error(trial, outcome)
             self._completed.append(trial)
 
@@ -404,11 +410,11 @@ class Dispatcher:
             self.stopped_early = True
             stock_log.early_stop_triggered()
 
-    def _listener_call(self, name, trial):
+    def _listener_call(self, name, trial, *args):
         """Tracking's per-trial hook; its failure never stops the trial (raised at the end of the
         fmin under RUNTIME_ML_STRICT)."""
         try:
-            return getattr(self.listener, name)(trial)
+            return getattr(self.listener, name)(trial, *args)
         except Exception as error:
             note_after_launch(self.internal_errors, f"tracking trial {trial['tid']} ({name})",
                               "the trial goes on.", error)
@@ -429,6 +435,12 @@ def cancelled_from_outside(error):
         return False
     text = str(error)
     return any(marker in text for marker in OUTSIDE_CANCELLATION)
+
+
+def last_lines(text, count=20):
+    """The last `count` non-empty lines of what a trial printed ('' for None)."""
+    lines = [line for line in (text or "").splitlines() if line.strip()]
+    return "\n".join(lines[-count:])
 
 
 def stock_early_stop(early_stop_fn):
@@ -500,7 +512,7 @@ class SlotAwareFMinIter(FMinIter):
 def run_spark_fmin(trials, fn, space, algo, max_evals, timeout, loss_threshold, max_queue_len,
                    rstate, verbose, pass_expr_memo_ctrl, catch_eval_exceptions, return_argmin,
                    show_progressbar, early_stop_fn, payload, trials_save_file="", listener=None,
-                   queue_follows_slots=True, reuse_workers=True):
+                   queue_follows_slots=True, reuse_workers=True, keep_output=True):
     """SparkTrials.fmin, with runtime-ml's dispatch. Arguments as hyperopt passes them, plus
     `payload`: the objective pickled once by validation.serialize_objective.
 
@@ -529,7 +541,8 @@ def run_spark_fmin(trials, fn, space, algo, max_evals, timeout, loss_threshold, 
     if reads_every_loss(algo):
         algo = with_finished_trials(algo)
     domain = base.Domain(fn, space, pass_expr_memo_ctrl=None)
-    dispatcher = Dispatcher(trials, domain, payload, listener, early_stop_fn, reuse_workers)
+    dispatcher = Dispatcher(trials, domain, payload, listener, early_stop_fn, reuse_workers,
+                            keep_output)
     iterator = SlotAwareFMinIter(
         algo, domain, trials, max_evals=max_evals, timeout=timeout,
         loss_threshold=loss_threshold, rstate=rstate, verbose=verbose,

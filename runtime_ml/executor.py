@@ -204,16 +204,18 @@ class TrialTask:
     `reuse_worker` the task drains its input, so PySpark reuses the Python worker for the next
     trial; without, the worker exits after the trial, as with stock hyperopt.
 
-    Yields what `shipped_output` makes of the objective's return value, or the exception that
-    ended the trial, with its traceback text in `_tb_str` (returned, not raised: Spark must not
-    retry a trial the objective failed).
+    Yields (outcome, printed): what `shipped_output` makes of the objective's return value, or
+    the exception that ended the trial, with its traceback text in `_tb_str` (returned, not
+    raised: Spark must not retry a trial the objective failed); and the end of what the trial
+    printed (PrintedOutput), or None when `keep_output` is off.
     """
 
-    def __init__(self, objective, params, env, reuse_worker=True):
+    def __init__(self, objective, params, env, reuse_worker=True, keep_output=True):
         self.objective = objective
         self.params = params
         self.env = env
         self.reuse_worker = reuse_worker
+        self.keep_output = keep_output
 
     def __call__(self, partition):
         if self.reuse_worker:
@@ -221,11 +223,16 @@ class TrialTask:
                 pass
         env = dict(self.env)
         env.update(gpu_environment())
+        printed = PrintedOutput() if self.keep_output else None
         with TrialProcessState(env):
-            output = self._run()
+            if printed is None:
+                output = self._run()
+            else:
+                with printed:
+                    output = self._run()
         if self.reuse_worker and not isinstance(output, BaseException):
             freeze_worker_heap_once()  # (a traceback would keep the trial's frames alive)
-        yield output
+        yield output, printed.text() if printed is not None else None
 
     def _run(self):
         try:
@@ -238,6 +245,63 @@ class TrialTask:
         except BaseException as error:
             error._tb_str = with_result_hint(traceback.format_exc(), value)
             return portable(error)
+
+
+PRINTED_LIMIT = 64 * 1024  # characters of a trial's output kept: its end
+
+
+class PrintedOutput:
+    """What a trial writes to sys.stdout, sys.stderr and Python logging: passed on as before (to
+    the executor's log) and its last PRINTED_LIMIT characters kept. Output written by C code
+    straight to the file descriptors is not seen."""
+
+    FORMAT = "%(levelname)s %(name)s: %(message)s"
+
+    def __init__(self, limit=PRINTED_LIMIT):
+        self.limit = limit
+        self._parts = []
+        self._size = 0
+        self._saved = None
+
+    def write(self, text):
+        if isinstance(text, str) and text:
+            self._parts.append(text)
+            self._size += len(text)
+            if self._size > 2 * self.limit:
+                self._parts = [self.text()]
+                self._size = len(self._parts[0])
+
+    def text(self):
+        return "".join(self._parts)[-self.limit:]
+
+    def __enter__(self):
+        handler = logging.Handler()
+        handler.setFormatter(logging.Formatter(self.FORMAT))
+        handler.emit = lambda record: self.write(handler.format(record) + "\n")
+        logging.getLogger().addHandler(handler)
+        self._saved = (sys.stdout, sys.stderr, handler)
+        sys.stdout, sys.stderr = _Tee(sys.stdout, self), _Tee(sys.stderr, self)
+        return self
+
+    def __exit__(self, *exc):
+        sys.stdout, sys.stderr, handler = self._saved
+        logging.getLogger().removeHandler(handler)
+        return False
+
+
+class _Tee:
+    """A stream that also hands what is written to a PrintedOutput."""
+
+    def __init__(self, stream, printed):
+        self._stream = stream
+        self._printed = printed
+
+    def write(self, text):
+        self._printed.write(text)
+        return self._stream.write(text)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
 
 
 class ObjectiveError(Exception):
@@ -316,12 +380,12 @@ class ArrowTrialTask:
     def __call__(self, batches):
         import pyarrow
 
-        output = next(iter(self.task(batches)))
+        output, printed = next(iter(self.task(batches)))
         try:
-            pickled = pickle.dumps(output)
+            pickled = pickle.dumps((output, printed))
         except Exception as error:  # the trial fails once; a raise here would make Spark retry it
             failure = RuntimeError(f"the trial's outcome cannot be sent to the driver: "
                                    f"{type(error).__name__}: {error} (outcome: {output!r:.200})")
             failure._tb_str = getattr(output, "_tb_str", None) or str(failure)
-            pickled = pickle.dumps(failure)
+            pickled = pickle.dumps((failure, printed))
         yield pyarrow.RecordBatch.from_pydict({"output": [pickled]})

@@ -93,6 +93,7 @@ class FminCall:
         spark = spark_session_of(self.trials)
         self.tracking = conf.read_spark_flag(conf.TRACK_HYPEROPT, spark)
         self.fresh_workers = conf.read_spark_flag(conf.FRESH_WORKER_PER_TRIAL, spark)
+        self.keep_output = conf.read_spark_flag(conf.TRIAL_OUTPUT, spark)
         resume_wanted = self._resume_wanted(conf.read_spark_flag(conf.RESUME, spark))
         facts = read_cluster_facts(spark, wait_seconds=EXECUTOR_WAIT_SECONDS)
         self.decision = self._fit_parallelism(facts)
@@ -193,7 +194,7 @@ class FminCall:
         return run_spark_fmin(
             self.trials, **arguments, listener=self.tracker, payload=payload,
             queue_follows_slots=arguments.get("max_queue_len") in (None, 1),
-            reuse_workers=not self.fresh_workers.value,
+            reuse_workers=not self.fresh_workers.value, keep_output=self.keep_output.value,
         )
 
     def finish(self, result=None, error=None):

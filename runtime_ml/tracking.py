@@ -30,6 +30,7 @@ from runtime_ml.trial_run import PARENT_RUN_TAG, trial_environment
 logger = logging.getLogger("runtime_ml")
 
 RUN_SOURCE = "hyperoptAutoTracking"
+PRINTED_ARTIFACT = "trial_output.txt"  # what a trial printed (its end: executor.PRINTED_LIMIT)
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"  # MLflow 3's UI: the classic runs view
 HEALTH_TIMEOUT = 3.0  # seconds to decide a tracking server is not there
@@ -545,7 +546,7 @@ class FminTracker(TrialListener):
         return dict(self.executor_env, **trial_environment(
             run.info.run_id, self.executor_env["MLFLOW_TRACKING_URI"], self.experiment_id))
 
-    def trial_finished(self, trial):
+    def trial_finished(self, trial, printed=None):
         ended = _ms()
         with self._lock:
             run_id = self._child_runs.pop(trial["tid"], None)
@@ -565,7 +566,7 @@ class FminTracker(TrialListener):
                 self._later(self._log_metric, "best_trial_loss" + self.suffix, loss, step)
         if run_id is None:
             return
-        self._later(self._end_child, run_id, *self._child_result(trial, loss, ended))
+        self._later(self._end_child, run_id, *self._child_result(trial, loss, ended), printed)
 
     def _child_result(self, trial, loss, ended):
         """(metrics, params, tags, run status) that end a trial's child run."""
@@ -609,11 +610,13 @@ class FminTracker(TrialListener):
     def _log_metric(self, key, value, step):
         self.client.log_metric(self.parent_id, key, value, step=step)
 
-    def _end_child(self, run_id, metrics, params, tags, status, ended):
-        """The trial's result, then the end of its run; a result the store refuses still ends
-        the run."""
+    def _end_child(self, run_id, metrics, params, tags, status, ended, printed=None):
+        """The trial's result (and what it printed, as an artifact), then the end of its run; a
+        result the store refuses still ends the run."""
         try:
             self._log_result(run_id, metrics, params, tags)
+            if printed:
+                self.client.log_text(run_id, printed, PRINTED_ARTIFACT)
         except Exception as error:
             if self._failed(f"writing the result of trial run {run_id}", error) == "unreachable":
                 return  # tracking is off: the run stays as it is (said once)

@@ -118,6 +118,34 @@ def test_an_objective_building_a_spark_session_fails_with_pysparks_own_reason(sp
         assert "builds_a_spark_session" in traceback_text
 
 
+def prints_then_fails(x):
+    print("loading the training data from /data/train.csv")
+    raise ValueError("no such file")
+
+
+def test_a_failed_trials_warning_shows_the_last_lines_it_printed(spark, active, runtime_log):
+    run(spark, prints_then_fails, 2, return_argmin=False)
+    warnings = [r.getMessage() for r in runtime_log.records
+                if "failed; the last lines it printed" in r.getMessage()]
+    assert len(warnings) == 2, warnings
+    assert all(w.endswith("loading the training data from /data/train.csv") for w in warnings)
+
+
+def test_a_trials_printed_output_is_kept_to_its_last_characters_and_streams_are_put_back():
+    import logging
+    import sys
+
+    from runtime_ml.executor import PrintedOutput
+
+    stdout, stderr, handlers = sys.stdout, sys.stderr, list(logging.getLogger().handlers)
+    with PrintedOutput(limit=40) as printed:
+        print("x" * 100)
+        print("the end", file=sys.stderr)
+        logging.getLogger("users.model").warning("converged")
+    assert printed.text() == ("x" * 100 + "\nthe end\nWARNING users.model: converged\n")[-40:]
+    assert (sys.stdout, sys.stderr, logging.getLogger().handlers) == (stdout, stderr, handlers)
+
+
 def test_timeout_cancels_running_trials_and_keeps_completed_ones(spark, active):
     def slow_when_positive(x):
         time.sleep(60 if x > 0 else 0.05)

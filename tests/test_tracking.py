@@ -231,6 +231,42 @@ def test_the_experiment_opens_in_mlflows_runs_view_unless_the_user_chose_a_kind(
         assert kind is None
 
 
+def prints_and_logs(x):
+    import logging
+    import sys
+
+    print(f"fitting with x={x:.3f}")
+    print("a warning on stderr", file=sys.stderr)
+    logging.getLogger("users.model").warning("converged in 12 steps")
+    return x
+
+
+def test_what_a_trial_prints_is_an_artifact_of_its_run_unless_switched_off(spark, active,
+                                                                           tracked):
+    from runtime_ml import conf
+
+    client, experiment_id = tracked
+    fmin(spark, prints_and_logs, hp.uniform("x", 0, 1), 2)
+    spark.conf.set(conf.TRIAL_OUTPUT.name, "false")
+    try:
+        fmin(spark, prints_and_logs, hp.uniform("x", 0, 1), 2)
+    finally:
+        spark.conf.unset(conf.TRIAL_OUTPUT.name)
+    parents, children = runs_of(client, experiment_id)
+    first = min(parents, key=lambda p: p.info.start_time).info.run_id
+    for child in children:
+        artifacts = [a.path for a in client.list_artifacts(child.info.run_id)]
+        if child.data.tags[tracking.PARENT_RUN_TAG] != first:
+            assert artifacts == []  # switched off
+            continue
+        assert artifacts == [tracking.PRINTED_ARTIFACT]
+        text = mlflow.artifacts.load_text(
+            f"runs:/{child.info.run_id}/{tracking.PRINTED_ARTIFACT}")
+        assert f"fitting with x={float(child.data.params['x']):.3f}\n" in text
+        assert "a warning on stderr\n" in text
+        assert "WARNING users.model: converged in 12 steps\n" in text
+
+
 def test_trial_runs_end_without_printing_a_link_each(spark, active, tracked, capsys):
     client, experiment_id = tracked
     assert tracking.quiet_run_update(client) is not None, "MLflow moved the store's update_run_info"

@@ -2,8 +2,9 @@
 
 One parent run per fmin call (the active run if there is one), one nested child run per trial.
 Only MLflow's public client API. Tracking never hurts the tuning: every MLflow call runs on a few
-daemon threads off the trials' path, only the child run's creation is waited for (bounded), and
-the first failure switches tracking off for the rest of the call with one warning.
+daemon threads off the trials' path, only the child run's creation is waited for (bounded), a
+store that stops answering switches tracking off for the rest of the call with one warning, and a
+write the store refuses costs only that write (failure_kind).
 """
 
 import logging

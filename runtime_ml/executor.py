@@ -81,7 +81,7 @@ class TrialProcessState:
         self.handlers, self.level = list(root.handlers), root.level
         self.mlflow_state = versions.mlflow_fluent_state()
         os.environ.update(self.env)
-        if trial_run.TRIAL_RUN_ID in self.env:
+        if trial_run.TRIAL_RUN_ID in self.env or trial_run.TRIAL_RUN_KEY in self.env:
             try:
                 trial_run.guard_when_loaded()
             except Exception:

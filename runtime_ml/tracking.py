@@ -26,7 +26,7 @@ from runtime_ml.policy import note_after_launch, raise_first_in_strict_mode, rep
 from runtime_ml.redaction import CREDENTIAL_ENV, redacted_uri, without_userinfo
 from runtime_ml.results import is_nan_loss, plain
 from runtime_ml.session import conf_get
-from runtime_ml.trial_run import PARENT_RUN_TAG, trial_environment
+from runtime_ml.trial_run import PARENT_RUN_TAG, pending_trial_environment
 
 logger = logging.getLogger("runtime_ml")
 
@@ -35,7 +35,7 @@ PRINTED_ARTIFACT = "trial_output.txt"  # what a trial printed (its end: executor
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"  # MLflow 3's UI: the classic runs view
 HEALTH_TIMEOUT = 3.0  # seconds to decide a tracking server is not there
-RUN_CREATE_DEADLINE = 10.0  # the longest a trial waits for its child run before running without
+RUN_CREATE_DEADLINE = 10.0  # the longest a trial's result waits for its child run to exist
 FINISH_DEADLINE = 30.0  # the longest fmin waits at the end for queued logging
 MAX_TAG_VALUE = resume.TAG_LIMIT  # MLflow's limits (mlflow.utils.validation) in 2.9
 MAX_PARAM_VALUE = 6000
@@ -330,7 +330,7 @@ class FminTracker(TrialListener):
         self.pool = _DaemonPool(4)
         self._lock = threading.Lock()
         self._broken = False
-        self._child_runs = {}  # tid -> run id
+        self._child_runs = {}  # tid -> the Future of its run, asked for at its start
         self._started_tids = set()  # trials whose run was asked for
         self.earlier_tids = set()  # trials of an earlier search on the same SparkTrials
         self.internal_errors = []  # runtime-ml's own errors, raised after the fmin in strict mode
@@ -525,32 +525,26 @@ class FminTracker(TrialListener):
 
     # -- per trial (dispatcher threads)
     def trial_started(self, trial):
+        """Asks for the trial's child run in the background (the trial does not wait for it) and
+        returns the environment that lets the objective find that run (trial_run)."""
         if self._broken:
             return {}
         tid = trial["tid"]
-        with self._lock:
-            self._started_tids.add(tid)
-        future = self.pool.submit(
+        created = self.pool.submit(
             self._guarded, "creating a trial run", self.client.create_run, self.experiment_id,
             _ms(), self._child_tags(tid), f"trial-{tid}")
-        try:
-            run = future.result(timeout=RUN_CREATE_DEADLINE)
-        except Exception as error:  # the deadline: a stalled server
-            self._break("creating a trial run", error)
-            return {}
-        if run is None:
-            return {}
         with self._lock:
-            self._child_runs[tid] = run.info.run_id
+            self._started_tids.add(tid)
+            self._child_runs[tid] = created
         if not self.executor_env:
             return {}
-        return dict(self.executor_env, **trial_environment(
-            run.info.run_id, self.executor_env["MLFLOW_TRACKING_URI"], self.experiment_id))
+        return dict(self.executor_env, **pending_trial_environment(
+            self.uuid, tid, self.executor_env["MLFLOW_TRACKING_URI"], self.experiment_id))
 
     def trial_finished(self, trial, printed=None):
         ended = _ms()
         with self._lock:
-            run_id = self._child_runs.pop(trial["tid"], None)
+            created = self._child_runs.pop(trial["tid"], None)
             self._finished_count += 1
             step = self._finished_count
         result = trial.get("result") or {}
@@ -565,9 +559,17 @@ class FminTracker(TrialListener):
                     self._best_loss = loss
             if improved:
                 self._later(self._log_metric, "best_trial_loss" + self.suffix, loss, step)
-        if run_id is None:
+        if created is None:
             return
-        self._later(self._end_child, run_id, *self._child_result(trial, loss, ended), printed)
+        self._later(self._end_created_child, created, *self._child_result(trial, loss, ended),
+                    printed)
+
+    def _end_created_child(self, created, *result):
+        """_end_child once the run asked for at the trial's start exists (on a pool thread: that
+        request was queued before this one, so it is running or done)."""
+        run = created.result(timeout=RUN_CREATE_DEADLINE)  # the deadline: a stalled server
+        if run is not None:  # else its creation failed and said so
+            self._end_child(run.info.run_id, *result)
 
     def _child_result(self, trial, loss, ended):
         """(metrics, params, tags, run status) that end a trial's child run."""

@@ -1,8 +1,12 @@
 """A trial's MLflow child run, as the objective meets it on the executor.
 
-The driver creates the trial's child run and ships its id as MLFLOW_RUN_ID (with the tracking URI
-and credentials) in the trial's environment, so `mlflow.log_*` or `with mlflow.start_run():` in the
-objective lands in that run. An objective that chooses its own MLflow target
+The driver launches a trial without waiting for its child run: it asks for the run in the
+background and ships the run's key (fmin_uuid and trial id, both tags of the run) with the
+tracking URI and credentials in the trial's environment. When the objective first uses MLflow's
+fluent API (`mlflow.log_*`, `with mlflow.start_run():`, an autolog), the start_run below finds the
+run by that key (waiting for the driver's request when it is still on its way, at most
+RESOLVE_DEADLINE) and sets MLFLOW_RUN_ID, so what the objective logs lands in that run. An
+objective that never uses MLflow costs no request at all. An objective that chooses its own MLflow target
 (`mlflow.set_tracking_uri`, `mlflow.set_experiment`, `start_run(experiment_id=...)`) must not be
 handed that run: MLflow would fail every trial ("active experiment ID does not match environment
 run ID", "Run ... not found") where stock hyperopt runs it. So while a trial runs, MLflow's
@@ -13,11 +17,15 @@ imported for it), and outside a trial it passes every call through unchanged.
 """
 
 import functools
+import logging
 import os
 import sys
+import time
 
 from runtime_ml import versions
 from runtime_ml.import_hooks import PostImportHook
+
+logger = logging.getLogger("runtime_ml")
 
 FLUENT = "mlflow.tracking.fluent"
 PARENT_RUN_TAG = "mlflow.parentRunId"  # MLflow's tag that nests a trial's run under the fmin's
@@ -25,13 +33,60 @@ RUN_ID = "MLFLOW_RUN_ID"
 TRIAL_RUN_ID = "RUNTIME_ML_TRIAL_RUN_ID"
 TRIAL_TRACKING_URI = "RUNTIME_ML_TRIAL_TRACKING_URI"
 TRIAL_EXPERIMENT_ID = "RUNTIME_ML_TRIAL_EXPERIMENT_ID"
+TRIAL_RUN_KEY = "RUNTIME_ML_TRIAL_RUN_KEY"  # "<fmin_uuid>:<trial id>": the run not found yet
 ORIGINAL_ATTR = "__runtime_ml_original__"
+RESOLVE_DEADLINE = 10.0  # seconds the objective's first MLflow call waits for its trial's run
 
 
 def trial_environment(run_id, tracking_uri, experiment_id):
     """The environment variables that hand a trial's run to its objective."""
     return {RUN_ID: run_id, TRIAL_RUN_ID: run_id, TRIAL_TRACKING_URI: tracking_uri,
             TRIAL_EXPERIMENT_ID: str(experiment_id)}
+
+
+def pending_trial_environment(fmin_uuid, tid, tracking_uri, experiment_id):
+    """The environment variables that let the objective find its trial's run, still being made."""
+    return {TRIAL_RUN_KEY: f"{fmin_uuid}:{tid}", TRIAL_TRACKING_URI: tracking_uri,
+            TRIAL_EXPERIMENT_ID: str(experiment_id)}
+
+
+def run_key_filter(key):
+    """The search_runs filter for the run a TRIAL_RUN_KEY names."""
+    fmin_uuid, tid = key.split(":")
+    return f"tags.fmin_uuid = '{fmin_uuid}' and tags.trial_id = '{tid}'"
+
+
+def find_trial_run(environ, deadline=RESOLVE_DEADLINE, pause=time.sleep):
+    """The id of the run environ[TRIAL_RUN_KEY] names, once the driver has made it; None when it
+    is not there within `deadline` seconds."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(environ[TRIAL_TRACKING_URI])
+    where = run_key_filter(environ[TRIAL_RUN_KEY])
+    waited, wait = 0.0, 0.01
+    while True:
+        found = client.search_runs([environ[TRIAL_EXPERIMENT_ID]], where, max_results=1)
+        if found:
+            return found[0].info.run_id
+        if waited >= deadline:
+            return None
+        pause(wait)
+        waited, wait = waited + wait, min(0.2, wait * 2)
+
+
+def _offer_trial_run(experiment_id):
+    """Before the objective's first start_run aimed at the trial's run: set MLFLOW_RUN_ID to it."""
+    if RUN_ID in os.environ or not targets_trial_run(
+            os.environ, sys.modules["mlflow"].get_tracking_uri(), versions.mlflow_fluent_state()[1],
+            experiment_id):
+        return
+    key = os.environ.pop(TRIAL_RUN_KEY)
+    run_id = find_trial_run(dict(os.environ, **{TRIAL_RUN_KEY: key}))
+    if run_id is None:
+        logger.warning("runtime-ml: the trial's MLflow run (%s) was not there within %s s; what "
+                       "the objective logs goes to a run of its own.", key, RESOLVE_DEADLINE)
+        return
+    os.environ[RUN_ID] = os.environ[TRIAL_RUN_ID] = run_id
 
 
 def targets_trial_run(environ, tracking_uri, active_experiment, experiment_id=None):
@@ -48,6 +103,8 @@ def _wrap(start_run):
     @functools.wraps(start_run)
     def start_run_in_a_trial(*args, **kwargs):
         run_id = args[0] if args else kwargs.get("run_id")
+        if run_id is None and TRIAL_RUN_KEY in os.environ:
+            _offer_trial_run(args[1] if len(args) > 1 else kwargs.get("experiment_id"))
         offered = os.environ.get(RUN_ID)
         if run_id is not None or offered is None or offered != os.environ.get(TRIAL_RUN_ID):
             return start_run(*args, **kwargs)

@@ -1,6 +1,7 @@
 """MLflow tracking against a real MLflow server on 127.0.0.1 (sqlite backend) and real Spark."""
 
 import _thread
+import functools
 import logging
 import os
 import threading
@@ -265,6 +266,43 @@ def test_what_a_trial_prints_is_an_artifact_of_its_run_unless_switched_off(spark
         assert f"fitting with x={float(child.data.params['x']):.3f}\n" in text
         assert "a warning on stderr\n" in text
         assert "WARNING users.model: converged in 12 steps\n" in text
+
+
+def marks_its_start_then_logs(directory, x):
+    import os
+
+    import mlflow
+
+    open(os.path.join(directory, f"started-{x}"), "w").close()
+    mlflow.log_metric("seen_x", x)  # waits for the trial's run when it does not exist yet
+    return x
+
+
+def test_a_trial_starts_before_its_run_exists_and_its_own_logging_lands_in_that_run(
+        spark, active, tracked, tmp_path, monkeypatch):
+    client, experiment_id = tracked
+    create_run = mlflow.MlflowClient.create_run
+    started_first = []
+
+    def after_the_trial_started(self, experiment_id, start_time=None, tags=None, run_name=None):
+        if tags and tracking.PARENT_RUN_TAG in tags:  # trial N's run: held until N+1 trials ran
+            deadline = time.monotonic() + 30
+            while (len(list(tmp_path.iterdir())) <= int(tags["trial_id"])
+                   and time.monotonic() < deadline):
+                time.sleep(0.01)
+            started_first.append(len(list(tmp_path.iterdir())) > int(tags["trial_id"]))
+        return create_run(self, experiment_id, start_time, tags, run_name)
+
+    monkeypatch.setattr(mlflow.MlflowClient, "create_run", after_the_trial_started)
+    fmin(spark, functools.partial(marks_its_start_then_logs, str(tmp_path)),
+         hp.uniform("x", 0, 1), 3, parallelism=1)
+    assert started_first == [True] * 3  # no trial waited for its run
+    [parent], children = runs_of(client, experiment_id)
+    assert len(children) == 3
+    for child in children:
+        assert child.info.status == "FINISHED"
+        assert child.data.metrics["seen_x"] == pytest.approx(float(child.data.params["x"]))
+        assert child.info.start_time <= child.info.end_time
 
 
 def test_trial_runs_end_without_printing_a_link_each(spark, active, tracked, capsys):

@@ -330,9 +330,9 @@ class Dispatcher:
         except Exception as error:  # the space itself failed for these values, as it would in stock
             error._tb_str = traceback.format_exc()
             return error
-        task = TrialTask(self.objective, params, env, self.reuse_workers, self.keep_output)
-        if self.trials._fmin_cancelled:  # cancelled while the trial's run was being made
+        if self.trials._fmin_cancelled:  # cancelled since the trial was launched
             return CancelledBeforeItsJob(self.trials._fmin_cancelled_reason)
+        task = TrialTask(self.objective, params, env, self.reuse_workers, self.keep_output)
         try:
             output, self._printed[trial["tid"]] = self.launcher.run(task)
         except BaseException as error:  # Spark failed or the job was cancelled

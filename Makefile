@@ -43,6 +43,7 @@ bench: venv
 	$(RUN) $(PY) benchmarks/startup.py
 	$(RUN) $(PY) benchmarks/throughput.py
 	$(RUN) $(PY) benchmarks/tracking_overhead.py
+	$(RUN) $(PY) benchmarks/tracking_first_fmin.py
 	$(RUN) $(PY) benchmarks/scaleout.py
 	$(RUN) $(PY) benchmarks/job_floor.py
 	$(RUN) $(PY) benchmarks/quality.py

@@ -33,7 +33,7 @@ logger = logging.getLogger("runtime_ml")
 RUN_SOURCE = "hyperoptAutoTracking"
 PRINTED_ARTIFACT = "trial_output.txt"  # what a trial printed (its end: executor.PRINTED_LIMIT)
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
-EXPERIMENT_KIND = "custom_model_development"  # MLflow 3's UI: the classic runs view
+EXPERIMENT_KIND = "custom_model_development"  # MLflow 3's label for machine learning
 HEALTH_TIMEOUT = 3.0  # seconds to decide a tracking server is not there
 RUN_CREATE_DEADLINE = 10.0  # the longest a trial's result waits for its child run to exist
 FINISH_DEADLINE = 30.0  # the longest fmin waits at the end for queued logging
@@ -158,6 +158,16 @@ def failure_kind(error, store_answers):
     if isinstance(error, (OSError, TimeoutError, FutureTimeout)):
         return "unreachable"
     return "refused" if store_answers() else "unreachable"
+
+
+def runs_view_link(uri, experiment_id, genai_ui):
+    """The experiment's runs in the tracking server's UI, or None for a local store. MLflow 3's UI
+    opens an experiment in its GenAI view unless the link asks for the machine-learning workflow
+    (seen in Chromium on MLflow 3.17.2, with or without the experiment's kind tag)."""
+    if urlparse(uri).scheme not in ("http", "https"):
+        return None
+    link = f"{without_userinfo(uri).rstrip('/')}/#/experiments/{experiment_id}"
+    return link + "?workflowType=machine_learning" if genai_ui else link
 
 
 def first_line(error):
@@ -429,15 +439,17 @@ class FminTracker(TrialListener):
                     resume.DRIVER_TAG: resume.driver_tag()}
             tags.update(keys.tags())
             tracker._later(tracker._log_parent, params, tags)
-        if versions.experiment_kind_picks_the_view(versions.installed_version("mlflow")):
-            tracker._later(tracker._open_in_the_runs_view)
-        logger.info("runtime-ml: tracking this fmin in MLflow run %s (%s)", parent_id,
-                    redacted_uri(uri))
+        genai_ui = versions.mlflow_ui_has_genai_view(versions.installed_version("mlflow"))
+        if genai_ui:
+            tracker._later(tracker._label_the_experiment)
+        link = runs_view_link(uri, experiment_id, genai_ui)
+        logger.info("runtime-ml: tracking this fmin in MLflow run %s (%s)%s", parent_id,
+                    redacted_uri(uri), f"; its runs: {link}" if link else "")
         return tracker
 
-    def _open_in_the_runs_view(self):
-        """MLflow 3's UI opens an experiment without the tag EXPERIMENT_KIND_TAG in its GenAI view
-        (traces); runtime-ml's runs are model development. A kind the user set is kept."""
+    def _label_the_experiment(self):
+        """MLflow 3 labels an experiment by the tag EXPERIMENT_KIND_TAG (GenAI or machine
+        learning); runtime-ml's runs are machine learning. A kind the user set is kept."""
         if EXPERIMENT_KIND_TAG not in self.client.get_experiment(self.experiment_id).tags:
             self.client.set_experiment_tag(self.experiment_id, EXPERIMENT_KIND_TAG,
                                            EXPERIMENT_KIND)

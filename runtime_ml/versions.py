@@ -92,9 +92,10 @@ def connect_takes_profile(spark_version):
     return version_tuple(spark_version) >= (4,)
 
 
-# MLflow 3's UI picks an experiment's first view from its `mlflow.experimentKind` tag (GenAI traces
-# when it is missing); MLflow 2 has one view.
-def experiment_kind_picks_the_view(mlflow_version):
+# MLflow 3's UI has a GenAI view besides the runs view, and opens an experiment in it unless the
+# link asks for the machine-learning workflow; the experiment's `mlflow.experimentKind` tag labels
+# the experiment. MLflow 2 has the runs view only.
+def mlflow_ui_has_genai_view(mlflow_version):
     return version_tuple(mlflow_version) >= (3,)
 
 

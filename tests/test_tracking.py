@@ -214,8 +214,16 @@ def test_a_second_fmin_on_the_same_trials_counts_its_own_trials(spark, active, t
     assert counted == [(2, 2), (4, 4)]
 
 
+def test_the_printed_link_opens_the_runs_view_of_mlflow_3s_ui():
+    link = tracking.runs_view_link("http://user:pw@host:5000/", "7", genai_ui=True)
+    assert link == "http://host:5000/#/experiments/7?workflowType=machine_learning"
+    assert tracking.runs_view_link("http://host:5000", "7", genai_ui=False) == \
+        "http://host:5000/#/experiments/7"
+    assert tracking.runs_view_link("sqlite:///mlflow.db", "7", genai_ui=True) is None
+
+
 @pytest.mark.parametrize("users_kind", [None, "genai_development"])
-def test_the_experiment_opens_in_mlflows_runs_view_unless_the_user_chose_a_kind(
+def test_the_experiment_is_labelled_machine_learning_unless_the_user_chose_a_kind(
         spark, active, tracked, users_kind):
     from runtime_ml import versions
 
@@ -226,7 +234,7 @@ def test_the_experiment_opens_in_mlflows_runs_view_unless_the_user_chose_a_kind(
     kind = client.get_experiment(experiment_id).tags.get(tracking.EXPERIMENT_KIND_TAG)
     if users_kind is not None:
         assert kind == users_kind
-    elif versions.experiment_kind_picks_the_view(mlflow.__version__):
+    elif versions.mlflow_ui_has_genai_view(mlflow.__version__):
         assert kind == "custom_model_development"
     else:  # MLflow 2 has one view: nothing is written
         assert kind is None

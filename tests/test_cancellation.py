@@ -45,6 +45,15 @@ def tune(trials, objective, **kwargs):
                        return_argmin=False, **kwargs)
 
 
+def times_out_now(trials):
+    """The act that makes the fmin's timeout fire inside the window: the dispatcher reads
+    trials.timeout at each look (at most 0.5 s apart)."""
+    def act():
+        trials.timeout = 0.001
+
+    return act
+
+
 def cancelled(trials):
     """The cancellation done: the first trial, running when it came, is written back cancelled
     (after the flag is set and every trial known then is marked)."""
@@ -55,9 +64,11 @@ def cancelled(trials):
 def test_a_timeout_while_a_trial_is_being_proposed_cancels_it_and_fmin_returns(spark, active,
                                                                               window):
     trials = one_slot_trials(spark)
-    held = HeldProposal(trials, proposal=2, window=window, until=cancelled(trials))
-    tune(trials, sleeps(30), timeout=1)
+    held = HeldProposal(trials, proposal=2, window=window, act=times_out_now(trials),
+                        until=cancelled(trials))
+    tune(trials, sleeps(30))
     assert held.waited_out is False  # the timeout fired inside the window
+    assert trials._fmin_cancelled_reason == "fmin run timeout"
     assert held.held_state() == JOB_STATE_CANCEL
     assert unfinished(trials) == []
     assert trials.count_cancelled_trials() == 2  # the running one and the held one
@@ -67,8 +78,9 @@ def test_a_timeout_without_job_cancelling_lets_the_running_trial_finish_and_canc
         spark, active):
     trials = one_slot_trials(spark)
     trials._spark_supports_job_cancelling = False  # as hyperopt sets it on old PySpark
-    held = HeldProposal(trials, proposal=2, window=AFTER_INSERT, until=cancelled(trials))
-    tune(trials, sleeps(2), timeout=1)
+    held = HeldProposal(trials, proposal=2, window=AFTER_INSERT, act=times_out_now(trials),
+                        until=cancelled(trials))
+    tune(trials, sleeps(3))
     assert held.waited_out is False
     assert held.held_state() == JOB_STATE_CANCEL
     assert unfinished(trials) == []
@@ -231,4 +243,4 @@ def test_a_trial_job_that_reaches_spark_after_the_cancellation_is_cancelled_too(
     monkeypatch.setattr(ClassicLauncher, "run", late)
     tune(trials, sleeps(30), timeout=1)
     assert trials._fmin_cancelled_reason == "fmin run timeout"
-    assert [t["state"] for t in trials._dynamic_trials] == [JOB_STATE_CANCEL] * 2
+    assert state_of(trials, 0) == JOB_STATE_CANCEL and unfinished(trials) == []

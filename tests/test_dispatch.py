@@ -426,11 +426,11 @@ def one_trial_breaks_the_task_builder(monkeypatch, tids):
 
     real = dispatch.TrialTask.__init__
 
-    def breaking(self, objective, params, env, reuse_worker=True):
+    def breaking(self, *args, **kwargs):
         if len(tids) == 0:
             tids.append("broke")
             raise RuntimeError("runtime-ml bug while building a task")
-        real(self, objective, params, env, reuse_worker)
+        real(self, *args, **kwargs)
 
     monkeypatch.setattr(dispatch.TrialTask, "__init__", breaking)
 

@@ -288,8 +288,8 @@ class Dispatcher:
                     note_after_launch(self.internal_errors, "ending a launcher thread",
                                       "every trial has its result.", error)
                 else:  # the thread's Spark set-up failed: the trials it takes still end
-                    error = self._internal_error("starting a launcher thread", error)
-                    self._launcher(lambda trial: error)
+                    failure = self._internal_error("starting a launcher thread", error)
+                    self._launcher(lambda trial: failure)
 
         return body
 

@@ -174,13 +174,12 @@ class FminCall:
             import mlflow
 
             from runtime_ml.redaction import redacted_uri
-            from runtime_ml.tracking import uri_advice
+            from runtime_ml.tracking import first_line, uri_advice
 
             uri = mlflow.get_tracking_uri()
-            first_line = (str(error).strip().splitlines() or [""])[0]
             logger.warning("runtime-ml: MLflow tracking to %r could not start (%s: %s); this fmin "
                            "runs untracked. %s", redacted_uri(uri), type(error).__name__,
-                           first_line, uri_advice(uri))
+                           first_line(error), uri_advice(uri))
             return None
 
     def execute(self, original):

@@ -2,9 +2,9 @@
 
 One parent run per fmin call (the active run if there is one), one nested child run per trial.
 Only MLflow's public client API. Tracking never hurts the tuning: every MLflow call runs on a few
-daemon threads off the trials' path, only the child run's creation is waited for (bounded), a
-store that stops answering switches tracking off for the rest of the call with one warning, and a
-write the store refuses costs only that write (failure_kind).
+daemon threads off the trials' path (no trial waits for its child run: trial_run), a store that
+stops answering switches tracking off for the rest of the call with one warning, and a write the
+store refuses costs only that write (failure_kind).
 """
 
 import logging
@@ -506,8 +506,9 @@ class FminTracker(TrialListener):
             return None
 
     def _failed(self, what, error):
-        """One MLflow call failed (returns what it meant, see failure_kind): tracking stops when the store no longer answers; a write the
-        store refused costs only that write; runtime-ml's own bug is kept for strict mode."""
+        """One MLflow call failed; returns what it meant (failure_kind). Tracking stops when the
+        store no longer answers; a write the store refused costs only that write; runtime-ml's own
+        bug is kept for strict mode."""
         kind = failure_kind(error, lambda: server_unreachable(self.uri) is None)
         if kind == "unreachable":
             self._break(what, error)
@@ -584,7 +585,7 @@ class FminTracker(TrialListener):
             self._end_child(run.info.run_id, *result)
 
     def _child_result(self, trial, loss, ended):
-        """(metrics, params, tags, run status) that end a trial's child run."""
+        """(metrics, params, tags, run status, end time): what ends a trial's child run."""
         from hyperopt import base
         from mlflow.entities import Metric, Param, RunTag
 

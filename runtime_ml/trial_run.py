@@ -6,10 +6,12 @@ tracking URI and credentials in the trial's environment. When the objective firs
 fluent API (`mlflow.log_*`, `with mlflow.start_run():`, an autolog), the start_run below finds the
 run by that key (waiting for the driver's request when it is still on its way, at most
 RESOLVE_DEADLINE) and sets MLFLOW_RUN_ID, so what the objective logs lands in that run. An
-objective that never uses MLflow costs no request at all. An objective that chooses its own MLflow target
-(`mlflow.set_tracking_uri`, `mlflow.set_experiment`, `start_run(experiment_id=...)`) must not be
-handed that run: MLflow would fail every trial ("active experiment ID does not match environment
-run ID", "Run ... not found") where stock hyperopt runs it. So while a trial runs, MLflow's
+objective that never uses MLflow costs no request at all.
+
+An objective that chooses its own MLflow target (`mlflow.set_tracking_uri`,
+`mlflow.set_experiment`, `start_run(experiment_id=...)`) must not be handed that run: MLflow would
+fail every trial ("active experiment ID does not match environment run ID", "Run ... not found")
+where stock hyperopt runs it. So while a trial runs, MLflow's
 `start_run` hides MLFLOW_RUN_ID from a call whose target is not the trial run's.
 
 The wrapper goes on `mlflow.tracking.fluent` when the objective first imports MLflow (nothing is
@@ -38,12 +40,6 @@ ORIGINAL_ATTR = "__runtime_ml_original__"
 RESOLVE_DEADLINE = 10.0  # seconds the objective's first MLflow call waits for its trial's run
 
 
-def trial_environment(run_id, tracking_uri, experiment_id):
-    """The environment variables that hand a trial's run to its objective."""
-    return {RUN_ID: run_id, TRIAL_RUN_ID: run_id, TRIAL_TRACKING_URI: tracking_uri,
-            TRIAL_EXPERIMENT_ID: str(experiment_id)}
-
-
 def pending_trial_environment(fmin_uuid, tid, tracking_uri, experiment_id):
     """The environment variables that let the objective find its trial's run, still being made."""
     return {TRIAL_RUN_KEY: f"{fmin_uuid}:{tid}", TRIAL_TRACKING_URI: tracking_uri,
@@ -56,13 +52,13 @@ def run_key_filter(key):
     return f"tags.fmin_uuid = '{fmin_uuid}' and tags.trial_id = '{tid}'"
 
 
-def find_trial_run(environ, deadline=RESOLVE_DEADLINE, pause=time.sleep):
-    """The id of the run environ[TRIAL_RUN_KEY] names, once the driver has made it; None when it
+def find_trial_run(key, environ, deadline=RESOLVE_DEADLINE, pause=time.sleep):
+    """The id of the run `key` (a TRIAL_RUN_KEY) names, once the driver has made it; None when it
     is not there within `deadline` seconds."""
     from mlflow import MlflowClient
 
     client = MlflowClient(environ[TRIAL_TRACKING_URI])
-    where = run_key_filter(environ[TRIAL_RUN_KEY])
+    where = run_key_filter(key)
     waited, wait = 0.0, 0.01
     while True:
         found = client.search_runs([environ[TRIAL_EXPERIMENT_ID]], where, max_results=1)
@@ -81,7 +77,7 @@ def _offer_trial_run(experiment_id):
             experiment_id):
         return
     key = os.environ.pop(TRIAL_RUN_KEY)
-    run_id = find_trial_run(dict(os.environ, **{TRIAL_RUN_KEY: key}))
+    run_id = find_trial_run(key, os.environ)
     if run_id is None:
         logger.warning("runtime-ml: the trial's MLflow run (%s) was not there within %s s; what "
                        "the objective logs goes to a run of its own.", key, RESOLVE_DEADLINE)

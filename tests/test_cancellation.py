@@ -89,7 +89,8 @@ def test_a_timeout_without_job_cancelling_lets_the_running_trial_finish_and_canc
 
 
 def first_waits_for_release(directory, x):
-    """The first trial to start returns 0.0 once `directory`/release exists; the others after 3 s."""
+    """The first trial to start returns 0.0 once `directory`/release exists; the others do
+    after 3 s."""
     import os
     import time
 

@@ -51,9 +51,9 @@ def tracking_warnings(log):
 ])
 def test_a_start_run_in_the_objective_means_the_trial_run_only_when_it_targets_it(
         uri, active_experiment, argument, meant):
-    from runtime_ml.trial_run import targets_trial_run, trial_environment
+    from runtime_ml.trial_run import pending_trial_environment, targets_trial_run
 
-    environ = trial_environment("run-1", "http://h:5000", "7")
+    environ = pending_trial_environment("f00d42", 3, "http://h:5000", "7")
     assert targets_trial_run(environ, uri, active_experiment, argument) is meant
 
 

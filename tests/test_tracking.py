@@ -561,7 +561,10 @@ def test_worker_logging_lands_in_the_trial_run_on_separate_executor_jvms(mlflow_
         if float(params["x"]) < 0:
             assert child.data.tags["worker_tag"] == "yes"
             assert child.data.metrics["worker_metric"] == pytest.approx(float(params["x"]))
-            assert [a.path for a in client.list_artifacts(child.info.run_id)] == ["note.txt"]
+            # the objective's artifact; next to it at most what the trial printed (on the oldest
+            # pin, the worker's first `import mlflow` warns about pkg_resources during the trial)
+            artifacts = {a.path for a in client.list_artifacts(child.info.run_id)}
+            assert "note.txt" in artifacts and artifacts <= {"note.txt", "trial_output.txt"}
     # one run per trial: nothing started its own run next to the trial's
     assert len(parents) + len(children) == 7
 

@@ -7,6 +7,7 @@ stops answering switches tracking off for the rest of the call with one warning,
 store refuses costs only that write (failure_kind).
 """
 
+import ipaddress
 import logging
 import math
 import os
@@ -35,6 +36,13 @@ PRINTED_ARTIFACT = "trial_output.txt"  # what a trial printed (its end: executor
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"  # MLflow 3's label for machine learning
 HEALTH_TIMEOUT = 3.0  # seconds to decide a tracking server is not there
+# What the objective's own MLflow calls in a trial may cost when the server cannot be reached from
+# its executor: MLflow's defaults retry one request for minutes (5-7 retries, 120 s timeouts);
+# here a request gives up after about 35 s (3 tries of at most 10 s, 1 s and 2 s apart). The
+# driver's own values of these variables, when set, travel instead.
+TRIAL_HTTP_LIMITS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+                     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+                     "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
 RUN_CREATE_DEADLINE = 10.0  # the longest a trial's result waits for its child run to exist
 FINISH_DEADLINE = 30.0  # the longest fmin waits at the end for queued logging
 MAX_TAG_VALUE = resume.TAG_LIMIT  # MLflow's limits (mlflow.utils.validation) in 2.9
@@ -174,15 +182,24 @@ def first_line(error):
     return (str(error).strip().splitlines() or [""])[0]
 
 
-def executor_tracking_uri(uri, executor_hosts, local_hosts, cwd=None):
-    """The tracking URI executors should use, or (None, why) when they cannot reach it.
+def executor_tracking_uri(uri, executor_hosts, local_hosts, cwd=None, driver_address=None,
+                          answers=lambda uri: False):
+    """The tracking URI executors should use, and a line for the log: (uri, note) when they can
+    reach the store (note None when the URI travels as it is), (None, why) when they cannot.
 
-    A server URI travels as it is. A local store (sqlite, file, plain path) works only when every
-    executor runs on this machine; a relative one is made absolute first.
+    A server URI travels as it is, but one that names this machine's loopback (localhost,
+    127.0.0.1: the usual `mlflow server` on the driver node) would send executors on other
+    machines to their own loopback, where each trial spends minutes in MLflow's retries. For them
+    the host becomes `driver_address` (the address Spark's executors reach the driver at) when the
+    server `answers` there. A local store (sqlite, file, plain path) works only when every executor
+    runs on this machine; a relative one is made absolute first.
     """
     parsed = urlparse(uri)
+    remote = sorted(host for host in executor_hosts if host not in local_hosts)
     if parsed.scheme not in ("", "file", "sqlite"):
-        return uri, None
+        if not remote or not is_loopback(parsed.hostname):
+            return uri, None
+        return _server_for_other_machines(uri, remote, driver_address, answers)
     cwd = cwd or os.getcwd()
     if parsed.scheme == "sqlite":
         path = uri[len("sqlite:///"):]
@@ -192,7 +209,6 @@ def executor_tracking_uri(uri, executor_hosts, local_hosts, cwd=None):
         absolute = uri if path.startswith("/") else f"file://{os.path.join(cwd, path)}"
     else:
         absolute = uri if os.path.isabs(uri) else os.path.join(cwd, uri)
-    remote = sorted(host for host in executor_hosts if host not in local_hosts)
     if remote:
         return None, (
             f"the MLflow tracking URI {uri} is a local store that executors on other machines "
@@ -201,6 +217,42 @@ def executor_tracking_uri(uri, executor_hosts, local_hosts, cwd=None):
             "mlflow.set_tracking_uri('http://<host>:5000')."
         )
     return absolute, None
+
+
+def is_loopback(host):
+    """Whether a URI's host names the machine it is used on (localhost, 127.0.0.0/8, ::1)."""
+    if not host:
+        return False
+    if host.lower() in ("localhost", "ip6-localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _server_for_other_machines(uri, remote, driver_address, answers):
+    parsed = urlparse(uri)
+    shown = redacted_uri(uri)
+    if driver_address and not is_loopback(driver_address):
+        userinfo = parsed.netloc.rsplit("@", 1)[0] + "@" if "@" in parsed.netloc else ""
+        host = f"[{driver_address}]" if ":" in driver_address else driver_address
+        port = f":{parsed.port}" if parsed.port else ""
+        candidate = parsed._replace(netloc=f"{userinfo}{host}{port}").geturl()
+        if answers(candidate):
+            return candidate, (
+                f"executors on other machines ({', '.join(remote)}) log to the MLflow server "
+                f"{shown} at the driver's address: {redacted_uri(candidate)}")
+        where = (f"and the server does not answer at the driver's address {driver_address} "
+                 "either (it listens on loopback only: start it with `mlflow server --host "
+                 "0.0.0.0`, or use the driver's address in MLFLOW_TRACKING_URI)")
+    else:
+        where = ("and the driver's address for them is not known (use the server's own address "
+                 "in MLFLOW_TRACKING_URI)")
+    return None, (
+        f"the MLflow tracking URI {shown} names this machine's loopback, which executors on other "
+        f"machines ({', '.join(remote)}) cannot reach, {where}; so mlflow.log_* inside the "
+        "objective is not recorded (trial runs are still logged from the driver).")
 
 
 def local_host_names(driver_host=None):
@@ -403,15 +455,20 @@ class FminTracker(TrialListener):
                                        run_name=f"hyperopt-fmin-{uuid_}")
             parent_id, own_parent, suffix = parent.info.run_id, True, ""
 
-        executor_uri, why_not = executor_tracking_uri(
+        driver_address = conf_get(trials._spark, "spark.driver.host")
+        executor_uri, note = executor_tracking_uri(
             uri, {e.host_port.rsplit(":", 1)[0] for e in facts.executors if e.id != "driver"},
-            local_host_names(conf_get(trials._spark, "spark.driver.host")))
+            local_host_names(driver_address), driver_address=driver_address,
+            answers=lambda candidate: server_unreachable(candidate) is None)
         executor_env = {}
         if executor_uri is None:
-            logger.warning("runtime-ml: %s", why_not)
+            logger.warning("runtime-ml: %s", note)
         else:
+            if note:
+                logger.info("runtime-ml: %s", note)
             executor_env = {"MLFLOW_TRACKING_URI": executor_uri}
             executor_env.update({k: os.environ[k] for k in CREDENTIAL_ENV if k in os.environ})
+            executor_env.update({k: os.environ.get(k, v) for k, v in TRIAL_HTTP_LIMITS.items()})
 
         tracker = cls(client, uri, experiment_id, parent_id, own_parent, suffix, uuid_,
                       arguments["space"], executor_env)

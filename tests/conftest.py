@@ -1,6 +1,8 @@
 import logging
 import os
+import socket
 import subprocess
+import sysconfig
 import sys
 import textwrap
 from pathlib import Path
@@ -85,8 +87,6 @@ def make_bare_python(tmp_path_factory):
 
 
 def _bare_python(root):
-    import sysconfig
-
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root)], check=True)
     python = root / "bin" / "python"
     purelib = subprocess.run(
@@ -105,21 +105,22 @@ def _bare_python(root):
 class MlflowServer:
     """A real `mlflow server` on 127.0.0.1 with a sqlite store; stopped by its PID."""
 
-    def __init__(self, root, admin_password=None):
-        """With `admin_password`, MLflow's basic-auth app: every request needs admin's password."""
-        import socket
-
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.uri = f"http://127.0.0.1:{self.port}"
+    def __init__(self, root, admin_password=None, host="127.0.0.1", port=None, spawn=None,
+                 reached_at=None):
+        """With `admin_password`, MLflow's basic-auth app: every request needs admin's password.
+        `host` is the address it listens on, `reached_at` the one this process reaches it at
+        (default: `host`), and `spawn(argv, env, log_name)` starts it elsewhere (on a test host:
+        netcluster.NetCluster.spawn)."""
+        self.port = port or free_port()
+        self.host = host
+        self.uri = f"http://{reached_at or host}:{self.port}"
         self.root = root
         self.admin_password = admin_password
+        self.spawn = spawn
         self.process = None
 
     def start(self, timeout=120):
         import time
-        import urllib.request
 
         mlflow_cli = str(Path(sys.executable).parent / "mlflow")
         env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
@@ -133,24 +134,34 @@ class MlflowServer:
             env.update(MLFLOW_AUTH_CONFIG_PATH=str(self.root / "auth.ini"),
                        MLFLOW_FLASK_SERVER_SECRET_KEY=os.urandom(16).hex())
             auth = ["--app-name", "basic-auth"]
-        self.log = open(self.root / "server.log", "ab")
-        self.process = subprocess.Popen(
-            [mlflow_cli, "server", *auth, "--host", "127.0.0.1", "--port", str(self.port),
-             "--workers", "1", "--backend-store-uri", f"sqlite:///{self.root / 'mlflow.db'}",
-             "--default-artifact-root", str(self.root / "artifacts")],
-            stdout=self.log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
-        )
+        argv = [mlflow_cli, "server", *auth, "--host", self.host, "--port", str(self.port),
+                "--workers", "1", "--backend-store-uri", f"sqlite:///{self.root / 'mlflow.db'}",
+                "--default-artifact-root", str(self.root / "artifacts")]
+        if self.spawn is not None:
+            self.process = self.spawn(argv, env, "mlflow-server")
+        else:
+            self.log = open(self.root / "server.log", "ab")
+            self.process = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT,
+                                            env=env, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(self.uri + "/health", timeout=2):
-                    return self
-            except OSError:
-                if self.process.poll() is not None:
-                    break
-                time.sleep(0.5)
+            if self.answers():
+                return self
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.5)
         self.stop()
-        raise RuntimeError(f"mlflow server did not start; see {self.root / 'server.log'}")
+        raise RuntimeError(f"mlflow server did not start; see its log in {self.root}")
+
+    def answers(self):
+        """Whether /health answers, asked from here."""
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(self.uri + "/health", timeout=2):
+                return True
+        except OSError:
+            return False
 
     def stop(self):
         import signal
@@ -210,3 +221,60 @@ def tracked(mlflow_server, spark):
             os.environ.pop(name, None)
         else:
             os.environ[name] = value
+
+# ------------------------------------------------------------------ cluster nodes
+
+INIT_SCRIPT = str(REPO / "init_scripts" / "install-runtime-ml.sh")
+SPARK_HOME = Path(__import__("pyspark").__file__).parent
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def node_env(**extra):
+    """The environment of a node: nothing of this suite's PYTHONPATH (the repo's runtime_ml)."""
+    env = dict(os.environ)
+    for name in ("PYTHONPATH", "SPARK_CONF_DIR", "MLFLOW_TRACKING_URI"):
+        env.pop(name, None)
+    env.update(extra)
+    return env
+
+
+def node_imports(python, code, cwd):
+    return subprocess.run([str(python), "-c", code], capture_output=True, text=True, cwd=cwd,
+                          env=node_env())
+
+
+def init_script(*args, env=None):
+    full_env = node_env(**(env or {}))
+    return subprocess.run(["bash", INIT_SCRIPT, *args], capture_output=True, text=True,
+                          env=full_env, timeout=600)
+
+
+@pytest.fixture(scope="session")
+def wheelhouse(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("wheelhouse")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                    "-w", str(directory), str(REPO)], check=True, capture_output=True)
+    return directory
+
+
+def make_node(root):
+    """A fresh venv (with pip) that sees the suite's dependencies but not runtime-ml itself."""
+    subprocess.run([sys.executable, "-m", "venv", str(root / "venv")], check=True)
+    python = root / "venv" / "bin" / "python"
+    purelib = subprocess.run([str(python), "-c",
+                              "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    deps = root / "deps"
+    deps.mkdir()
+    for entry in Path(sysconfig.get_paths()["purelib"]).iterdir():
+        if not entry.name.startswith(("runtime_ml", "__editable__")) and entry.suffix != ".pth":
+            (deps / entry.name).symlink_to(entry)
+    Path(purelib, "deps.pth").write_text(f"{deps}\n")
+    conf_dir = root / "spark-conf"
+    conf_dir.mkdir()
+    return python, conf_dir

@@ -7,7 +7,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,67 +16,12 @@ from pathlib import Path
 import pytest
 from hyperopt import SparkTrials
 
-from conftest import MlflowServer, wait_for_finished_trial_runs
+from conftest import (SPARK_HOME, MlflowServer, free_port, init_script, make_node, node_env,
+                      node_imports, wait_for_finished_trial_runs)
 
 REPO = Path(__file__).resolve().parent.parent
-INIT_SCRIPT = str(REPO / "init_scripts" / "install-runtime-ml.sh")
 KEY = "spark.databricks.mlflow.trackHyperopt.enabled"
-SPARK_HOME = Path(__import__("pyspark").__file__).parent
 VENV_BIN = Path(sys.executable).parent
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def node_env(**extra):
-    """The environment of a node: nothing of this suite's PYTHONPATH (the repo's runtime_ml)."""
-    env = dict(os.environ)
-    for name in ("PYTHONPATH", "SPARK_CONF_DIR", "MLFLOW_TRACKING_URI"):
-        env.pop(name, None)
-    env.update(extra)
-    return env
-
-
-def node_imports(python, code, cwd):
-    return subprocess.run([str(python), "-c", code], capture_output=True, text=True, cwd=cwd,
-                          env=node_env())
-
-
-def init_script(*args, env=None):
-    full_env = node_env(**(env or {}))
-    return subprocess.run(["bash", INIT_SCRIPT, *args], capture_output=True, text=True,
-                          env=full_env, timeout=600)
-
-
-@pytest.fixture(scope="module")
-def wheelhouse(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("wheelhouse")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                    "-w", str(directory), str(REPO)], check=True, capture_output=True)
-    return directory
-
-
-def make_node(root):
-    """A fresh venv (with pip) that sees the suite's dependencies but not runtime-ml itself."""
-    subprocess.run([sys.executable, "-m", "venv", str(root / "venv")], check=True)
-    python = root / "venv" / "bin" / "python"
-    purelib = subprocess.run([str(python), "-c",
-                              "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                             capture_output=True, text=True, check=True).stdout.strip()
-    deps = root / "deps"
-    deps.mkdir()
-    import sysconfig
-
-    for entry in Path(sysconfig.get_paths()["purelib"]).iterdir():
-        if not entry.name.startswith(("runtime_ml", "__editable__")) and entry.suffix != ".pth":
-            (deps / entry.name).symlink_to(entry)
-    Path(purelib, "deps.pth").write_text(f"{deps}\n")
-    conf_dir = root / "spark-conf"
-    conf_dir.mkdir()
-    return python, conf_dir
 
 
 def test_script_refuses_clearly_and_changes_nothing(tmp_path, wheelhouse):

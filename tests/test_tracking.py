@@ -112,6 +112,48 @@ def test_executor_uri_for_local_stores():
     assert "sqlite:////abs/runs.db" in why and "10.0.0.9" in why and "set_tracking_uri" in why
 
 
+
+def test_executors_on_other_machines_reach_a_loopback_server_at_the_drivers_address():
+    here = {"127.0.0.1", "localhost", "10.1.0.20"}
+    asked = []
+
+    def answers_on(address):
+        def answers(uri):
+            asked.append(uri)
+            return f"//{address}:" in uri or f"@{address}:" in uri
+        return answers
+
+    for loopback in ("http://localhost:5000", "http://127.0.0.1:5000", "http://[::1]:5000"):
+        uri, note = tracking.executor_tracking_uri(
+            loopback, {"10.1.0.31"}, here, driver_address="10.1.0.20",
+            answers=answers_on("10.1.0.20"))
+        assert uri == "http://10.1.0.20:5000" and "10.1.0.31" in note and loopback in note
+    # credentials and path stay; what is logged is redacted
+    uri, note = tracking.executor_tracking_uri(
+        "https://user:secret@localhost:5443/mlflow", {"10.1.0.31"}, here,
+        driver_address="10.1.0.20", answers=answers_on("10.1.0.20"))
+    assert uri == "https://user:secret@10.1.0.20:5443/mlflow" and "secret" not in note
+    # executors on this machine keep the URI as it is, and nothing is asked
+    asked.clear()
+    assert tracking.executor_tracking_uri(
+        "http://localhost:5000", {"127.0.0.1", "10.1.0.20"}, here, driver_address="10.1.0.20",
+        answers=answers_on("10.1.0.20")) == ("http://localhost:5000", None)
+    assert asked == []
+
+
+def test_a_loopback_only_server_with_executors_elsewhere_is_one_clear_warning():
+    here = {"127.0.0.1", "localhost", "10.1.0.20"}
+    uri, why = tracking.executor_tracking_uri(
+        "http://localhost:5000", {"10.1.0.32", "10.1.0.31"}, here, driver_address="10.1.0.20",
+        answers=lambda uri: False)
+    assert uri is None
+    assert "10.1.0.31, 10.1.0.32" in why and "--host 0.0.0.0" in why and "not recorded" in why
+    uri, why = tracking.executor_tracking_uri(
+        "http://127.0.0.1:5000", {"10.1.0.31"}, here, driver_address="127.0.0.1",
+        answers=lambda uri: True)
+    assert uri is None and "driver's address for them is not known" in why
+
+
 # ------------------------------------------------------------------ real server, local[2]
 
 

@@ -1,0 +1,262 @@
+"""Across a real network: test hosts in network namespaces (tests/netcluster.py), each running what
+a real node runs, started by its real command: `mlflow server` on the MLflow host, a standalone
+master, two workers (1 core each) set up by the init script, and `spark-submit` of an unmodified
+job (tests/network_job.py) on a driver host. Needs root; skipped elsewhere with the reason.
+
+Spark's failure detection is lowered for these tests so that a lost host is noticed within a minute:
+spark.network.timeout 30 s (checked every 10 s), executor heartbeats every 2 s, the master's worker
+timeout 30 s (less is not safe here: a loaded machine delays heartbeats by more than 10 s).
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+import netcluster
+from conftest import SPARK_HOME, MlflowServer, init_script, make_node, node_env
+
+REPO = Path(__file__).resolve().parent.parent
+JOB = str(REPO / "tests" / "network_job.py")
+VENV_BIN = Path(sys.executable).parent
+HOSTS = ("mlflow", "master", "w1", "w2", "driver")
+WORKERS = ("w1", "w2")
+SUBMIT_CONF = ("spark.network.timeout=30s", "spark.network.timeoutInterval=10s",
+               "spark.executor.heartbeatInterval=2s",
+               "spark.ui.enabled=false")
+
+pytestmark = pytest.mark.skipif(netcluster.available() is not None,
+                                reason=str(netcluster.available()))
+
+
+class NetworkHosts:
+    """The cluster of test hosts, its node Python and its servers."""
+
+    def __init__(self, root, wheelhouse):
+        self.root = root
+        self.net = netcluster.NetCluster(HOSTS, root).create()
+        self.address = {name: host.address for name, host in self.net.hosts.items()}
+        self.python, _ = make_node(root / "node")
+        self.conf = {}
+        for name in ("master", *WORKERS, "driver"):
+            conf_dir = root / f"{name}-conf"
+            conf_dir.mkdir()
+            if name != "master":  # the init script on every node that runs Python
+                done = init_script("--python", str(self.python), "--wheelhouse", str(wheelhouse),
+                                   "--spark-conf-dir", str(conf_dir), "--log-file",
+                                   str(root / "init.log"))
+                assert done.returncode == 0, done.stdout + done.stderr
+            self.conf[name] = conf_dir
+        (self.conf["master"] / "spark-defaults.conf").write_text("spark.worker.timeout 30\n")
+        self.master_url = f"spark://{self.address['master']}:7077"
+        self.mlflow = MlflowServer(root / "mlflow", host=self.address["mlflow"], port=5000,
+                                   spawn=self.spawner("mlflow")).start()
+
+    def spawner(self, name):
+        return lambda argv, env, log_name: self.net.spawn(name, argv, env, log_name)
+
+    def env(self, name, **extra):
+        return node_env(SPARK_HOME=str(SPARK_HOME), SPARK_CONF_DIR=str(self.conf[name]),
+                        PYSPARK_PYTHON=str(self.python), SPARK_LOCAL_IP=self.address[name],
+                        SPARK_LOCAL_HOSTNAME=self.address[name], SPARK_NO_DAEMONIZE="1",
+                        **extra)
+
+    def start_spark(self, timeout=120):
+        spark_class = str(SPARK_HOME / "bin" / "spark-class")
+        self.net.spawn("master", [spark_class, "org.apache.spark.deploy.master.Master", "--host",
+                                  self.address["master"], "--port", "7077", "--webui-port",
+                                  "8080"], self.env("master"), "master")
+        for name in WORKERS:
+            self.start_worker(name)
+        self.wait_for_workers(2, timeout)
+
+    def start_worker(self, name):
+        work = self.root / f"{name}-work"
+        work.mkdir(exist_ok=True)
+        self.net.spawn(name, [str(SPARK_HOME / "bin" / "spark-class"),
+                              "org.apache.spark.deploy.worker.Worker", "--host",
+                              self.address[name], "--cores", "1", "--memory", "1024M",
+                              "--webui-port", "8081", "--work-dir", str(work), self.master_url],
+                       self.env(name), name)
+
+    def alive_workers(self):
+        try:
+            with urllib.request.urlopen(f"http://{self.address['master']}:8080/json/",
+                                        timeout=2) as reply:
+                state = json.load(reply)
+        except (OSError, ValueError):
+            return set()
+        return {w["host"] for w in state.get("workers", []) if w["state"] == "ALIVE"}
+
+    def wait_for_workers(self, count, timeout=120):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if len(self.alive_workers()) >= count:
+                return
+            time.sleep(0.5)
+        raise RuntimeError(f"{count} workers did not register; logs in {self.root}")
+
+    def submit(self, host, *job_args, tracking_uri=None, conf=(), experiment=None):
+        """Starts the job on `host` with spark-submit (client mode); returns (process, record
+        dir, log path)."""
+        record = self.root / f"job-{uuid.uuid4().hex[:8]}"
+        record.mkdir()
+        record.chmod(0o777)
+        env = self.env(host, PYSPARK_DRIVER_PYTHON=str(self.python),
+                       MLFLOW_TRACKING_URI=tracking_uri or self.mlflow.uri,
+                       MLFLOW_EXPERIMENT_NAME=experiment or record.name)
+        env.pop("SPARK_NO_DAEMONIZE")
+        argv = [str(VENV_BIN / "spark-submit"), "--master", self.master_url,
+                *[arg for c in (*SUBMIT_CONF, *conf) for arg in ("--conf", c)],
+                JOB, *map(str, job_args), str(record)]
+        process = self.net.spawn(host, argv, env, record.name)
+        return process, record, self.root / f"{record.name}.log"
+
+    def run(self, host, *job_args, timeout=300, **options):
+        process, record, log = self.submit(host, *job_args, **options)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"the job did not end within {timeout} s:\n"
+                                 + log.read_text()[-4000:])
+        return Job(process.returncode, record, log)
+
+    def stop(self):
+        self.mlflow.stop()
+        self.net.destroy()
+
+
+class Job:
+    def __init__(self, returncode, record, log):
+        self.returncode, self.record, self.output = returncode, record, log.read_text()
+        lines = [line for line in self.output.splitlines() if line.startswith("RESULT ")]
+        self.result = json.loads(lines[-1][len("RESULT "):]) if lines else None
+
+    def calls(self):
+        """(host, x) of every objective call."""
+        path = self.record / "calls"
+        return [tuple(line.split()) for line in path.read_text().splitlines()] \
+            if path.exists() else []
+
+
+@pytest.fixture(scope="module")
+def hosts(tmp_path_factory, wheelhouse):
+    root = tmp_path_factory.mktemp("hosts")
+    root.chmod(0o777)
+    cluster = NetworkHosts(root, wheelhouse)
+    try:
+        cluster.start_spark()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def runs_in(uri, experiment_name):
+    import mlflow
+
+    client = mlflow.MlflowClient(uri)
+    experiment = client.get_experiment_by_name(experiment_name)
+    runs = client.search_runs([experiment.experiment_id], max_results=1000) if experiment else []
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    return parents, [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+
+
+def test_the_seeds_job_on_the_driver_host_tracks_trials_from_both_worker_hosts(hosts):
+    job = hosts.run("driver", 8, 1.0)
+    assert job.returncode == 0 and job.result["error"] is None, job.output[-4000:]
+    parents, children = runs_in(hosts.mlflow.uri, job.record.name)
+    assert len(parents) == 1 and len(children) == 8, job.output[-3000:]
+    assert parents[0].info.status == "FINISHED"
+    assert parents[0].data.params["actual_parallelism"] == "2"  # two worker hosts, 1 core each
+    assert {c.info.status for c in children} == {"FINISHED"}
+    by_host = Counter(c.data.params["host"] for c in children)
+    assert set(by_host) == {hosts.address["w1"], hosts.address["w2"]}, by_host
+    assert all("x_seen" in c.data.metrics and "loss" in c.data.metrics for c in children)
+    print(f"scenario a: {job.result['seconds']:.1f} s, trials per host {dict(by_host)}")
+
+
+def test_a_localhost_tracking_uri_on_the_driver_reaches_executors_on_other_hosts(hosts):
+    # the usual small set-up: `mlflow server --host 0.0.0.0` on the driver node, and
+    # MLFLOW_TRACKING_URI=http://localhost:5001 there; executors get the driver's address
+    server = MlflowServer(hosts.root / "driver-mlflow", host="0.0.0.0", port=5001,
+                          spawn=hosts.spawner("driver"),
+                          reached_at=hosts.address["driver"]).start()
+    try:
+        job = hosts.run("driver", 6, 0.5, tracking_uri="http://localhost:5001")
+        assert job.returncode == 0 and job.result["error"] is None, job.output[-4000:]
+        assert (f"log to the MLflow server http://localhost:5001 at the driver's address: "
+                f"http://{hosts.address['driver']}:5001") in job.output
+        parents, children = runs_in(server.uri, job.record.name)
+        assert len(parents) == 1 and len(children) == 6
+        assert {c.info.status for c in children} == {"FINISHED"}
+        by_host = Counter(c.data.params["host"] for c in children)
+        assert set(by_host) <= {hosts.address["w1"], hosts.address["w2"]} and by_host, by_host
+        mlflow_seconds = [t["mlflow_seconds"] for t in job.result["trials"]]
+        print(f"scenario b (localhost URI, server on 0.0.0.0): {job.result['seconds']:.1f} s, "
+              f"trials per host {dict(by_host)}, objective's MLflow calls "
+              f"{max(mlflow_seconds):.2f} s at most")
+    finally:
+        server.stop()
+
+
+class LoopbackOnlyServer(MlflowServer):
+    """`mlflow server` as started by default: on the driver host's 127.0.0.1 only, so only a
+    process on that host can ask it anything."""
+
+    def __init__(self, hosts, port):
+        super().__init__(hosts.root / f"loopback-mlflow-{port}", host="127.0.0.1", port=port,
+                         spawn=hosts.spawner("driver"))
+        self.hosts = hosts
+
+    def on_its_host(self, code):
+        done = subprocess.run(self.hosts.net.hosts["driver"].command(
+            [sys.executable, "-c", code]), capture_output=True, text=True, timeout=60,
+            env=dict(os.environ, MLFLOW_TRACKING_URI=self.uri))
+        return done
+
+    def answers(self):
+        return self.on_its_host(
+            f"import urllib.request; urllib.request.urlopen('{self.uri}/health', timeout=2)"
+        ).returncode == 0
+
+    def runs(self, experiment_name):
+        """(status, is a child run, params) of each run of the experiment."""
+        done = self.on_its_host(
+            "import json, mlflow\n"
+            "client = mlflow.MlflowClient()\n"
+            f"found = client.get_experiment_by_name({experiment_name!r})\n"
+            "runs = client.search_runs([found.experiment_id], max_results=1000) if found else []\n"
+            "print(json.dumps([(r.info.status, 'mlflow.parentRunId' in r.data.tags, "
+            "r.data.params) for r in runs]))")
+        assert done.returncode == 0, done.stderr[-2000:]
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_a_loopback_only_server_is_one_clear_warning_and_no_trial_waits_on_retries(hosts):
+    server = LoopbackOnlyServer(hosts, 5002).start()
+    try:
+        job = hosts.run("driver", 6, 0.5, tracking_uri=server.uri)
+        assert job.returncode == 0 and job.result["error"] is None, job.output[-4000:]
+        warnings = [line for line in job.output.splitlines() if "names this machine's loopback"
+                    in line]
+        assert len(warnings) == 1 and "--host 0.0.0.0" in warnings[0], warnings
+        # the objective's own MLflow calls go where stock sends them (the executor's local
+        # store), at once; the driver logs every trial run
+        assert all(t["state"] == 2 for t in job.result["trials"]), job.result
+        mlflow_seconds = [t["mlflow_seconds"] for t in job.result["trials"]]
+        assert max(mlflow_seconds) < 30, mlflow_seconds
+        runs = server.runs(job.record.name)
+        assert sorted((status, child) for status, child, _ in runs) == \
+            [("FINISHED", False)] + [("FINISHED", True)] * 6
+        assert not any("host" in params for _, child, params in runs if child)
+        print(f"scenario b (loopback-only server): {job.result['seconds']:.1f} s, objective's "
+              f"MLflow calls {max(mlflow_seconds):.2f} s at most")
+    finally:
+        server.stop()

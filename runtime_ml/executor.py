@@ -36,6 +36,23 @@ def task_gpu_addresses():
     return list(gpu.addresses) if gpu is not None else []
 
 
+def attempt_environment(env):
+    """When Spark runs this trial's task again (its first executor was lost), the attempt's number
+    for a trial with a run to find: the objective's MLflow calls then land in a run of this attempt
+    nested in the trial's run, not beside what the lost attempt logged (trial_run)."""
+    if trial_run.TRIAL_RUN_KEY not in env:
+        return {}
+    try:
+        from pyspark import TaskContext
+
+        context = TaskContext.get()
+        attempt = context.attemptNumber() if context is not None else 0
+    except Exception:
+        logger.warning("runtime-ml: could not read the task's attempt number", exc_info=True)
+        return {}
+    return {trial_run.TRIAL_ATTEMPT: str(attempt + 1)} if attempt > 0 else {}
+
+
 def gpu_environment():
     """CUDA_VISIBLE_DEVICES pinned to the task's GPUs, so two trials never share one by accident."""
     try:
@@ -223,6 +240,7 @@ class TrialTask:
                 pass
         env = dict(self.env)
         env.update(gpu_environment())
+        env.update(attempt_environment(env))
         printed = PrintedOutput() if self.keep_output else None
         with TrialProcessState(env):
             if printed is None:

@@ -26,6 +26,7 @@ import time
 
 from runtime_ml import versions
 from runtime_ml.import_hooks import PostImportHook
+from runtime_ml.redaction import redacted_uri, without_userinfo
 
 logger = logging.getLogger("runtime_ml")
 
@@ -36,8 +37,13 @@ TRIAL_RUN_ID = "RUNTIME_ML_TRIAL_RUN_ID"
 TRIAL_TRACKING_URI = "RUNTIME_ML_TRIAL_TRACKING_URI"
 TRIAL_EXPERIMENT_ID = "RUNTIME_ML_TRIAL_EXPERIMENT_ID"
 TRIAL_RUN_KEY = "RUNTIME_ML_TRIAL_RUN_KEY"  # "<fmin_uuid>:<trial id>": the run not found yet
+TRIAL_ATTEMPT = "RUNTIME_ML_TRIAL_ATTEMPT"  # "2" and on: Spark runs the trial's task again
+ATTEMPT_OF_TAG = "runtime_ml.attempt_of"  # on an attempt's run: the TRIAL_RUN_KEY it re-runs
+ATTEMPTS_TAG = "runtime_ml.attempts"  # on a trial's run: how many attempts logged into it
 ORIGINAL_ATTR = "__runtime_ml_original__"
 RESOLVE_DEADLINE = 10.0  # seconds the objective's first MLflow call waits for its trial's run
+UNREACHABLE_SECONDS = 60.0  # how long a worker that found the server unreachable stops asking it
+_unreachable_until = {}  # tracking URI -> time.monotonic() until which it is not asked here
 
 
 def pending_trial_environment(fmin_uuid, tid, tracking_uri, experiment_id):
@@ -77,12 +83,66 @@ def _offer_trial_run(experiment_id):
             experiment_id):
         return
     key = os.environ.pop(TRIAL_RUN_KEY)
-    run_id = find_trial_run(key, os.environ)
+    uri = os.environ[TRIAL_TRACKING_URI]
+    if _unreachable_until.get(uri, 0.0) > time.monotonic():
+        _use_local_store()
+        return
+    try:
+        run_id = find_trial_run(key, os.environ)
+    except Exception as error:
+        if server_answers(uri):  # it answered and refused: the objective sees MLflow's error
+            raise
+        _unreachable_until[uri] = time.monotonic() + UNREACHABLE_SECONDS
+        logger.warning("runtime-ml: the MLflow server %s does not answer from this executor (%s: "
+                       "%s); what the objective logs goes to this executor's local store, as "
+                       "without runtime-ml, for this trial and the next %.0f s of trials here.",
+                       redacted_uri(uri), type(error).__name__, str(error).splitlines()[0][:200],
+                       UNREACHABLE_SECONDS)
+        _use_local_store()
+        return
     if run_id is None:
         logger.warning("runtime-ml: the trial's MLflow run (%s) was not there within %s s; what "
                        "the objective logs goes to a run of its own.", key, RESOLVE_DEADLINE)
         return
+    attempt = os.environ.get(TRIAL_ATTEMPT)
+    if attempt:
+        run_id = attempt_run(run_id, key, attempt, os.environ)
     os.environ[RUN_ID] = os.environ[TRIAL_RUN_ID] = run_id
+
+
+def server_answers(uri):
+    """Whether the tracking server's /health answers at all (3 s at most)."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(without_userinfo(uri).rstrip("/") + "/health", timeout=3):
+            return True
+    except urllib.error.HTTPError:
+        return True
+    except Exception:
+        return False
+
+
+def _use_local_store():
+    """The trial's MLflow calls go where stock hyperopt's would: the executor's default store."""
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    os.environ.pop(TRIAL_TRACKING_URI, None)
+
+
+def attempt_run(trial_run_id, key, attempt, environ):
+    """A run for attempt `attempt` of the trial, nested in its run: Spark re-ran the trial's task
+    because its executor was lost, and the objective logging its params again into the trial's
+    run would fail ("Changing param values is not allowed") where stock hyperopt succeeds. The
+    trial's run keeps what the lost attempt logged and is tagged with the count of attempts."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(environ[TRIAL_TRACKING_URI])
+    tid = key.split(":")[1]
+    run = client.create_run(environ[TRIAL_EXPERIMENT_ID], run_name=f"trial-{tid}-attempt-{attempt}",
+                            tags={PARENT_RUN_TAG: trial_run_id, ATTEMPT_OF_TAG: key})
+    client.set_tag(trial_run_id, ATTEMPTS_TAG, attempt)
+    return run.info.run_id
 
 
 def targets_trial_run(environ, tracking_uri, active_experiment, experiment_id=None):

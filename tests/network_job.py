@@ -48,5 +48,7 @@ print("RESULT " + json.dumps({
     "trials": [{"tid": t["tid"], "state": t["state"], "x": t["misc"]["vals"]["x"][0],
                 "host": (t.get("result") or {}).get("host"),
                 "mlflow_seconds": (t.get("result") or {}).get("mlflow_seconds"),
-                "error": (t.get("misc") or {}).get("error")} for t in trials.trials]}))
+                "error": (t.get("misc") or {}).get("error")}
+               # every trial, failed ones too (trials.trials holds only NEW, RUNNING and DONE)
+               for t in trials._dynamic_trials]}))
 spark.stop()

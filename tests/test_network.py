@@ -165,7 +165,18 @@ def runs_in(uri, experiment_name):
     experiment = client.get_experiment_by_name(experiment_name)
     runs = client.search_runs([experiment.experiment_id], max_results=1000) if experiment else []
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
-    return parents, [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    ids = {p.info.run_id for p in parents}
+    return parents, [r for r in runs if r.data.tags.get("mlflow.parentRunId") in ids]
+
+
+def attempt_runs_in(uri, experiment_name):
+    """Runs of a trial's re-run attempts, nested in the trial's run."""
+    import mlflow
+
+    client = mlflow.MlflowClient(uri)
+    experiment = client.get_experiment_by_name(experiment_name)
+    return client.search_runs([experiment.experiment_id], "tags.`runtime_ml.attempt_of` != ''",
+                              max_results=1000)
 
 
 def test_the_seeds_job_on_the_driver_host_tracks_trials_from_both_worker_hosts(hosts):
@@ -260,3 +271,89 @@ def test_a_loopback_only_server_is_one_clear_warning_and_no_trial_waits_on_retri
               f"MLflow calls {max(mlflow_seconds):.2f} s at most")
     finally:
         server.stop()
+
+
+def wait_for_logging_on(hosts, job_record, address, timeout=180):
+    """Until an objective on the host at `address` has logged into its trial's run (so a re-run
+    of that trial meets the params of the first attempt)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        _, children = runs_in(hosts.mlflow.uri, job_record.name)
+        if any(c.data.params.get("host") == address for c in children):
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"no objective logged from {address} within {timeout} s")
+
+
+def accounted_for(hosts, job):
+    """What the scenarios with a lost host check: every trial ended, DONE or with an error, the
+    objective ran twice only for a trial whose host was lost, and MLflow holds one FINISHED
+    parent whose counts match its children, none of them RUNNING."""
+    trials = job.result["trials"]
+    assert {t["state"] for t in trials} <= {2, 3}, trials
+    calls = Counter(x for _, x in job.calls())
+    parents, children = runs_in(hosts.mlflow.uri, job.record.name)
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert len(children) == len(trials)
+    assert "RUNNING" not in {c.info.status for c in children}, [c.info.status for c in children]
+    metrics = parents[0].data.metrics
+    assert metrics["total_trials_count"] == len(trials)
+    assert metrics.get("successful_trials_count", 0) == sum(t["state"] == 2 for t in trials)
+    return calls, children
+
+
+def test_a_worker_host_killed_mid_fmin_loses_no_trial(hosts):
+    process, record, log = hosts.submit("driver", 8, 6.0)
+    try:
+        wait_for_logging_on(hosts, record, hosts.address["w2"])
+        hosts.net.kill_host("w2")
+        process.wait(timeout=300)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        hosts.start_worker("w2")
+    job = Job(process.returncode, record, log)
+    assert job.returncode == 0 and job.result["error"] is None, job.output[-4000:]
+    calls, children = accounted_for(hosts, job)
+    # the trial whose host died ran again on the other host (Spark re-runs a lost executor's
+    # task; stock hyperopt's job per trial does the same), and its second attempt logged into a
+    # run of its own inside the trial's run, where its params cannot clash with the first's
+    assert all(t["state"] == 2 for t in job.result["trials"]), job.result["trials"]
+    rerun = [x for x, n in calls.items() if n > 1]
+    assert len(rerun) == 1, calls
+    attempts = attempt_runs_in(hosts.mlflow.uri, job.record.name)
+    assert len(attempts) == 1 and attempts[0].data.params["host"] == hosts.address["w1"]
+    [trial] = [c for c in children if c.info.run_id == attempts[0].data.tags["mlflow.parentRunId"]]
+    assert trial.data.params["host"] == hosts.address["w2"]
+    assert trial.data.tags["runtime_ml.attempts"] == "2" and trial.info.status == "FINISHED"
+    print(f"scenario d: {job.result['seconds']:.1f} s, states "
+          f"{Counter(t['state'] for t in job.result['trials'])}, calls per host "
+          f"{Counter(h for h, _ in job.calls())}, objectives run twice "
+          f"{sum(n > 1 for n in calls.values())}")
+    hosts.wait_for_workers(2)
+
+
+def test_mlflow_unreachable_from_the_worker_hosts_mid_fmin_keeps_every_trial(hosts):
+    process, record, log = hosts.submit("driver", 8, 3.0)
+    try:
+        wait_for_logging_on(hosts, record, hosts.address["w1"])
+        for name in WORKERS:
+            hosts.net.unroute(name, hosts.address["mlflow"])
+        process.wait(timeout=300)
+    finally:
+        for name in WORKERS:
+            hosts.net.reroute(name, hosts.address["mlflow"])
+        if process.poll() is None:
+            process.kill()
+    job = Job(process.returncode, record, log)
+    assert job.returncode == 0 and job.result["error"] is None, job.output[-4000:]
+    # the driver still reaches the server: every trial run is complete; trials that started after
+    # the cut logged their own calls to their executor's store, as stock does
+    calls, children = accounted_for(hosts, job)
+    assert all(t["state"] == 2 for t in job.result["trials"]), job.result["trials"]
+    local = [c for c in children if "host" not in c.data.params]
+    assert local and {c.info.status for c in children} == {"FINISHED"}
+    mlflow_seconds = sorted(t["mlflow_seconds"] for t in job.result["trials"])
+    print(f"scenario e: {job.result['seconds']:.1f} s, {len(local)} of {len(children)} trials "
+          f"logged locally, objective's MLflow calls took {mlflow_seconds[0]:.1f}-"
+          f"{mlflow_seconds[-1]:.1f} s")

@@ -57,6 +57,32 @@ def test_a_start_run_in_the_objective_means_the_trial_run_only_when_it_targets_i
     assert targets_trial_run(environ, uri, active_experiment, argument) is meant
 
 
+def test_an_objective_on_an_executor_that_cannot_reach_the_server_logs_locally_as_in_stock(
+        monkeypatch, caplog, tmp_path):
+    from conftest import free_port
+    from runtime_ml import trial_run
+
+    unreachable = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    environ = dict(trial_run.pending_trial_environment("f00d42", 3, unreachable, "7"),
+                   MLFLOW_TRACKING_URI=unreachable, MLFLOW_HTTP_REQUEST_MAX_RETRIES="0")
+    searches = []
+    real_find = trial_run.find_trial_run
+    monkeypatch.setattr(trial_run, "find_trial_run",
+                        lambda *args, **kw: searches.append(1) or real_find(*args, **kw))
+    monkeypatch.setattr(trial_run, "_unreachable_until", {})
+    for trial in range(2):
+        with monkeypatch.context() as env:
+            for name, value in environ.items():
+                env.setenv(name, value)
+            env.delenv(trial_run.RUN_ID, raising=False)
+            trial_run._offer_trial_run(None)
+            # the objective's calls go to the executor's default store, as in stock
+            assert "MLFLOW_TRACKING_URI" not in os.environ and trial_run.RUN_ID not in os.environ
+    assert searches == [1]  # the next trial on this worker does not ask again
+    [warning] = [r.getMessage() for r in caplog.records if "does not answer" in r.getMessage()]
+    assert unreachable in warning and "local store" in warning
+
+
 def test_params_are_values_with_choice_indexes_and_inactive_branches_omitted():
     space = {
         "penalty": hp.choice("penalty", ["l1", "l2"]),

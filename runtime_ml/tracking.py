@@ -394,6 +394,8 @@ class FminTracker(TrialListener):
         self._broken = False
         self._child_runs = {}  # tid -> the Future of its run, asked for at its start
         self._started_tids = set()  # trials whose run was asked for
+        self._creating = []  # (Future, time.monotonic() asked) of child runs not made yet
+        self._last_probe = -math.inf
         self.earlier_tids = set()  # trials of an earlier search on the same SparkTrials
         self.internal_errors = []  # runtime-ml's own errors, raised after the fmin in strict mode
         self._pending = []
@@ -599,6 +601,7 @@ class FminTracker(TrialListener):
         returns the environment that lets the objective find that run (trial_run)."""
         if self._broken:
             return {}
+        self._watch_for_a_stalled_server()
         tid = trial["tid"]
         created = self.pool.submit(
             self._guarded, "creating a trial run", self.client.create_run, self.experiment_id,
@@ -606,10 +609,33 @@ class FminTracker(TrialListener):
         with self._lock:
             self._started_tids.add(tid)
             self._child_runs[tid] = created
+            self._creating.append((created, time.monotonic()))
         if not self.executor_env:
             return {}
         return dict(self.executor_env, **pending_trial_environment(
             self.uuid, tid, self.executor_env["MLFLOW_TRACKING_URI"], self.experiment_id))
+
+    def _watch_for_a_stalled_server(self):
+        """A child run asked for more than RUN_CREATE_DEADLINE ago and still not made: the server
+        may be cut off (no answer, so MLflow's client retries each request for minutes, holding
+        the tracking threads). Its /health is asked on a thread of its own, at most once per
+        RUN_CREATE_DEADLINE; no answer stops tracking, and the next trials run as untracked ones
+        instead of each waiting for a run that will not come."""
+        now = time.monotonic()
+        with self._lock:
+            self._creating = [(f, asked) for f, asked in self._creating if not f.done()]
+            if now - self._last_probe < RUN_CREATE_DEADLINE or not any(
+                    now - asked > RUN_CREATE_DEADLINE for _, asked in self._creating):
+                return
+            self._last_probe = now
+        threading.Thread(target=self._probe_stalled_server, name="runtime-ml-tracking-probe",
+                         daemon=True).start()
+
+    def _probe_stalled_server(self):
+        why = server_unreachable(self.uri)
+        if why is not None:
+            self._break("creating trial runs", TimeoutError(
+                f"no trial run made within {RUN_CREATE_DEADLINE:.0f} s, and /health: {why}"))
 
     def trial_finished(self, trial, printed=None):
         ended = _ms()
@@ -744,12 +770,14 @@ class FminTracker(TrialListener):
                     status = "FAILED"
                 self._later(self.client.set_terminated, self.parent_id, status, now)
             for future in self._pending:
+                if self._broken:  # the server is gone: nothing more to wait for
+                    break
                 try:
                     future.result(timeout=max(0.0, deadline - time.monotonic()))
                 except Exception as wait_error:
                     self._break("finishing the fmin's runs", wait_error)
                     break
         finally:  # the pool's threads end even if something above failed
-            self.pool.shutdown(deadline)
+            self.pool.shutdown(time.monotonic() if self._broken else deadline)
         if error is None:
             raise_first_in_strict_mode(self.internal_errors)

@@ -357,3 +357,23 @@ def test_mlflow_unreachable_from_the_worker_hosts_mid_fmin_keeps_every_trial(hos
     print(f"scenario e: {job.result['seconds']:.1f} s, {len(local)} of {len(children)} trials "
           f"logged locally, objective's MLflow calls took {mlflow_seconds[0]:.1f}-"
           f"{mlflow_seconds[-1]:.1f} s")
+
+
+def test_mlflow_unreachable_from_the_driver_mid_fmin_changes_no_result(hosts):
+    process, record, log = hosts.submit("driver", 8, 3.0)
+    try:
+        wait_for_logging_on(hosts, record, hosts.address["w1"])
+        hosts.net.unroute("driver", hosts.address["mlflow"])
+        process.wait(timeout=400)
+    finally:
+        hosts.net.reroute("driver", hosts.address["mlflow"])
+        if process.poll() is None:
+            process.kill()
+    job = Job(process.returncode, record, log)
+    assert job.returncode == 0 and job.result["error"] is None, job.output[-4000:]
+    assert len(job.result["trials"]) == 8
+    assert all(t["state"] == 2 for t in job.result["trials"]), job.result["trials"]
+    stopped = [line for line in job.output.splitlines()
+               if "runtime_ml" in line and "WARNING" in line and "MLflow" in line]
+    assert len(stopped) == 1, stopped
+    print(f"scenario f: {job.result['seconds']:.1f} s; {stopped[0]}")

@@ -183,7 +183,7 @@ def first_line(error):
 
 
 def executor_tracking_uri(uri, executor_hosts, local_hosts, cwd=None, driver_address=None,
-                          answers=lambda uri: False):
+                          answers=lambda uri: False, more_may_come=False):
     """The tracking URI executors should use, and a line for the log: (uri, note) when they can
     reach the store (note None when the URI travels as it is), (None, why) when they cannot.
 
@@ -192,14 +192,18 @@ def executor_tracking_uri(uri, executor_hosts, local_hosts, cwd=None, driver_add
     machines to their own loopback, where each trial spends minutes in MLflow's retries. For them
     the host becomes `driver_address` (the address Spark's executors reach the driver at) when the
     server `answers` there. A local store (sqlite, file, plain path) works only when every executor
-    runs on this machine; a relative one is made absolute first.
+    runs on this machine; a relative one is made absolute first. `more_may_come`: executors not
+    registered yet (or added later by dynamic allocation) may run on other machines.
     """
     parsed = urlparse(uri)
     remote = sorted(host for host in executor_hosts if host not in local_hosts)
     if parsed.scheme not in ("", "file", "sqlite"):
-        if not remote or not is_loopback(parsed.hostname):
+        # executors reach a driver at a loopback address only from this machine
+        elsewhere = remote or (more_may_come and not is_loopback(driver_address or ""))
+        if not elsewhere or not is_loopback(parsed.hostname):
             return uri, None
-        return _server_for_other_machines(uri, remote, driver_address, answers)
+        return _server_for_other_machines(uri, remote or ["executors still to come"],
+                                          driver_address, answers)
     cwd = cwd or os.getcwd()
     if parsed.scheme == "sqlite":
         path = uri[len("sqlite:///"):]
@@ -461,7 +465,9 @@ class FminTracker(TrialListener):
         executor_uri, note = executor_tracking_uri(
             uri, {e.host_port.rsplit(":", 1)[0] for e in facts.executors if e.id != "driver"},
             local_host_names(driver_address), driver_address=driver_address,
-            answers=lambda candidate: server_unreachable(candidate) is None)
+            answers=lambda candidate: server_unreachable(candidate) is None,
+            more_may_come=facts.master_kind not in ("local", "local-cluster") and (
+                facts.dynamic_allocation or not facts.executors))
         executor_env = {}
         if executor_uri is None:
             logger.warning("runtime-ml: %s", note)

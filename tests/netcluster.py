@@ -8,11 +8,14 @@ process's PID: a run that was killed leaves namespaces whose PID is dead, and th
 """
 
 import os
+import shutil
 import signal
 import subprocess
 import time
+from pathlib import Path
 
-PREFIX = "rmlt"  # every namespace, bridge and veth this module makes starts with it
+PREFIX = "rmlt"  # every namespace, bridge, veth and /etc/netns entry made here starts with it
+ETC_NETNS = Path("/etc/netns")
 
 
 def ip(*args, check=True):
@@ -64,6 +67,10 @@ def remove_leftovers():
         if owner is not None and not _alive(owner):
             _kill_namespace_processes(name)
             ip("netns", "del", name, check=False)
+    for entry in ETC_NETNS.glob(f"{PREFIX}*"):
+        owner = _owner(entry.name)
+        if owner is not None and not _alive(owner):
+            shutil.rmtree(entry, ignore_errors=True)
     for line in ip("-o", "link", "show", check=False).stdout.splitlines():
         name = line.split(":")[1].strip().split("@")[0] if line.count(":") >= 2 else ""
         owner = _owner(name) if name.startswith(PREFIX) else None
@@ -72,11 +79,16 @@ def remove_leftovers():
 
 
 class Host:
+    """A host: its network namespace, and its own host name (a UTS namespace per command) that
+    every host resolves through its /etc/hosts (`ip netns exec` mounts /etc/netns/<ns>/hosts)."""
+
     def __init__(self, name, namespace, address, veth):
         self.name, self.namespace, self.address, self.veth = name, namespace, address, veth
+        self.hostname = namespace
 
     def command(self, argv):
-        return ["ip", "netns", "exec", self.namespace, *argv]
+        return ["ip", "netns", "exec", self.namespace, "unshare", "--uts", "--", "sh", "-c",
+                'hostname "$0" && exec "$@"', self.hostname, *argv]
 
     def __repr__(self):
         return f"Host({self.name} {self.address})"
@@ -104,7 +116,11 @@ class NetCluster:
         ip("link", "add", self.bridge, "type", "bridge")
         ip("addr", "add", f"{self.gateway}/24", "dev", self.bridge)
         ip("link", "set", self.bridge, "up")
+        names = "".join(f"{h.address} {h.hostname}\n" for h in self.hosts.values())
         for host in self.hosts.values():
+            etc = ETC_NETNS / host.namespace
+            etc.mkdir(parents=True, exist_ok=True)
+            (etc / "hosts").write_text(f"127.0.0.1 localhost\n{names}")
             ip("netns", "add", host.namespace)
             ip("link", "add", host.veth, "type", "veth", "peer", "name", "eth0", "netns",
                host.namespace)
@@ -170,4 +186,5 @@ class NetCluster:
             _kill_namespace_processes(host.namespace)  # what the hosts' processes started
         for host in self.hosts.values():
             ip("netns", "del", host.namespace, check=False)
+            shutil.rmtree(ETC_NETNS / host.namespace, ignore_errors=True)
         ip("link", "del", self.bridge, check=False)

@@ -165,6 +165,16 @@ def test_executors_on_other_machines_reach_a_loopback_server_at_the_drivers_addr
         "http://localhost:5000", {"127.0.0.1", "10.1.0.20"}, here, driver_address="10.1.0.20",
         answers=answers_on("10.1.0.20")) == ("http://localhost:5000", None)
     assert asked == []
+    # on a cluster whose executors have not registered yet (or may be added later), they may
+    # run elsewhere: the driver's address, when the server answers there
+    uri, note = tracking.executor_tracking_uri(
+        "http://localhost:5000", set(), here, driver_address="10.1.0.20",
+        answers=answers_on("10.1.0.20"), more_may_come=True)
+    assert uri == "http://10.1.0.20:5000" and "executors still to come" in note
+    # ... unless the driver's own address is a loopback one: its executors are all here
+    assert tracking.executor_tracking_uri(
+        "http://localhost:5000", set(), here, driver_address="127.0.0.1",
+        answers=answers_on("10.1.0.20"), more_may_come=True) == ("http://localhost:5000", None)
 
 
 def test_a_loopback_only_server_with_executors_elsewhere_is_one_clear_warning():

@@ -33,7 +33,7 @@ demo: venv
 	$(RUN) $(PY) -m runtime_ml.demo
 
 test: venv
-	$(RUN) $(PY) -m pytest tests
+	$(RUN) $(PY) -m pytest tests --durations=25
 
 # The same suite on the oldest supported versions (constraints-compat.txt), in a second venv.
 test-compat:
@@ -44,6 +44,7 @@ bench: venv
 	$(RUN) $(PY) benchmarks/throughput.py
 	$(RUN) $(PY) benchmarks/tracking_overhead.py
 	$(RUN) $(PY) benchmarks/tracking_first_fmin.py
+	$(RUN) $(PY) benchmarks/tracking_burst.py
 	$(RUN) $(PY) benchmarks/scaleout.py
 	$(RUN) $(PY) benchmarks/job_floor.py
 	$(RUN) $(PY) benchmarks/quality.py

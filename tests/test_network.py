@@ -454,3 +454,30 @@ def test_a_search_whose_driver_host_died_continues_from_another_host_with_resume
     assert sum(name.startswith("second-") for name in os.listdir(records)) == 16 - loaded
     print(f"scenario h: {loaded} trials loaded from the first driver's search, "
           f"{16 - loaded} evaluated by the second")
+
+
+def test_dynamic_allocation_scales_each_fmin_up_to_every_slot_of_both_worker_hosts(hosts):
+    conf = ("spark.dynamicAllocation.enabled=true",
+            "spark.dynamicAllocation.shuffleTracking.enabled=true",
+            "spark.dynamicAllocation.initialExecutors=1", "spark.dynamicAllocation.minExecutors=0",
+            "spark.dynamicAllocation.maxExecutors=2", "spark.executor.cores=1",
+            "spark.dynamicAllocation.executorIdleTimeout=5s",
+            "spark.dynamicAllocation.schedulerBacklogTimeout=1s")
+    job = hosts.run("driver", 8, 2.0, conf=conf, script=str(REPO / "tests" / "autoscale_job.py"))
+    assert job.returncode == 0 and job.result is not None, job.output[-4000:]
+    workers = {hosts.address["w1"], hosts.address["w2"]}
+    # runtime-ml sizes the parallelism to maxExecutors x slots, so pending trials make Spark ask
+    # for the second executor; after the first fmin Spark releases both, and the second fmin
+    # scales up from none again
+    assert job.result["released_after"] is not None, job.result
+    assert job.result["fmins"][1]["registered_at_start"] == 0, job.result
+    for fmin_report in job.result["fmins"]:
+        assert set(fmin_report["trials_per_host"]) == workers, job.result
+    parents, _ = runs_in(hosts.mlflow.uri, job.record.name)
+    assert [p.data.params["actual_parallelism"] for p in parents] == ["2", "2"]
+    for index, fmin_report in enumerate(job.result["fmins"]):
+        print(f"scenario g, fmin {index + 1}: {fmin_report['seconds']:.1f} s for 8 x 2 s, "
+              f"executors at its start {fmin_report['registered_at_start']}, all slots busy "
+              f"{max(fmin_report['first_start_per_host'].values()):.1f} s after the call, trials "
+              f"per host {fmin_report['trials_per_host']}")
+    print(f"scenario g: executors released {job.result['released_after']:.1f} s after fmin 1")

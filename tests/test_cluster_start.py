@@ -4,7 +4,6 @@ master and two workers on 127.0.0.1, a real MLflow server, and `spark-submit` of
 import inspect
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -17,7 +16,7 @@ import pytest
 from hyperopt import SparkTrials
 
 from conftest import (SPARK_HOME, MlflowServer, free_port, init_script, make_node, node_env,
-                      node_imports, wait_for_finished_trial_runs)
+                      node_imports)
 
 REPO = Path(__file__).resolve().parent.parent
 KEY = "spark.databricks.mlflow.trackHyperopt.enabled"
@@ -227,57 +226,6 @@ def test_trials_run_with_the_users_resource_profile_and_count_its_slots(tmp_path
     assert result["task_cpus"] == [2]  # every trial's task ran with the profile's 2 cpus
     # 2 workers x 2 cores hold 4 default tasks but 2 of the profile's
     assert result["actual_parallelism"] == 2 and result["trials"] == 4
-
-
-def test_a_job_whose_driver_was_killed_resubmitted_with_resume_on_evaluates_only_the_rest(
-        tmp_path, wheelhouse, mlflow_server):
-    """SIGKILL of the driver's process group mid-run (a lost node), then the same job again with
-    --conf spark.runtimeml.hyperopt.resume=true."""
-    import mlflow
-
-    python, conf_dir = make_node(tmp_path)
-    done = init_script("--python", str(python), "--wheelhouse", str(wheelhouse),
-                       "--spark-conf-dir", str(conf_dir), "--tracking-uri", mlflow_server.uri,
-                       "--log-file", str(tmp_path / "init.log"))
-    assert done.returncode == 0, done.stdout + done.stderr
-    client = mlflow.MlflowClient(mlflow_server.uri)
-    experiment_env = {"MLFLOW_EXPERIMENT_ID": client.create_experiment(f"killed-{free_port()}")}
-    records = tmp_path / "records"
-    records.mkdir()
-    job = str(REPO / "tests" / "resume_job.py")
-    cluster = StandaloneCluster(tmp_path, python, conf_dir).start()
-    try:
-        argv, env = cluster.submit_command(job, str(records), "first", env=experiment_env)
-        first = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.DEVNULL, start_new_session=True)
-        try:
-            wait_for_finished_trial_runs(client, experiment_env["MLFLOW_EXPERIMENT_ID"], 6, first)
-        finally:
-            os.killpg(first.pid, signal.SIGKILL)
-            first.wait()
-        second = cluster.submit(job, "spark.cores.max=2", "spark.runtimeml.hyperopt.resume=true",
-                                args=(str(records), "second"), env=experiment_env)
-    finally:
-        cluster.stop()
-    assert second.returncode == 0, second.stderr[-4000:]
-    result = json.loads(second.stdout.split("RESULT ", 1)[1].splitlines()[0])
-    output = second.stdout + second.stderr  # the driver's Python prints to spark-submit's stdout
-    [line] = [x for x in output.splitlines() if "continuing the unfinished search" in x]
-    loaded = int(re.search(r"\): (\d+) finished trials", line).group(1))
-    assert loaded >= 6, line
-
-    runs = client.search_runs([experiment_env["MLFLOW_EXPERIMENT_ID"]], max_results=1000)
-    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
-    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
-    assert [p.info.status for p in parents] == ["FINISHED"]
-    statuses = [c.info.status for c in children]
-    assert statuses.count("FINISHED") == 16 and "RUNNING" not in statuses, statuses
-    assert "left RUNNING are ended as KILLED" in line and statuses.count("KILLED") >= 1
-    assert parents[0].data.metrics["total_trials_count"] == 16
-    # the second driver evaluated only the trials the first one had not finished
-    second_evaluations = sum(name.startswith("second-") for name in os.listdir(records))
-    assert second_evaluations == 16 - loaded
-    assert result["trials"] == 16
 
 
 # ------------------------------------------------------------------ tracking credentials

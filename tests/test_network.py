@@ -311,7 +311,7 @@ def accounted_for(hosts, job):
 
 
 def test_a_worker_host_killed_mid_fmin_loses_no_trial(hosts):
-    process, record, log = hosts.submit("driver", 8, 6.0)
+    process, record, log = hosts.submit("driver", 6, 4.0)
     try:
         wait_for_logging_on(hosts, record, hosts.address["w2"])
         hosts.net.kill_host("w2")
@@ -342,7 +342,7 @@ def test_a_worker_host_killed_mid_fmin_loses_no_trial(hosts):
 
 
 def test_mlflow_unreachable_from_the_worker_hosts_mid_fmin_keeps_every_trial(hosts):
-    process, record, log = hosts.submit("driver", 8, 3.0)
+    process, record, log = hosts.submit("driver", 6, 3.0)
     try:
         wait_for_logging_on(hosts, record, hosts.address["w1"])
         for name in WORKERS:
@@ -372,7 +372,7 @@ def test_mlflow_unreachable_from_the_worker_hosts_mid_fmin_keeps_every_trial(hos
 
 
 def test_mlflow_unreachable_from_the_driver_mid_fmin_changes_no_result(hosts):
-    process, record, log = hosts.submit("driver", 8, 3.0)
+    process, record, log = hosts.submit("driver", 6, 3.0)
     try:
         wait_for_logging_on(hosts, record, hosts.address["w1"])
         hosts.net.unroute("driver", hosts.address["mlflow"])
@@ -383,7 +383,7 @@ def test_mlflow_unreachable_from_the_driver_mid_fmin_changes_no_result(hosts):
             process.kill()
     job = Job(process.returncode, record, log)
     assert job.returncode == 0 and job.result["error"] is None, job.output[-4000:]
-    assert len(job.result["trials"]) == 8
+    assert len(job.result["trials"]) == 6
     assert all(t["state"] == 2 for t in job.result["trials"]), job.result["trials"]
     stopped = [line for line in job.output.splitlines()
                if "runtime_ml" in line and "WARNING" in line and "MLflow" in line]
@@ -392,7 +392,7 @@ def test_mlflow_unreachable_from_the_driver_mid_fmin_changes_no_result(hosts):
 
 
 def test_a_worker_host_partitioned_mid_fmin_loses_no_trial_and_rejoins(hosts):
-    process, record, log = hosts.submit("driver", 8, 6.0)
+    process, record, log = hosts.submit("driver", 6, 4.0)
     try:
         wait_for_logging_on(hosts, record, hosts.address["w2"])
         hosts.net.cut("w2")  # nothing is told: Spark finds out by its timeouts
@@ -463,7 +463,7 @@ def test_dynamic_allocation_scales_each_fmin_up_to_every_slot_of_both_worker_hos
             "spark.dynamicAllocation.maxExecutors=2", "spark.executor.cores=1",
             "spark.dynamicAllocation.executorIdleTimeout=5s",
             "spark.dynamicAllocation.schedulerBacklogTimeout=1s")
-    job = hosts.run("driver", 8, 2.0, conf=conf, script=str(REPO / "tests" / "autoscale_job.py"))
+    job = hosts.run("driver", 6, 2.0, conf=conf, script=str(REPO / "tests" / "autoscale_job.py"))
     assert job.returncode == 0 and job.result is not None, job.output[-4000:]
     workers = {hosts.address["w1"], hosts.address["w2"]}
     # runtime-ml sizes the parallelism to maxExecutors x slots, so pending trials make Spark ask
@@ -476,7 +476,7 @@ def test_dynamic_allocation_scales_each_fmin_up_to_every_slot_of_both_worker_hos
     parents, _ = runs_in(hosts.mlflow.uri, job.record.name)
     assert [p.data.params["actual_parallelism"] for p in parents] == ["2", "2"]
     for index, fmin_report in enumerate(job.result["fmins"]):
-        print(f"scenario g, fmin {index + 1}: {fmin_report['seconds']:.1f} s for 8 x 2 s, "
+        print(f"scenario g, fmin {index + 1}: {fmin_report['seconds']:.1f} s for 6 x 2 s, "
               f"executors at its start {fmin_report['registered_at_start']}, all slots busy "
               f"{max(fmin_report['first_start_per_host'].values()):.1f} s after the call, trials "
               f"per host {fmin_report['trials_per_host']}")

@@ -35,8 +35,8 @@ SUBMIT_CONF = ("spark.network.timeout=30s", "spark.network.timeoutInterval=10s",
                "spark.executor.heartbeatInterval=2s", "spark.cores.max=2",
                "spark.ui.enabled=false")
 
-pytestmark = pytest.mark.skipif(netcluster.available() is not None,
-                                reason=str(netcluster.available()))
+WHY_NOT = netcluster.available()
+pytestmark = pytest.mark.skipif(WHY_NOT is not None, reason=str(WHY_NOT))
 
 
 class NetworkHosts:
@@ -279,6 +279,21 @@ def test_a_loopback_only_server_is_one_clear_warning_and_no_trial_waits_on_retri
               f"MLflow calls {max(mlflow_seconds):.2f} s at most")
     finally:
         server.stop()
+
+
+def test_a_sqlite_store_on_the_driver_host_is_one_warning_and_driver_side_runs(hosts):
+    store = hosts.root / f"driver-store-{uuid.uuid4().hex[:8]}.db"
+    job = hosts.run("driver", 6, 0.5, tracking_uri=f"sqlite:///{store}")
+    assert job.returncode == 0 and job.result["error"] is None, job.output[-4000:]
+    warnings = [line for line in job.output.splitlines()
+                if "is a local store that executors on other machines" in line]
+    assert len(warnings) == 1 and hosts.address["w1"] in warnings[0], warnings
+    assert all(t["state"] == 2 for t in job.result["trials"]), job.result
+    parents, children = runs_in(f"sqlite:///{store}", job.record.name)
+    assert len(parents) == 1 and len(children) == 6
+    assert {c.info.status for c in [*parents, *children]} == {"FINISHED"}
+    # the objective's own calls went to each executor's default store, as in stock
+    assert not any("host" in c.data.params for c in children)
 
 
 def wait_for_logging_on(hosts, job_record, address, timeout=180):

@@ -109,10 +109,18 @@ def test_a_killed_executor_loses_no_trial_and_leaves_no_duplicate_or_running_run
 
     client = mlflow.MlflowClient(mlflow_server.uri)
     found = client.get_experiment_by_name(experiment)
-    [parent], children = runs_of(client, found.experiment_id)
+    [parent], nested = runs_of(client, found.experiment_id)
+    children = [r for r in nested if r.data.tags["mlflow.parentRunId"] == parent.info.run_id]
     assert len(children) == 8 and {c.info.status for c in children} == {"FINISHED"}
     assert parent.info.status == "FINISHED"
     assert parent.data.metrics["successful_trials_count"] == 8
+    # a trial Spark ran again logged its second attempt into an attempt run inside its own run
+    # (where its metric cannot clash with what the lost attempt logged), ended, not RUNNING
+    attempts = [r for r in nested if "runtime_ml.attempt_of" in r.data.tags]
+    assert len(nested) == 8 + len(attempts)
+    trial_ids = {c.info.run_id for c in children}
+    assert all(a.data.tags["mlflow.parentRunId"] in trial_ids and a.info.status == "FINISHED"
+               for a in attempts)
 
 
 # ------------------------------------------------------------------ 3. the server dies mid-run

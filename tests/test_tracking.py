@@ -70,6 +70,9 @@ def test_an_objective_on_an_executor_that_cannot_reach_the_server_logs_locally_a
     monkeypatch.setattr(trial_run, "find_trial_run",
                         lambda *args, **kw: searches.append(1) or real_find(*args, **kw))
     monkeypatch.setattr(trial_run, "_unreachable_until", {})
+    # as in a fresh worker: MLflow's URI and experiment come from the environment
+    monkeypatch.setattr(trial_run.versions, "mlflow_fluent_state", lambda: (None, None))
+    monkeypatch.setattr(mlflow, "get_tracking_uri", lambda: os.environ["MLFLOW_TRACKING_URI"])
     for trial in range(2):
         with monkeypatch.context() as env:
             for name, value in environ.items():

@@ -6,7 +6,10 @@ tracking URI and credentials in the trial's environment. When the objective firs
 fluent API (`mlflow.log_*`, `with mlflow.start_run():`, an autolog), the start_run below finds the
 run by that key (waiting for the driver's request when it is still on its way, at most
 RESOLVE_DEADLINE) and sets MLFLOW_RUN_ID, so what the objective logs lands in that run. An
-objective that never uses MLflow costs no request at all.
+objective that never uses MLflow costs no request at all. When the server does not answer from
+this executor, the trial's calls go to the executor's default store as in stock (and the worker
+stops asking for UNREACHABLE_SECONDS); when Spark runs the trial's task a second time (its
+executor was lost), that attempt logs into a run nested in the trial's run.
 
 An objective that chooses its own MLflow target (`mlflow.set_tracking_uri`,
 `mlflow.set_experiment`, `start_run(experiment_id=...)`) must not be handed that run: MLflow would

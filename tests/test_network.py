@@ -164,12 +164,17 @@ def hosts(tmp_path_factory, wheelhouse):
         cluster.stop()
 
 
-def runs_in(uri, experiment_name):
+def experiment_runs(uri, experiment_name):
     import mlflow
 
     client = mlflow.MlflowClient(uri)
     experiment = client.get_experiment_by_name(experiment_name)
-    runs = client.search_runs([experiment.experiment_id], max_results=1000) if experiment else []
+    return client.search_runs([experiment.experiment_id], max_results=1000) if experiment else []
+
+
+def runs_in(uri, experiment_name):
+    """(parents, their trial runs) of the experiment."""
+    runs = experiment_runs(uri, experiment_name)
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     ids = {p.info.run_id for p in parents}
     return parents, [r for r in runs if r.data.tags.get("mlflow.parentRunId") in ids]
@@ -177,12 +182,8 @@ def runs_in(uri, experiment_name):
 
 def attempt_runs_in(uri, experiment_name):
     """Runs of a trial's re-run attempts, nested in the trial's run."""
-    import mlflow
-
-    client = mlflow.MlflowClient(uri)
-    experiment = client.get_experiment_by_name(experiment_name)
-    return client.search_runs([experiment.experiment_id], "tags.`runtime_ml.attempt_of` != ''",
-                              max_results=1000)
+    return [r for r in experiment_runs(uri, experiment_name)
+            if "runtime_ml.attempt_of" in r.data.tags]
 
 
 def test_the_seeds_job_on_the_driver_host_tracks_trials_from_both_worker_hosts(hosts):
@@ -235,10 +236,9 @@ class LoopbackOnlyServer(MlflowServer):
         self.hosts = hosts
 
     def on_its_host(self, code):
-        done = subprocess.run(self.hosts.net.hosts["driver"].command(
+        return subprocess.run(self.hosts.net.hosts["driver"].command(
             [sys.executable, "-c", code]), capture_output=True, text=True, timeout=60,
             env=dict(os.environ, MLFLOW_TRACKING_URI=self.uri))
-        return done
 
     def answers(self):
         return self.on_its_host(

@@ -104,9 +104,8 @@ def one_task_jobs(spark, api, count):
 
 
 def footprint_of(spark, what):
-    from objectives import footprint, worker_footprint
-
     from common import run_fmin
+    from objectives import footprint, worker_footprint
 
     def probe():
         return spark.sparkContext.parallelize([0], 1).map(lambda _: footprint()).collect()[0]

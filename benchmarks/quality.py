@@ -14,8 +14,16 @@ two-sided Mann-Whitney U test per parallelism (a large p: no evidence the distri
 import argparse
 import sys
 
-from common import (MODES, median, percentile, print_table, quiet_logs, run_fmin, save_plot,
-                    spark_session)
+from common import (
+    MODES,
+    median,
+    percentile,
+    print_table,
+    quiet_logs,
+    run_fmin,
+    save_plot,
+    spark_session,
+)
 from objectives import bowl
 
 

@@ -24,9 +24,8 @@ def main():
     options = parser.parse_args()
     quiet_logs()
     sys.path.insert(0, str(REPO / "tests"))
-    from conftest import MlflowServer
-
     import mlflow
+    from conftest import MlflowServer
 
     with tempfile.TemporaryDirectory() as scratch:
         server = MlflowServer(Path(scratch)).start()

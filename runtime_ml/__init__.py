@@ -15,7 +15,8 @@ def activate():
     """
     import sys
 
-    from runtime_ml import hook, patch
+    from runtime_ml.driver import patch
+    from runtime_ml.startup import hook
 
     if not hook.install():
         return False
@@ -29,7 +30,8 @@ def deactivate():
     """Undo `activate`: remove the import hook and restore hyperopt's original objects (idempotent)."""
     import sys
 
-    from runtime_ml import hook, patch
+    from runtime_ml.driver import patch
+    from runtime_ml.startup import hook
 
     hook.uninstall()
     spark_module = sys.modules.get(hook.TARGET_MODULE)
@@ -39,14 +41,14 @@ def deactivate():
 
 def is_active():
     """True when hyperopt is loaded and its SparkTrials is patched."""
-    from runtime_ml import patch
+    from runtime_ml.driver import patch
 
     return patch.is_patched()
 
 
 def trials_from_run(run_id, fmin_uuid=None, **sparktrials_arguments):
     """A SparkTrials holding the finished trials of the search tracked in MLflow run `run_id`;
-    `fmin(..., trials=...)` continues that search (see runtime_ml.resume.trials_from_run)."""
-    from runtime_ml.resume import trials_from_run as load
+    `fmin(..., trials=...)` continues that search (see runtime_ml.tracking.resume.trials_from_run)."""
+    from runtime_ml.tracking.resume import trials_from_run as load
 
     return load(run_id, fmin_uuid, **sparktrials_arguments)

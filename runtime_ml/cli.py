@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from runtime_ml import hook
+from runtime_ml.startup import hook
 
 
 class CliError(Exception):
@@ -18,7 +18,7 @@ def _site_packages_of(python, with_zips=False):
     `with_zips`, also the Spark zips its installed pyspark makes redundant (see pyspark_zips)."""
     probe = (
         "import json, sysconfig, runtime_ml; "
-        "from runtime_ml.pyspark_zips import redundant_zips; "
+        "from runtime_ml.startup.pyspark_zips import redundant_zips; "
         "print(json.dumps([sysconfig.get_paths()['purelib'], "
         f"redundant_zips() if {with_zips!r} else {{}}]))"
     )
@@ -146,7 +146,7 @@ def doctor(options):
 
 
 def tracking_credentials(options):
-    from runtime_ml import credentials
+    from runtime_ml.tracking import credentials
 
     uri = os.environ.get(TRACKING_URI_ENV, "")
     if not uri:

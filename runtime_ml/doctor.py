@@ -7,9 +7,10 @@ Creates nothing unless asked: without --master it reads only files and this inte
 import os
 import sys
 
-from runtime_ml import conf, hook
-from runtime_ml.cluster import EXECUTOR_WAIT_SECONDS, read_cluster_facts
-from runtime_ml.parallelism import decide_parallelism
+from runtime_ml import conf
+from runtime_ml.driver.cluster import EXECUTOR_WAIT_SECONDS, read_cluster_facts
+from runtime_ml.driver.parallelism import decide_parallelism
+from runtime_ml.startup import hook
 
 ADAPTIVE_EXAMPLE_ALGO = "hyperopt.tpe"
 
@@ -17,7 +18,7 @@ ADAPTIVE_EXAMPLE_ALGO = "hyperopt.tpe"
 def package_versions():
     from importlib.metadata import PackageNotFoundError, version
 
-    found = {}
+    found: dict = {}
     for name in ("runtime-ml", "hyperopt", "pyspark", "mlflow", "py4j", "cloudpickle"):
         try:
             found[name] = version(name)
@@ -31,7 +32,7 @@ def hook_state(python=sys.executable):
     import sysconfig
 
     path = os.path.join(sysconfig.get_paths()["purelib"], hook.PTH_NAME)
-    from runtime_ml.pyspark_zips import redundant_zips
+    from runtime_ml.startup.pyspark_zips import redundant_zips
 
     installed = os.path.exists(path) and open(path).read() == hook.pth_line(redundant_zips())
     return {"installed": installed, "path": path, "python": python}

@@ -12,9 +12,8 @@ import sys
 import time
 from collections import Counter
 
-from pyspark.sql import SparkSession
-
 from hyperopt import STATUS_OK, SparkTrials, fmin, hp, tpe
+from pyspark.sql import SparkSession
 
 trials_per_fmin, seconds, record_dir = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
 spark = SparkSession.builder.appName("autoscaling job").getOrCreate()

@@ -2,8 +2,8 @@ import logging
 import os
 import socket
 import subprocess
-import sysconfig
 import sys
+import sysconfig
 import textwrap
 from pathlib import Path
 

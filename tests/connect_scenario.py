@@ -165,7 +165,7 @@ def held_proposal():
             if name.startswith("slow-"):
                 os.remove(os.path.join(RECORDS, name))
         trials = SparkTrials(parallelism=1)
-        held = HeldProposal(trials, proposal=2, window=AFTER_INSERT, act=act, until=lambda: (
+        held = HeldProposal(trials, proposal=2, window=AFTER_INSERT, act=act, until=lambda trials=trials: (
             trials._fmin_cancelled and state_of(trials, 0) == 4))
         fmin_within(60, trials, before=lambda: spark.addTag("users-cell-22"), fn=slow_recorded,
                     space=hp.uniform("x", 0, 1), algo=tpe.suggest, max_evals=4, timeout=timeout,

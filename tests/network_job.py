@@ -11,9 +11,8 @@ import os
 import sys
 import time
 
-from pyspark.sql import SparkSession
-
 from hyperopt import STATUS_OK, SparkTrials, fmin, hp, tpe
+from pyspark.sql import SparkSession
 
 max_evals, seconds, record_dir = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
 spark = SparkSession.builder.appName("network job").getOrCreate()

@@ -2,10 +2,9 @@
 
 import json
 
+from hyperopt import SparkTrials, fmin, hp, rand
 from pyspark.resource import ResourceProfileBuilder, TaskResourceRequests
 from pyspark.sql import SparkSession
-
-from hyperopt import SparkTrials, fmin, hp, rand
 
 spark = SparkSession.builder.appName("resource profile job").getOrCreate()
 profile = ResourceProfileBuilder().require(TaskResourceRequests().cpus(2)).build

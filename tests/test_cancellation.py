@@ -12,14 +12,20 @@ returned.
 import functools
 import time
 
+import hyperopt
 import pytest
 from hyperopt import hp, rand
 from hyperopt.base import JOB_STATE_CANCEL, JOB_STATE_DONE, JOB_STATE_RUNNING
+from interleavings import (
+    AFTER_INSERT,
+    BEFORE_INSERT,
+    HeldProposal,
+    fmin_within,
+    state_of,
+    unfinished,
+)
 
-import hyperopt
-from interleavings import (AFTER_INSERT, BEFORE_INSERT, HeldProposal, fmin_within, state_of,
-                          unfinished)
-from runtime_ml import versions
+from runtime_ml.compat import versions
 
 SPACE = hp.uniform("x", 0, 1)
 BOUND = 60  # seconds an fmin gets to return; each finishes in a few when nothing hangs
@@ -188,7 +194,7 @@ def raises_injected(*args, **kwargs):
 
 def test_a_launcher_thread_whose_spark_set_up_fails_still_ends_every_trial(spark, active,
                                                                            monkeypatch):
-    from runtime_ml.launcher import ClassicLauncher
+    from runtime_ml.driver.launcher import ClassicLauncher
 
     monkeypatch.setattr(ClassicLauncher, "thread_target", lambda self, target: raises_injected)
     trials = hyperopt.SparkTrials(parallelism=2, spark_session=spark)
@@ -200,7 +206,7 @@ def test_a_launcher_thread_whose_spark_set_up_fails_still_ends_every_trial(spark
 
 def test_a_spark_cancel_that_fails_still_ends_the_fmin_once_its_jobs_end(spark, active,
                                                                         monkeypatch):
-    from runtime_ml.launcher import ClassicLauncher
+    from runtime_ml.driver.launcher import ClassicLauncher
 
     monkeypatch.setattr(ClassicLauncher, "cancel", raises_injected)
     trials = one_slot_trials(spark)
@@ -214,7 +220,7 @@ def test_a_trial_left_running_with_no_job_behind_it_is_cancelled_and_fmin_return
     """The last line of defence: a dispatcher step that fails midway (here after marking trial 1
     RUNNING, before handing it to a launcher thread) cancels the fmin, and every document with no
     Spark job behind it ends cancelled within the dispatcher's 0.5 s look."""
-    from runtime_ml import stock_log
+    from runtime_ml.driver import stock_log
 
     started = stock_log.trial_started
     monkeypatch.setattr(stock_log, "trial_started",
@@ -230,7 +236,7 @@ def test_a_trial_job_that_reaches_spark_after_the_cancellation_is_cancelled_too(
                                                                                 monkeypatch):
     """Spark cancels only the jobs running when asked, and a fresh process's first job can take
     seconds to reach the scheduler: here every job reaches it after the timeout fired."""
-    from runtime_ml.launcher import ClassicLauncher
+    from runtime_ml.driver.launcher import ClassicLauncher
 
     trials = one_slot_trials(spark)
     run = ClassicLauncher.run

@@ -7,13 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 import hyperopt
+import pytest
 from hyperopt import hp, rand
 
-from runtime_ml import cluster
-from runtime_ml.executor import CUDA_VISIBLE_DEVICES, TrialProcessState, gpu_environment
+from runtime_ml.driver import cluster
+from runtime_ml.worker.executor import CUDA_VISIBLE_DEVICES, TrialProcessState, gpu_environment
 
 TESTS = Path(__file__).resolve().parent
 FAKE_GPUS = str(TESTS / "fake_gpus.sh")

@@ -13,10 +13,16 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import (
+    SPARK_HOME,
+    MlflowServer,
+    free_port,
+    init_script,
+    make_node,
+    node_env,
+    node_imports,
+)
 from hyperopt import SparkTrials
-
-from conftest import (SPARK_HOME, MlflowServer, free_port, init_script, make_node, node_env,
-                      node_imports)
 
 REPO = Path(__file__).resolve().parent.parent
 KEY = "spark.databricks.mlflow.trackHyperopt.enabled"

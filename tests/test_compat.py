@@ -1,4 +1,4 @@
-"""The support matrix and which path each version takes (runtime_ml/versions.py).
+"""The support matrix and which path each version takes (runtime_ml/compat/versions.py).
 
 The suite runs twice in CI: on the newest pins (`make test`) and the oldest (`make test-compat`), so
 each "installed version" test below exercises one side of every guard on each run.
@@ -6,7 +6,6 @@ each "installed version" test below exercises one side of every guard on each ru
 
 import inspect
 import logging
-import os
 import re
 import sys
 import threading
@@ -14,9 +13,9 @@ from importlib.metadata import version
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, run_python
-from runtime_ml import versions
+
+from runtime_ml.compat import versions
 
 INSTALLED = {name: version(name) for name in versions.SUPPORTED}
 
@@ -81,7 +80,7 @@ def test_the_installed_pyspark_takes_its_thread_target_path(spark):
     """Fails loudly if pyspark's inheritable_thread_target changes under the guard."""
     import pyspark
 
-    from runtime_ml.launcher import ClassicLauncher
+    from runtime_ml.driver.launcher import ClassicLauncher
 
     parameter = inspect.signature(pyspark.inheritable_thread_target).parameters["f"]
     annotation = str(parameter.annotation)
@@ -105,8 +104,8 @@ def test_the_installed_pyspark_takes_its_thread_target_path(spark):
 def test_the_requested_parallelism_is_known_on_both_hyperopt_versions(spark, active):
     import hyperopt
 
-    from runtime_ml.parallelism import REQUESTED_PARALLELISM_ATTR
-    from runtime_ml.runtime import requested_parallelism
+    from runtime_ml.driver.fmin_call import requested_parallelism
+    from runtime_ml.driver.parallelism import REQUESTED_PARALLELISM_ATTR
 
     trials = hyperopt.SparkTrials(parallelism=3, spark_session=spark)
     # 0.3.0 keeps the request itself; 0.2.7 only its decision, so the patch records it.
@@ -120,7 +119,7 @@ def test_mlflows_private_experiment_getter_is_there_and_agrees_with_the_fallback
     falls back to MLFLOW_EXPERIMENT_ID; this fails loudly if mlflow drops the private getter."""
     from mlflow.tracking import fluent
 
-    from runtime_ml.tracking import active_experiment_id
+    from runtime_ml.tracking.runs import active_experiment_id
 
     assert callable(getattr(fluent, "_get_experiment_id", None))
     monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", "0")
@@ -144,7 +143,7 @@ ACTIVATE_AND_IMPORT = """
     import runtime_ml
     runtime_ml.activate()
     import hyperopt.spark
-    from runtime_ml.patch import is_patched
+    from runtime_ml.driver.patch import is_patched
     print("patched" if is_patched() else "unpatched")
 """
 
@@ -196,11 +195,11 @@ def test_the_readme_matrix_names_the_tested_pins():
 def test_mlflows_fluent_state_is_where_a_reused_worker_puts_it_back(tmp_path):
     import mlflow
 
-    from runtime_ml.executor import TrialProcessState
+    from runtime_ml.worker.executor import TrialProcessState
 
     for module, name in (versions.MLFLOW_TRACKING_URI_GLOBAL, versions.MLFLOW_EXPERIMENT_GLOBAL):
         assert hasattr(sys.modules[module], name), (
-            f"mlflow {mlflow.__version__} moved {module}.{name}: update runtime_ml/versions.py")
+            f"mlflow {mlflow.__version__} moved {module}.{name}: update runtime_ml/compat/versions.py")
     before, uri_before = versions.mlflow_fluent_state(), mlflow.get_tracking_uri()
     elsewhere = f"sqlite:///{tmp_path / 'elsewhere.db'}"
     with TrialProcessState({}):  # what a trial does on a reused worker, here in the driver

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime_ml import versions
+from runtime_ml.compat import versions
 
 HERE = Path(__file__).resolve().parent
 pytestmark = pytest.mark.skipif(

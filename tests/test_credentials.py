@@ -1,4 +1,4 @@
-"""The credential half of cluster start (runtime_ml.credentials): what goes where, and what is
+"""The credential half of cluster start (runtime_ml.tracking.credentials): what goes where, and what is
 refused. The init script around it is tested end to end in test_cluster_start.py."""
 
 import os
@@ -6,9 +6,9 @@ import subprocess
 
 import pytest
 
-from runtime_ml import credentials
-from runtime_ml.credentials import CredentialError
 from runtime_ml.redaction import redacted_uri
+from runtime_ml.tracking import credentials
+from runtime_ml.tracking.credentials import CredentialError
 
 
 def test_user_and_password_are_split_out_of_the_uri_and_decoded():

@@ -6,16 +6,20 @@ import os
 import threading
 import time
 
+import hyperopt
 import numpy as np
 import pytest
-
-import hyperopt
+from conftest import run_python
 from hyperopt import STATUS_OK, hp, rand, tpe
 from hyperopt.base import JOB_STATE_CANCEL, JOB_STATE_DONE, JOB_STATE_ERROR, JOB_STATE_RUNNING
-
-from conftest import run_python
-from objectives import (Marker, closes_over, heavy_imports, peak_concurrency, read_intervals,
-                        record_interval, records)
+from objectives import (
+    Marker,
+    closes_over,
+    peak_concurrency,
+    read_intervals,
+    record_interval,
+    records,
+)
 
 SPACE = hp.uniform("x", -5, 5)
 
@@ -73,7 +77,7 @@ def test_a_reused_worker_runs_later_trials_with_its_imports_frozen_out_of_gc(spa
 def test_the_worker_heap_is_frozen_once_and_only_when_pyspark_reuses_the_worker():
     code = """
         import gc
-        from runtime_ml.executor import freeze_worker_heap_once
+        from runtime_ml.worker.executor import freeze_worker_heap_once
         freeze_worker_heap_once()
         first = gc.get_freeze_count()
         objects = [[] for _ in range(1000)]
@@ -135,7 +139,7 @@ def test_a_trials_printed_output_is_kept_to_its_last_characters_and_streams_are_
     import logging
     import sys
 
-    from runtime_ml.executor import PrintedOutput
+    from runtime_ml.worker.executor import PrintedOutput
 
     stdout, stderr, handlers = sys.stdout, sys.stderr, list(logging.getLogger().handlers)
     with PrintedOutput(limit=40) as printed:
@@ -412,7 +416,7 @@ def test_the_objectives_pickled_size_is_logged_once_per_fmin(spark, active, runt
 
 
 def test_an_objective_over_a_gigabyte_is_a_warning_that_says_to_load_the_data_from_storage():
-    from runtime_ml.validation import objective_size_note
+    from runtime_ml.driver.validation import objective_size_note
 
     assert objective_size_note(12_345) == (
         "info", "the objective is 12.3 KB pickled; it is sent to the executors once for this fmin.")
@@ -422,7 +426,7 @@ def test_an_objective_over_a_gigabyte_is_a_warning_that_says_to_load_the_data_fr
 
 
 def one_trial_breaks_the_task_builder(monkeypatch, tids):
-    from runtime_ml import dispatch
+    from runtime_ml.driver import dispatch
 
     real = dispatch.TrialTask.__init__
 

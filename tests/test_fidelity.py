@@ -12,14 +12,14 @@ import logging
 import math
 import time
 
+import hyperopt
 import numpy as np
 import pytest
-
-import hyperopt
-from hyperopt import STATUS_FAIL, STATUS_OK, anneal, atpe, base, early_stop, hp, mix, rand, tpe
+from hyperopt import STATUS_FAIL, STATUS_OK, anneal, atpe, early_stop, hp, mix, rand, tpe
 from hyperopt.pyll import scope
 
-from runtime_ml import conf, versions
+from runtime_ml import conf
+from runtime_ml.compat import versions
 
 EARLY_STOP_CANCELS = versions.early_stop_cancels_trials(versions.installed_version("hyperopt"))
 

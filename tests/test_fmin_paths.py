@@ -2,13 +2,13 @@
 
 import sys
 
-import pytest
-
 import hyperopt
 import hyperopt.spark
+import pytest
 from hyperopt import Trials, hp, rand, tpe
 
-from runtime_ml import conf, runtime
+from runtime_ml import conf
+from runtime_ml.driver import fmin_call
 
 FMIN_MODULE = sys.modules["hyperopt.fmin"]
 SPACE = hp.uniform("x", -2, 2)
@@ -118,7 +118,7 @@ def test_internal_errors_fail_open_and_hyperopt_runs_once(
     def explode(*args, **kwargs):
         raise RuntimeError("runtime-ml bug")
 
-    monkeypatch.setattr(runtime.FminCall, stage, explode)
+    monkeypatch.setattr(fmin_call.FminCall, stage, explode)
     monkeypatch.delenv(conf.STRICT.name, raising=False)
     trials = hyperopt.SparkTrials(parallelism=2, spark_session=spark)
     best = hyperopt.fmin(quadratic, SPACE, algo=rand.suggest, max_evals=3, trials=trials)
@@ -132,7 +132,7 @@ def test_strict_mode_raises_internal_errors(spark, active, monkeypatch):
     def explode(*args, **kwargs):
         raise RuntimeError("runtime-ml bug")
 
-    monkeypatch.setattr(runtime.FminCall, "_prepare", explode)
+    monkeypatch.setattr(fmin_call.FminCall, "_prepare", explode)
     monkeypatch.setenv(conf.STRICT.name, "1")
     with pytest.raises(RuntimeError, match="runtime-ml bug"):
         hyperopt.fmin(quadratic, SPACE, algo=rand.suggest, max_evals=2,

@@ -10,8 +10,6 @@ import subprocess
 import sys
 from importlib.metadata import version
 
-from conftest import REPO
-
 HYPEROPT_0_2 = version("hyperopt").startswith("0.2.")
 
 # Left out: two tests whose outcome is timing, not semantics.

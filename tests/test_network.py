@@ -19,9 +19,8 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
-import pytest
-
 import netcluster
+import pytest
 from conftest import SPARK_HOME, MlflowServer, init_script, make_node, node_env
 
 REPO = Path(__file__).resolve().parent.parent
@@ -132,7 +131,7 @@ class NetworkHosts:
             process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             raise AssertionError(f"the job did not end within {timeout} s:\n"
-                                 + log.read_text()[-4000:])
+                                 + log.read_text()[-4000:]) from None
         return Job(process.returncode, record, log)
 
     def stop(self):
@@ -438,7 +437,6 @@ def test_a_search_whose_driver_host_died_continues_from_another_host_with_resume
     """The driver host dies (every process, SIGKILL) mid-search; the same job submitted from
     another host with spark.runtimeml.hyperopt.resume=true evaluates only the rest."""
     import mlflow
-
     from conftest import wait_for_finished_trial_runs
 
     job = str(REPO / "tests" / "resume_job.py")

@@ -2,10 +2,15 @@
 
 import pytest
 
-from runtime_ml.cluster import (master_kind, potential_slots, profile_slots_from_cores,
-                                slots_from_conf, slots_per_executor)
+from runtime_ml.driver.cluster import (
+    master_kind,
+    potential_slots,
+    profile_slots_from_cores,
+    slots_from_conf,
+    slots_per_executor,
+)
+from runtime_ml.driver.parallelism import SlotFacts, decide_parallelism
 from runtime_ml.errors import UserInputTypeError
-from runtime_ml.parallelism import SlotFacts, decide_parallelism
 
 TPE, RAND = "hyperopt.tpe", "hyperopt.rand"
 

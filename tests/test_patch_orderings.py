@@ -7,7 +7,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from conftest import run_python
 
 RUNTIME_ML_CLI = str(Path(sys.executable).parent / "runtime-ml")
@@ -15,7 +14,7 @@ RUNTIME_ML_CLI = str(Path(sys.executable).parent / "runtime-ml")
 # Printed by each scenario: the state of the patch as the user's code would see it.
 REPORT = """
 import hyperopt, hyperopt.spark, json, runtime_ml, sys
-from runtime_ml.patch import ORIGINAL_ATTR
+from runtime_ml.driver.patch import ORIGINAL_ATTR
 method = hyperopt.spark.SparkTrials.__dict__["fmin"]
 original = getattr(method, ORIGINAL_ATTR, None)
 print(json.dumps({
@@ -67,7 +66,8 @@ def test_activating_twice_is_a_no_op(plain_python):
         runtime_ml.activate()
         first = hyperopt.spark.SparkTrials.__dict__["fmin"]
         runtime_ml.activate()
-        from runtime_ml import hook, patch
+        from runtime_ml.driver import patch
+        from runtime_ml.startup import hook
         patch.patch_module(hyperopt.spark)
         hook.install()
         assert hyperopt.spark.SparkTrials.__dict__["fmin"] is first
@@ -116,7 +116,8 @@ def hooked_python(make_bare_python):
     """A bare venv with the real hook installed by the real CLI."""
     bare_python = make_bare_python()
     done = run_python(
-        f"from runtime_ml.cli import main; raise SystemExit(main(['install-hook', '--python', {bare_python!r}]))"
+        "from runtime_ml.cli import main; "
+        f"raise SystemExit(main(['install-hook', '--python', {bare_python!r}]))"
     )
     assert done.returncode == 0, done.stderr
     yield bare_python
@@ -160,7 +161,7 @@ def test_unsupported_hyperopt_is_left_unpatched_with_one_clear_line(plain_python
     done = run_python(python=plain_python, code="""
         import logging, sys, types
         logging.basicConfig(level=logging.WARNING, stream=sys.stdout, format="%(message)s")
-        from runtime_ml import patch
+        from runtime_ml.driver import patch
         fake = types.ModuleType("hyperopt.spark")
         fake.SparkTrials = type("SparkTrials", (), {})
         assert patch.patch_module(fake) is False
@@ -173,7 +174,7 @@ def test_unsupported_hyperopt_is_left_unpatched_with_one_clear_line(plain_python
 
 
 def test_version_parsing_orders_releases():
-    from runtime_ml.versions import version_tuple
+    from runtime_ml.compat.versions import version_tuple
 
     assert version_tuple("0.1.2") < (0, 2, 7) <= version_tuple("0.2.7") < version_tuple("0.3.0rc1")
     assert version_tuple("4.0.0.dev1") == (4, 0, 0) and version_tuple("3.5") == (3, 5, 0)

@@ -6,8 +6,8 @@ from types import SimpleNamespace
 
 from conftest import run_python
 
-from runtime_ml import hook
-from runtime_ml.pyspark_zips import matches_installed, redundant_zips, redundant_zips_last
+from runtime_ml.startup import hook
+from runtime_ml.startup.pyspark_zips import matches_installed, redundant_zips, redundant_zips_last
 
 
 def test_recorded_unchanged_zips_go_last_and_changed_or_unknown_ones_stay():

@@ -16,14 +16,13 @@ import threading
 import time
 from pathlib import Path
 
+import hyperopt
 import mlflow
 import pytest
-
-import hyperopt
 from hyperopt import STATUS_FAIL, STATUS_OK, hp
+from test_tracking import KEY, fmin, runs_of, tracking_warnings
 
 from runtime_ml.errors import UserInputError
-from test_tracking import KEY, fmin, runs_of, tracking_warnings
 
 HERE = Path(__file__).parent
 
@@ -129,7 +128,8 @@ def test_a_killed_executor_loses_no_trial_and_leaves_no_duplicate_or_running_run
 def test_server_killed_mid_run_same_result_bounded_time_open_runs_not_reported_finished(
         spark, active, tmp_path, runtime_log):
     from conftest import MlflowServer
-    from runtime_ml import tracking
+
+    from runtime_ml.tracking import runs as tracking
 
     def steady(x):
         time.sleep(0.3)

@@ -11,18 +11,17 @@ import subprocess
 import sys
 import time
 
+import hyperopt
 import mlflow
 import numpy as np
 import pytest
-
-import hyperopt
+from conftest import wait_for_finished_trial_runs
 from hyperopt import base, hp, tpe
+from objectives import evaluations, resumable
 
 import runtime_ml
-from conftest import wait_for_finished_trial_runs
-from objectives import evaluations, resumable
-from runtime_ml import resume
 from runtime_ml.errors import UserInputError
+from runtime_ml.tracking import resume
 
 RESUME = "spark.runtimeml.hyperopt.resume"
 SPACE = {
@@ -153,7 +152,7 @@ def test_search_keys_follow_space_algorithm_and_code_not_the_data():
 
 def test_search_keys_are_the_same_in_another_process():
     code = ("import sys, json; sys.path[:0] = ['tests', '.']; from test_resume import SPACE, "
-            "_objective; from hyperopt import tpe; from runtime_ml.resume import SearchKeys; "
+            "_objective; from hyperopt import tpe; from runtime_ml.tracking.resume import SearchKeys; "
             "print(SearchKeys.of(_objective, SPACE, tpe.suggest, 'hyperopt.tpe').search)")
     other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                            env=dict(os.environ, PYTHONHASHSEED="123"),

@@ -7,14 +7,13 @@ import os
 import threading
 import time
 
+import hyperopt
 import mlflow
 import numpy as np
 import pytest
-
-import hyperopt
 from hyperopt import STATUS_OK, hp, rand, tpe
 
-from runtime_ml import tracking
+from runtime_ml.tracking import runs as tracking
 
 KEY = "spark.databricks.mlflow.trackHyperopt.enabled"
 
@@ -51,7 +50,7 @@ def tracking_warnings(log):
 ])
 def test_a_start_run_in_the_objective_means_the_trial_run_only_when_it_targets_it(
         uri, active_experiment, argument, meant):
-    from runtime_ml.trial_run import pending_trial_environment, targets_trial_run
+    from runtime_ml.worker.trial_run import pending_trial_environment, targets_trial_run
 
     environ = pending_trial_environment("f00d42", 3, "http://h:5000", "7")
     assert targets_trial_run(environ, uri, active_experiment, argument) is meant
@@ -60,7 +59,8 @@ def test_a_start_run_in_the_objective_means_the_trial_run_only_when_it_targets_i
 def test_an_objective_on_an_executor_that_cannot_reach_the_server_logs_locally_as_in_stock(
         monkeypatch, caplog, tmp_path):
     from conftest import free_port
-    from runtime_ml import trial_run
+
+    from runtime_ml.worker import trial_run
 
     unreachable = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     environ = dict(trial_run.pending_trial_environment("f00d42", 3, unreachable, "7"),
@@ -73,7 +73,7 @@ def test_an_objective_on_an_executor_that_cannot_reach_the_server_logs_locally_a
     # as in a fresh worker: MLflow's URI and experiment come from the environment
     monkeypatch.setattr(trial_run.versions, "mlflow_fluent_state", lambda: (None, None))
     monkeypatch.setattr(mlflow, "get_tracking_uri", lambda: os.environ["MLFLOW_TRACKING_URI"])
-    for trial in range(2):
+    for _ in range(2):
         with monkeypatch.context() as env:
             for name, value in environ.items():
                 env.setenv(name, value)
@@ -306,7 +306,7 @@ def test_the_printed_link_opens_the_runs_view_of_mlflow_3s_ui():
 @pytest.mark.parametrize("users_kind", [None, "genai_development"])
 def test_the_experiment_is_labelled_machine_learning_unless_the_user_chose_a_kind(
         spark, active, tracked, users_kind):
-    from runtime_ml import versions
+    from runtime_ml.compat import versions
 
     client, experiment_id = tracked
     if users_kind is not None:
@@ -681,7 +681,7 @@ def test_the_start_run_guard_is_idempotent_reversible_and_passes_through_outside
     import mlflow
     import mlflow.tracking.fluent as fluent
 
-    from runtime_ml import trial_run
+    from runtime_ml.worker import trial_run
 
     original = mlflow.start_run
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'guard.db'}")

@@ -3,9 +3,8 @@
 import json
 import os
 
-from pyspark.sql import SparkSession
-
 from hyperopt import SparkTrials, fmin, hp, tpe
+from pyspark.sql import SparkSession
 
 spark = SparkSession.builder.appName("tuning job").getOrCreate()
 

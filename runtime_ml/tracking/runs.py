@@ -21,13 +21,12 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from urllib.parse import urlparse
 
-from runtime_ml import resume, versions
-from runtime_ml.dispatch import TrialListener
+from runtime_ml.compat import versions
 from runtime_ml.policy import note_after_launch, raise_first_in_strict_mode, report_internal_error
 from runtime_ml.redaction import CREDENTIAL_ENV, redacted_uri, without_userinfo
-from runtime_ml.results import is_nan_loss, plain
-from runtime_ml.session import conf_get
-from runtime_ml.trial_run import PARENT_RUN_TAG, pending_trial_environment
+from runtime_ml.tracking import resume
+from runtime_ml.worker.results import is_nan_loss, plain
+from runtime_ml.worker.trial_run import PARENT_RUN_TAG, pending_trial_environment
 
 logger = logging.getLogger("runtime_ml")
 
@@ -282,7 +281,7 @@ class _DaemonPool:
     """A few daemon threads for MLflow calls: a stalled server never holds up interpreter exit."""
 
     def __init__(self, size):
-        self._queue = queue.Queue()
+        self._queue: queue.Queue = queue.Queue()
         self._threads = [
             threading.Thread(target=self._work, name=f"runtime-ml-tracking-{i}", daemon=True)
             for i in range(size)
@@ -291,7 +290,7 @@ class _DaemonPool:
             thread.start()
 
     def submit(self, function, *args, **kwargs):
-        future = Future()
+        future: Future = Future()
         self._queue.put((future, function, args, kwargs))
         return future
 
@@ -378,7 +377,7 @@ def end_run_quietly(client, run_id, status, ended=None):
                end_time=_ms() if ended is None else ended, run_name=None)
 
 
-class FminTracker(TrialListener):
+class FminTracker:
     """Tracks one SparkTrials fmin call; implements the dispatcher's per-trial hooks."""
 
     def __init__(self, client, uri, experiment_id, parent_id, own_parent, suffix, uuid_,
@@ -408,9 +407,11 @@ class FminTracker(TrialListener):
 
     # -- start
     @classmethod
-    def start(cls, trials, arguments, decision, facts, algo, keys, resume_wanted=False):
+    def start(cls, trials, arguments, decision, facts, algo, keys, resume_wanted=False,
+              driver_address=None):
         """Start tracking one fmin: a new parent run (or the active run), or the earlier search it
-        continues (trials_from_run, or `resume_wanted` and a matching unfinished search)."""
+        continues (trials_from_run, or `resume_wanted` and a matching unfinished search).
+        `driver_address`: spark.driver.host, where executors on other hosts reach this machine."""
         try:
             import mlflow
             from mlflow import MlflowClient
@@ -461,7 +462,6 @@ class FminTracker(TrialListener):
                                        run_name=f"hyperopt-fmin-{uuid_}")
             parent_id, own_parent, suffix = parent.info.run_id, True, ""
 
-        driver_address = conf_get(trials._spark, "spark.driver.host")
         executor_uri, note = executor_tracking_uri(
             uri, {e.host_port.rsplit(":", 1)[0] for e in facts.executors if e.id != "driver"},
             local_host_names(driver_address), driver_address=driver_address,
@@ -683,7 +683,7 @@ class FminTracker(TrialListener):
         status = trial_outcome(trial)
         tags = [RunTag("trial_status", status)]
         record = resume.trial_record(trial)
-        if record is not None:  # what a continued search loads back (runtime_ml.resume)
+        if record is not None:  # what a continued search loads back (runtime_ml.tracking.resume)
             tags += [RunTag(k, v) for k, v in resume.record_tags(record).items()]
         if state == base.JOB_STATE_ERROR and trial["misc"].get("error"):
             name, message = error_summary(trial["misc"]["error"])

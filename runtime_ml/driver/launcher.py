@@ -18,9 +18,11 @@ import pickle
 import shutil
 import tempfile
 import uuid
+from typing import Any
 
-from runtime_ml import stock_log, versions
-from runtime_ml.executor import ArrowTrialTask, ArtifactObjective, FileObjective
+from runtime_ml.compat import versions
+from runtime_ml.driver import stock_log
+from runtime_ml.worker.executor import ArrowTrialTask, ArtifactObjective, FileObjective
 
 JOB_GROUP_PREFIX = "Hyperopt_SparkTrials_"
 
@@ -70,7 +72,7 @@ class ClassicLauncher:
             self.sc.getLocalProperty)
         self._broadcast = None
         self._directory = None
-        self._one_row = None
+        self._one_row: Any = None
 
     def ship(self, payload):
         """Send the pickled objective to the executors once; returns the handle a TrialTask

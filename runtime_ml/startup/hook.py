@@ -14,7 +14,7 @@ import os
 import sys
 
 from runtime_ml import conf
-from runtime_ml.import_hooks import PostImportHook
+from runtime_ml.startup.import_hooks import PostImportHook
 
 TARGET_MODULE = "hyperopt.spark"
 PTH_NAME = "runtime_ml_hook.pth"
@@ -30,7 +30,7 @@ class RuntimeMlBootstrap:
             if self in sys.meta_path:
                 sys.meta_path.remove(self)
             try:
-                from runtime_ml.hook import find_spec_once_hyperopt_loads as find_spec
+                from runtime_ml.startup.hook import find_spec_once_hyperopt_loads as find_spec
             except ImportError:
                 return None
             return find_spec(name, path, target)
@@ -44,7 +44,7 @@ PTH_LINE = (
 # PySpark daemon or worker, move them to the end of it.
 _ZIPS_LAST = """
 try:
-    from runtime_ml.pyspark_zips import move_redundant_zips_last
+    from runtime_ml.startup.pyspark_zips import move_redundant_zips_last
 except ImportError:
     pass
 else:
@@ -68,7 +68,7 @@ class HyperoptImportHook(PostImportHook):
     target = TARGET_MODULE
 
     def after_exec(self, module):
-        from runtime_ml import patch
+        from runtime_ml.driver import patch
 
         patch.patch_module(module)
 

@@ -5,7 +5,7 @@ so PySpark will not reuse the worker), ships the objective and evaluates the sea
 trial's task (so every worker imports hyperopt), sleeps 1 s in two polling loops, and proposes one
 trial at a time. Here:
 - the search space is evaluated on the driver and the objective's return value becomes hyperopt's
-  result there (runtime_ml.evaluation); the executor only calls the objective (executor.TrialTask);
+  result there (runtime_ml.worker.evaluation); the executor only calls the objective (executor.TrialTask);
 - the objective travels once per fmin (shipped by the launcher), a trial's task carries only its
   parameter values and environment;
 - the task drains its input, so PySpark reuses the Python worker across trials, and freezes the
@@ -16,14 +16,14 @@ trial at a time. Here:
   algorithm call as with hyperopt's default, so TPE sees every finished result before it proposes
   the next trial.
 Kept as in hyperopt: one single-task Spark job per trial, in the caller's job group when it set one
-(else Hyperopt_SparkTrials_<id>), with the trials' resource profile (runtime_ml.launcher); never
+(else Hyperopt_SparkTrials_<id>), with the trials' resource profile (runtime_ml.driver.launcher); never
 more running trials than trials.parallelism; timeout, early_stop_fn (on hyperopt 0.3.0 it cancels
 running trials; on 0.2.7 it stops proposing and running trials finish), loss_threshold and
 cancellation; trial documents, states and error tuples; hyperopt's own lines on its
 `hyperopt-spark` logger (stock_log).
 
 What this relies on in hyperopt (pinned by tests/test_hyperopt_contract.py on 0.2.7 and 0.3.0):
-FMinIter's constructor and attributes, base.Domain.evaluate (as runtime_ml.evaluation repeats it),
+FMinIter's constructor and attributes, base.Domain.evaluate (as runtime_ml.worker.evaluation repeats it),
 base.spec_from_misc, base.validate_timeout / validate_loss_threshold, JOB_STATE_*,
 Trials.new_trial_ids, and SparkTrials' `_spark`, `_fmin_cancelled`, `_fmin_cancelled_reason`,
 `timeout` and `loss_threshold` attributes (and, where present, `_spark_supports_job_cancelling`
@@ -37,6 +37,7 @@ import sys
 import threading
 import time
 import traceback
+from typing import Callable, Optional, Protocol
 
 import numpy as np
 from hyperopt import STATUS_OK, FMinIter, base
@@ -44,13 +45,20 @@ from hyperopt.fmin import space_eval
 from hyperopt.utils import coarse_utcnow
 from pyspark import cloudpickle
 
-from runtime_ml import stock_log, versions
-from runtime_ml.evaluation import hyperopt_result, space_values
-from runtime_ml.executor import ObjectiveError, PlainParams, SpaceOnExecutor, TrialTask
+from runtime_ml.compat import versions
+from runtime_ml.driver import stock_log
+from runtime_ml.driver.session import launcher_for
+from runtime_ml.driver.validation import NO_EVALUATIONS
 from runtime_ml.policy import note_after_launch, raise_first_in_strict_mode
-from runtime_ml.results import is_nan_loss, with_result_hint
-from runtime_ml.session import launcher_for
-from runtime_ml.validation import NO_EVALUATIONS
+from runtime_ml.worker.evaluation import hyperopt_result, space_values
+from runtime_ml.worker.executor import (
+    ObjectiveError,
+    PlainParams,
+    PrintedOutput,
+    SpaceOnExecutor,
+    TrialTask,
+)
+from runtime_ml.worker.results import is_nan_loss, with_result_hint
 
 logger = logging.getLogger("runtime_ml")
 
@@ -69,15 +77,27 @@ class CancelledBeforeItsJob(Exception):
     """A launched trial whose Spark job was not submitted: the fmin was cancelled first."""
 
 
-class TrialListener:
-    """Per-trial hooks (MLflow tracking implements them). Errors in them never reach hyperopt."""
+class TrialListener(Protocol):
+    """Per-trial hooks (tracking.runs.FminTracker implements them). Errors in them never reach
+    hyperopt."""
 
-    def trial_started(self, trial):
+    def trial_started(self, trial: dict) -> dict:
         """Returns environment variables for the trial's task on the executor."""
+        ...
+
+    def trial_finished(self, trial: dict, printed: Optional[PrintedOutput] = None) -> None:
+        """`printed`: the end of what the trial printed, or None."""
+        ...
+
+
+class Untracked:
+    """The listener of an fmin that is not tracked: no environment, nothing to record."""
+
+    def trial_started(self, trial: dict) -> dict:
         return {}
 
-    def trial_finished(self, trial, printed=None):
-        """`printed`: the end of what the trial printed (executor.PrintedOutput), or None."""
+    def trial_finished(self, trial: dict, printed: Optional[PrintedOutput] = None) -> None:
+        return None
 
 
 def _write_result(trial, result):
@@ -113,7 +133,7 @@ class Dispatcher:
         self.reuse_workers = reuse_workers
         self.keep_output = keep_output
         self._printed = {}  # tid -> the end of what the trial printed, until it is recorded
-        self.listener = listener or TrialListener()
+        self.listener: TrialListener = listener or Untracked()
         self.early_stop_fn = early_stop_fn
         self.early_stop_args = []
         self.early_stop_view = stock_early_stop(early_stop_fn)
@@ -130,7 +150,7 @@ class Dispatcher:
         self._running = set()  # tids launched and not finished
         self._completed = []  # finished trials, in the order they finished
         self._uncancellable = set()  # tids running when fmin was cancelled without job cancelling
-        self._queue = queue.Queue()  # launched trials waiting for a launcher thread
+        self._queue: queue.Queue = queue.Queue()  # launched trials waiting for a launcher thread
         self._threads = []
         self._thread = None
         self._started = time.monotonic()
@@ -328,7 +348,7 @@ class Dispatcher:
         try:
             params = self._params(trial["tid"], config)
         except Exception as error:  # the space itself failed for these values, as it would in stock
-            error._tb_str = traceback.format_exc()
+            error._tb_str = traceback.format_exc()  # type: ignore[attr-defined]
             return error
         if self.trials._fmin_cancelled:  # cancelled since the trial was launched
             return CancelledBeforeItsJob(self.trials._fmin_cancelled_reason)
@@ -342,7 +362,7 @@ class Dispatcher:
         try:
             return hyperopt_result(output)
         except Exception as error:  # hyperopt rejects what the objective returned
-            error._tb_str = with_result_hint(traceback.format_exc(), output)
+            error._tb_str = with_result_hint(traceback.format_exc(), output)  # type: ignore[attr-defined]
             return error
 
     def _params(self, tid, config):
@@ -364,8 +384,8 @@ class Dispatcher:
         """An error of runtime-ml's own while a trial was launched: the trial fails with it."""
         note_after_launch(self.internal_errors, what, "that trial fails and the fmin goes on.",
                           error)
-        error._tb_str = "".join(traceback.format_exception(type(error), error,
-                                                           error.__traceback__))
+        error._tb_str = "".join(traceback.format_exception(
+            type(error), error, error.__traceback__))
         return error
 
     def _record(self, trial, outcome):
@@ -491,8 +511,10 @@ class CompletedTrials:
 class SlotAwareFMinIter(FMinIter):
     """hyperopt's FMinIter, proposing trials only while there are free slots."""
 
-    free_slots = None  # set per instance: a callable, or None to keep max_queue_len fixed
-    stopped_early = None  # set per instance: a callable telling that early_stop_fn said stop
+    # Set per instance: free_slots, or None to keep max_queue_len fixed; stopped_early, telling
+    # that early_stop_fn said stop.
+    free_slots: Optional[Callable[[], int]] = None
+    stopped_early: Optional[Callable[[], bool]] = None
 
     @property
     def is_cancelled(self):

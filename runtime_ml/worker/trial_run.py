@@ -26,10 +26,11 @@ import logging
 import os
 import sys
 import time
+from typing import Any
 
-from runtime_ml import versions
-from runtime_ml.import_hooks import PostImportHook
+from runtime_ml.compat import versions
 from runtime_ml.redaction import redacted_uri, without_userinfo
+from runtime_ml.startup.import_hooks import PostImportHook
 
 logger = logging.getLogger("runtime_ml")
 
@@ -46,7 +47,7 @@ ATTEMPTS_TAG = "runtime_ml.attempts"  # on a trial's run: how many attempts logg
 ORIGINAL_ATTR = "__runtime_ml_original__"
 RESOLVE_DEADLINE = 10.0  # seconds the objective's first MLflow call waits for its trial's run
 UNREACHABLE_SECONDS = 60.0  # how long a worker that found the server unreachable stops asking it
-_unreachable_until = {}  # tracking URI -> time.monotonic() until which it is not asked here
+_unreachable_until: dict = {}  # tracking URI -> time.monotonic() until which it is not asked here
 
 
 def pending_trial_environment(fmin_uuid, tid, tracking_uri, experiment_id):
@@ -181,13 +182,13 @@ def _wrap(start_run):
     return start_run_in_a_trial
 
 
-def _wrap_module(fluent):
+def _wrap_module(fluent: Any) -> None:
     """Idempotent; `mlflow.start_run` follows when mlflow has bound it already."""
     current = fluent.start_run
     if hasattr(current, ORIGINAL_ATTR):
         return
     fluent.start_run = _wrap(current)
-    package = sys.modules.get("mlflow")
+    package: Any = sys.modules.get("mlflow")
     if package is not None and getattr(package, "start_run", None) is current:
         package.start_run = fluent.start_run
 
@@ -213,11 +214,11 @@ def guard_when_loaded():
 def unguard():
     """Put MLflow's own start_run back and drop a pending hook. Idempotent."""
     sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _FluentHook)]
-    fluent = sys.modules.get(FLUENT)
+    fluent: Any = sys.modules.get(FLUENT)
     original = getattr(getattr(fluent, "start_run", None), ORIGINAL_ATTR, None)
     if original is None:
         return
-    package = sys.modules.get("mlflow")
+    package: Any = sys.modules.get("mlflow")
     if package is not None and package.start_run is fluent.start_run:
         package.start_run = original
     fluent.start_run = original

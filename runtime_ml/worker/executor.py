@@ -16,9 +16,11 @@ import os
 import pickle
 import sys
 import traceback
+from typing import Optional
 
-from runtime_ml import trial_run, versions
-from runtime_ml.results import with_result_hint
+from runtime_ml.compat import versions
+from runtime_ml.worker import trial_run
+from runtime_ml.worker.results import with_result_hint
 
 logger = logging.getLogger("runtime_ml")
 
@@ -196,7 +198,7 @@ class SpaceOnExecutor:
     def call(self, fn):
         from hyperopt.base import Domain
 
-        from runtime_ml.evaluation import call_objective
+        from runtime_ml.worker.evaluation import call_objective
 
         domain = Domain(fn, pickle.loads(self.pickled_space), pass_expr_memo_ctrl=None)
         return call_objective(domain, self.config)
@@ -256,12 +258,12 @@ class TrialTask:
         try:
             value = self.params.call(self.objective.value)
         except BaseException as error:
-            error._tb_str = traceback.format_exc()
+            error._tb_str = traceback.format_exc()  # type: ignore[attr-defined]
             return portable(error)
         try:
             return shipped_output(value)
         except BaseException as error:
-            error._tb_str = with_result_hint(traceback.format_exc(), value)
+            error._tb_str = with_result_hint(traceback.format_exc(), value)  # type: ignore[attr-defined]
             return portable(error)
 
 
@@ -279,7 +281,7 @@ class PrintedOutput:
         self.limit = limit
         self._parts = []
         self._size = 0
-        self._saved = None
+        self._saved: Optional[tuple] = None
 
     def write(self, text):
         if isinstance(text, str) and text:
@@ -293,18 +295,29 @@ class PrintedOutput:
         return "".join(self._parts)[-self.limit:]
 
     def __enter__(self):
-        handler = logging.Handler()
+        handler = _Forward(self)
         handler.setFormatter(logging.Formatter(self.FORMAT))
-        handler.emit = lambda record: self.write(handler.format(record) + "\n")
         logging.getLogger().addHandler(handler)
         self._saved = (sys.stdout, sys.stderr, handler)
         sys.stdout, sys.stderr = _Tee(sys.stdout, self), _Tee(sys.stderr, self)
         return self
 
     def __exit__(self, *exc):
+        assert self._saved is not None, "__exit__ without __enter__"
         sys.stdout, sys.stderr, handler = self._saved
         logging.getLogger().removeHandler(handler)
         return False
+
+
+class _Forward(logging.Handler):
+    """A logging handler that hands each formatted record to a PrintedOutput."""
+
+    def __init__(self, printed):
+        super().__init__()
+        self._printed = printed
+
+    def emit(self, record):
+        self._printed.write(self.format(record) + "\n")
 
 
 class _Tee:
@@ -350,7 +363,7 @@ def portable(error):
 
 # The newest fmin's objective in this worker, by where it was shipped; it stays until the worker
 # runs a trial of another fmin.
-_objective = {}
+_objective: dict = {}
 
 
 def cached_objective(key, load):
@@ -404,6 +417,6 @@ class ArrowTrialTask:
         except Exception as error:  # the trial fails once; a raise here would make Spark retry it
             failure = RuntimeError(f"the trial's outcome cannot be sent to the driver: "
                                    f"{type(error).__name__}: {error} (outcome: {output!r:.200})")
-            failure._tb_str = getattr(output, "_tb_str", None) or str(failure)
+            failure._tb_str = getattr(output, "_tb_str", None) or str(failure)  # type: ignore[attr-defined]
             pickled = pickle.dumps((failure, printed))
         yield pyarrow.RecordBatch.from_pydict({"output": [pickled]})

@@ -5,7 +5,7 @@ picks), so nothing else needs to know which kind it holds or reach for `sparkCon
 Connect session does not have.
 """
 
-from runtime_ml import launcher
+from runtime_ml.driver import launcher
 
 
 def is_connect(spark):

@@ -9,8 +9,8 @@ warning from the parallelism decision).
 import math
 import numbers
 
+from runtime_ml.driver.parallelism import normalize_request
 from runtime_ml.errors import UserInputError, UserInputTypeError, with_advice
-from runtime_ml.parallelism import normalize_request
 
 
 def check_parallelism(value):

@@ -58,7 +58,8 @@ def gather(uri, username=None, password_file=None, token_file=None, from_env=Fal
     """(URI to store, {variable: value}, {variable: where it came from}) from the options."""
     environ = os.environ if environ is None else environ
     stored, uri_user, uri_password = split_uri(uri)
-    values, sources = {}, {}
+    values: dict = {}
+    sources: dict = {}
 
     def put(name, value, source):
         if value is None:

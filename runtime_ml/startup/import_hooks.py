@@ -5,6 +5,7 @@ Imports nothing: the startup hook runs in every Python process.
 """
 
 import sys
+from typing import Optional
 
 
 class _LoaderProxy:
@@ -29,7 +30,7 @@ class PostImportHook:
     """A meta-path finder that only ever answers for `target`, and hands the module to
     `after_exec` right after it executes, before the importing code gets it."""
 
-    target = None
+    target: Optional[str] = None
 
     def after_exec(self, module):
         raise NotImplementedError
@@ -43,6 +44,6 @@ class PostImportHook:
             spec = finder.find_spec(fullname, path, target)
             if spec is not None:
                 if spec.loader is not None and hasattr(spec.loader, "exec_module"):
-                    spec.loader = _LoaderProxy(spec.loader, self.after_exec)
+                    spec.loader = _LoaderProxy(spec.loader, self.after_exec)  # type: ignore[assignment]
                 return spec
         return None

@@ -11,10 +11,11 @@ import math
 import os
 import re
 from dataclasses import asdict, dataclass, field, replace
+from typing import Optional
 
-from runtime_ml import versions
-from runtime_ml.parallelism import SlotFacts
-from runtime_ml.session import conf_get, is_connect
+from runtime_ml.compat import versions
+from runtime_ml.driver.parallelism import SlotFacts
+from runtime_ml.driver.session import conf_get, is_connect
 
 logger = logging.getLogger("runtime_ml")
 
@@ -22,6 +23,14 @@ EXECUTOR_WAIT_SECONDS = 30.0  # at most, for executors still registering when fm
 
 _LOCAL = re.compile(r"^local(?:\[(\*|\d+)(?:\s*,\s*\d+)?\])?$")
 _LOCAL_CLUSTER = re.compile(r"^local-cluster\[\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*\]$")
+
+
+def _local_cluster(master: str) -> "re.Match[str]":
+    """The parts of a master that master_kind called local-cluster."""
+    match = _LOCAL_CLUSTER.match(master.strip())
+    if match is None:
+        raise ValueError(f"not a local-cluster master: {master!r}")
+    return match
 
 
 @dataclass
@@ -40,17 +49,17 @@ class ClusterFacts:
     default_parallelism: int
     executors: list
     task_cpus: int
-    executor_cores: int  # spark.executor.cores, or what the executors have, or None
+    executor_cores: Optional[int]  # spark.executor.cores, or what the executors have, or None
     executor_gpus: float  # spark.executor.resource.gpu.amount
     task_gpus: float  # spark.task.resource.gpu.amount
     dynamic_allocation: bool
     min_executors: int
-    max_executors: int  # None when unbounded
+    max_executors: Optional[int]  # None when unbounded
     initial_executors: int
-    slots: int  # concurrent task slots now, or None when unknown
+    slots: Optional[int]  # concurrent task slots now, or None when unknown
     slots_source: str
-    cpu_slots: int  # the same, counting cores only
-    potential_slots: int  # under dynamic allocation, None otherwise or when unbounded
+    cpu_slots: Optional[int]  # the same, counting cores only
+    potential_slots: Optional[int]  # under dynamic allocation, None otherwise or when unbounded
     notes: list = field(default_factory=list)
     conf_only: bool = False  # read over Spark Connect: no executor list to wait for
 
@@ -131,7 +140,7 @@ def slots_from_conf(master, executor_instances, executor_cores, task_cpus, execu
     if kind == "local":
         return local_cores(master, cpu_count) // max(1, task_cpus)  # local mode has no GPU slots
     if kind == "local-cluster":
-        count, cores, _memory = map(int, _LOCAL_CLUSTER.match(master.strip()).groups())
+        count, cores, _memory = map(int, _local_cluster(master).groups())
         return count * slots_per_executor(cores, task_cpus, executor_gpus, task_gpus)
     if executor_instances and executor_cores:
         return executor_instances * slots_per_executor(executor_cores, task_cpus, executor_gpus,
@@ -281,7 +290,7 @@ def facts_from(master, spark_version, get, executors, jvm_slots, default_paralle
     if executor_cores is None and executors and kind != "local":
         executor_cores = max(e.cores for e in executors)
     if kind == "local-cluster":
-        executor_cores = int(_LOCAL_CLUSTER.match(master.strip()).group(2))
+        executor_cores = int(_local_cluster(master).group(2))
 
     conf_slots = slots_from_conf(master, _int(get("spark.executor.instances")), executor_cores,
                                  task_cpus, executor_gpus, task_gpus,

@@ -3,12 +3,21 @@
 import inspect
 import logging
 
-from runtime_ml import conf, resume, versions
-from runtime_ml.cluster import EXECUTOR_WAIT_SECONDS, read_cluster_facts, read_profile_slots
-from runtime_ml.parallelism import REQUESTED_PARALLELISM_ATTR, decide_parallelism
+from runtime_ml import conf
+from runtime_ml.compat import versions
+from runtime_ml.driver.cluster import EXECUTOR_WAIT_SECONDS, read_cluster_facts, read_profile_slots
+from runtime_ml.driver.parallelism import REQUESTED_PARALLELISM_ATTR, decide_parallelism
+from runtime_ml.driver.session import conf_get
+from runtime_ml.driver.validation import (
+    check_max_evals,
+    check_parallelism,
+    check_timeout,
+    objective_size_note,
+    serialize_objective,
+    timeout_note,
+)
 from runtime_ml.redaction import install_redaction
-from runtime_ml.validation import (check_max_evals, check_parallelism, check_timeout,
-                                   objective_size_note, serialize_objective, timeout_note)
+from runtime_ml.tracking import resume
 
 logger = logging.getLogger("runtime_ml")
 
@@ -160,21 +169,22 @@ class FminCall:
         if problem is not None:
             logger.info("runtime-ml: %s.", problem)
             return None
-        from runtime_ml.tracking import FminTracker
+        from runtime_ml.tracking.runs import FminTracker
 
         try:
             name = algo_name(self.arguments.get("algo"))
             keys = resume.SearchKeys.of(self.arguments["fn"], self.arguments["space"],
                                         self.arguments.get("algo"), name)
             return FminTracker.start(self.trials, self.arguments, self.decision, facts, name, keys,
-                                     resume_wanted)
+                                     resume_wanted,
+                                     driver_address=conf_get(self.trials._spark, "spark.driver.host"))
         except Exception as error:  # MLflow said no: the tuning goes on untracked
             if conf.strict_mode():
                 raise
             import mlflow
 
             from runtime_ml.redaction import redacted_uri
-            from runtime_ml.tracking import first_line, uri_advice
+            from runtime_ml.tracking.runs import first_line, uri_advice
 
             uri = mlflow.get_tracking_uri()
             logger.warning("runtime-ml: MLflow tracking to %r could not start (%s: %s); this fmin "
@@ -186,7 +196,7 @@ class FminCall:
         """Run the tuning job: runtime-ml's dispatch, or hyperopt's own when begin() bailed out."""
         if self.arguments is None:
             return original(self.trials, *self.args, **self.kwargs)
-        from runtime_ml.dispatch import run_spark_fmin
+        from runtime_ml.driver.dispatch import run_spark_fmin
 
         arguments = {k: v for k, v in self.arguments.items() if k != "self"}
         payload, self.payload = self.payload, None  # the launcher keeps it while it is needed

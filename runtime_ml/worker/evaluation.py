@@ -53,5 +53,5 @@ def hyperopt_result(value):
         try:
             result["loss"] = float(result["loss"])
         except (TypeError, KeyError):
-            raise InvalidLoss(result)
+            raise InvalidLoss(result)  # noqa: B904 (hyperopt raises it unchained)
     return result

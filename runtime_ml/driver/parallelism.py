@@ -7,6 +7,7 @@ but with the cluster's real task slots in view.
 
 import math
 from dataclasses import dataclass, field
+from typing import Optional
 
 from runtime_ml.errors import UserInputTypeError, with_advice
 
@@ -27,13 +28,13 @@ class Reason:
 class SlotFacts:
     """What the decision needs to know about the cluster (see cluster.ClusterFacts.slot_facts)."""
 
-    slots: int = None  # concurrent task slots now; None when unknown
+    slots: Optional[int] = None  # concurrent task slots now; None when unknown
     slots_source: str = "unknown"
     dynamic_allocation: bool = False
-    potential_slots: int = None  # under dynamic allocation: maxExecutors x slots per executor
-    gpu_task_amount: float = None  # spark.task.resource.gpu.amount, when GPUs are scheduled
-    cpu_slots: int = None  # slots counting cores only (to compare with the GPU-limited slots)
-    fallback_parallelism: int = None  # what stock hyperopt would use (sc.defaultParallelism)
+    potential_slots: Optional[int] = None  # under dynamic allocation: maxExecutors x slots per executor
+    gpu_task_amount: Optional[float] = None  # spark.task.resource.gpu.amount, when GPUs are scheduled
+    cpu_slots: Optional[int] = None  # slots counting cores only (to compare with the GPU-limited slots)
+    fallback_parallelism: Optional[int] = None  # what stock hyperopt would use (sc.defaultParallelism)
 
 
 @dataclass

@@ -12,7 +12,7 @@ import logging
 
 from hyperopt.base import Trials, validate_loss_threshold, validate_timeout
 
-from runtime_ml import versions
+from runtime_ml.compat import versions
 
 hyperopt_logger = logging.getLogger("hyperopt-spark")
 

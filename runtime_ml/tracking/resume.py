@@ -28,8 +28,8 @@ import socket
 import types
 from datetime import datetime, timezone
 
-from runtime_ml.results import plain
-from runtime_ml.trial_run import PARENT_RUN_TAG
+from runtime_ml.worker.results import plain
+from runtime_ml.worker.trial_run import PARENT_RUN_TAG
 
 logger = logging.getLogger("runtime_ml")
 
@@ -258,7 +258,7 @@ def load_into(trials, resumption):
     trial ignore it either way)."""
     from hyperopt import base
 
-    from runtime_ml import versions
+    from runtime_ml.compat import versions
 
     if resumption.loaded or not resumption.records:
         resumption.loaded = True

@@ -17,8 +17,9 @@ import logging
 import sys
 import threading
 
-from runtime_ml import conf, versions
-from runtime_ml.parallelism import REQUESTED_PARALLELISM_ATTR
+from runtime_ml import conf
+from runtime_ml.compat import versions
+from runtime_ml.driver.parallelism import REQUESTED_PARALLELISM_ATTR
 from runtime_ml.policy import report_internal_error
 
 logger = logging.getLogger("runtime_ml")
@@ -40,7 +41,7 @@ def unsupported_reason(spark_module):
     return None
 
 
-_said = set()
+_said: set = set()
 
 
 def _say_once(problem):
@@ -130,7 +131,7 @@ def _connect_session(arguments):
     """The Spark Connect session a SparkTrials being constructed will run on, found as hyperopt
     finds its session (the one passed, else session.default_session()); None on a classic one,
     which hyperopt's own constructor handles."""
-    from runtime_ml import session
+    from runtime_ml.driver import session
 
     try:
         spark = arguments.get("spark_session") or session.default_session()
@@ -142,11 +143,11 @@ def _connect_session(arguments):
 
 def _init_on_connect(trials, spark, arguments):
     """Construct `trials` on the Connect session `spark`, where hyperopt's constructor cannot."""
-    from runtime_ml.connect_trials import init_on_connect
+    from runtime_ml.driver.connect_trials import init_on_connect
 
     default_parallelism, master = 1, ""
     try:
-        from runtime_ml.cluster import read_cluster_facts
+        from runtime_ml.driver.cluster import read_cluster_facts
 
         facts = read_cluster_facts(spark)
         default_parallelism, master = facts.default_parallelism or 1, facts.master
@@ -161,7 +162,7 @@ def _check_trials_arguments(arguments):
     from runtime_ml.errors import UserInputError
 
     try:
-        from runtime_ml import validation
+        from runtime_ml.driver import validation
 
         validation.check_parallelism(arguments.get("parallelism"))
         validation.check_timeout(arguments.get("timeout"))
@@ -183,7 +184,7 @@ def call_through_runtime(original, trials, args, kwargs):
     from runtime_ml.errors import UserInputError
 
     try:
-        from runtime_ml.runtime import FminCall
+        from runtime_ml.driver.fmin_call import FminCall
 
         call = FminCall.begin(original, trials, args, kwargs)
     except UserInputError:

@@ -1,0 +1,104 @@
+"""The package's layout is its architecture: which code may import which, read from the source.
+
+startup/ runs in every interpreter, worker/ inside Python workers on executors, driver/ and
+tracking/ on the driver; compat/ and the top-level shared modules are used by all of them. Imports
+inside functions count as much as those at the top of a module. What the startup hook and a
+worker load at run time is tested where they run (test_patch_orderings, test_dispatch).
+"""
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "runtime_ml"
+HEAVY = {"hyperopt", "pyspark", "mlflow", "py4j", "cloudpickle", "numpy", "pandas", "sklearn"}
+SHARED = {"runtime_ml", "runtime_ml.conf", "runtime_ml.errors", "runtime_ml.policy",
+          "runtime_ml.redaction"}
+
+
+def module_name(path):
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports_of(path, top_level_only=False):
+    """(imported module, line) for each import in the file; `from a import b` counts a.b, not a,
+    when b is a module of this package (a package is loaded before its modules anyway)."""
+    tree = ast.parse(path.read_text())
+    nodes = tree.body if top_level_only else ast.walk(tree)
+    found = []
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            found += [(alias.name, node.lineno) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            submodules = [f"{node.module}.{alias.name}" for alias in node.names
+                          if f"{node.module}.{alias.name}" in MODULES]
+            if len(submodules) < len(node.names):  # a name defined by the module itself
+                found.append((node.module, node.lineno))
+            found += [(name, node.lineno) for name in submodules]
+    return found
+
+
+MODULES = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+
+
+def offending(prefix, forbidden, top_level_only=False):
+    return sorted(f"{name}:{line} imports {target}"
+                  for name, path in MODULES.items() if name.startswith(prefix)
+                  for target, line in imports_of(path, top_level_only)
+                  if any(target == f or target.startswith(f + ".") for f in forbidden))
+
+
+def test_worker_code_imports_nothing_of_the_driver_or_of_tracking():
+    assert offending("runtime_ml.worker", ["runtime_ml.driver", "runtime_ml.tracking",
+                                           "runtime_ml.cli", "runtime_ml.doctor"]) == []
+
+
+def test_tracking_imports_nothing_of_the_driver():
+    assert offending("runtime_ml.tracking", ["runtime_ml.driver", "runtime_ml.cli"]) == []
+
+
+def test_shared_modules_and_compat_import_no_layer():
+    layers = ["runtime_ml.startup", "runtime_ml.driver", "runtime_ml.worker", "runtime_ml.tracking",
+              "runtime_ml.cli", "runtime_ml.doctor"]
+    for name in sorted(SHARED - {"runtime_ml"}) + ["runtime_ml.compat"]:
+        assert offending(name, layers) == [], name
+
+
+def test_startup_code_imports_only_the_standard_library_and_shared_modules_at_load():
+    """Its one hand-off to the driver is lazy: patching, once hyperopt.spark has loaded."""
+    allowed_prefixes = ("runtime_ml.startup",)
+    bad = sorted(f"{name}:{line} imports {target}"
+                 for name, path in MODULES.items() if name.startswith("runtime_ml.startup")
+                 for target, line in imports_of(path, top_level_only=True)
+                 if target.split(".")[0] in HEAVY
+                 or (target.startswith("runtime_ml") and target not in SHARED
+                     and not target.startswith(allowed_prefixes)))
+    assert bad == []
+
+
+def test_startup_hands_over_to_the_driver_only_through_the_patch():
+    """Inside functions, startup code reaches the driver only to patch hyperopt.spark as it loads."""
+    reached = {target for name, path in MODULES.items() if name.startswith("runtime_ml.startup")
+               for target, _ in imports_of(path)
+               if target.startswith(("runtime_ml.driver", "runtime_ml.worker", "runtime_ml.tracking"))}
+    assert reached <= {"runtime_ml.driver", "runtime_ml.driver.patch"}
+
+
+def test_the_import_graph_has_no_cycle():
+    graph = {name: {t for t, _ in imports_of(path) if t in MODULES and t != name}
+             for name, path in MODULES.items()}
+    state, cycles = {}, []
+
+    def visit(node, stack):
+        state[node] = "open"
+        for target in graph[node]:
+            if state.get(target) == "open":
+                cycles.append(stack[stack.index(target):] + [target])
+            elif target not in state:
+                visit(target, stack + [target])
+        state[node] = "done"
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [name])
+    assert cycles == []

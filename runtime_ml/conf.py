@@ -127,10 +127,10 @@ def read_spark_flag(setting, spark):
         return FlagReading(setting.default, "default")
     parsed = parse_spark_bool(raw)
     if parsed is None:
-        import logging
+        from runtime_ml import log  # not at the top: the startup hook imports this module
 
-        logging.getLogger("runtime_ml").warning(
-            "runtime-ml: Spark conf %s has the value %r, which is not a boolean; using the "
+        log.logger().warning(
+            "Spark conf %s has the value %r, which is not a boolean; using the "
             "default %s. Set it to true or false (spark.conf.set(%r, 'false')).",
             setting.name,
             raw,

@@ -6,11 +6,10 @@ with the error; see dispatch) and the fmin goes on. Under RUNTIME_ML_STRICT=1 (t
 every such error is raised instead, so none can hide in a green run.
 """
 
-import logging
 
-from runtime_ml import conf
+from runtime_ml import conf, log
 
-logger = logging.getLogger("runtime_ml")
+logger = log.logger()
 
 
 def report_internal_error(what):
@@ -18,7 +17,7 @@ def report_internal_error(what):
     if conf.strict_mode():
         raise
     logger.warning(
-        "runtime-ml: internal error while %s; continuing without it (hyperopt is unaffected).",
+        "internal error while %s; continuing without it (hyperopt is unaffected).",
         what,
         exc_info=True,
     )
@@ -28,7 +27,7 @@ def note_after_launch(errors, what, consequence, error):
     """Called from an `except` block once a trial is launched: log the error and keep it in
     `errors`, to be raised after the fmin by raise_first_in_strict_mode."""
     errors.append(error)
-    logger.warning("runtime-ml: internal error while %s; %s", what, consequence, exc_info=error)
+    logger.warning("internal error while %s; %s", what, consequence, exc_info=error)
 
 
 def raise_first_in_strict_mode(errors):

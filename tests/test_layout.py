@@ -11,7 +11,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "runtime_ml"
 HEAVY = {"hyperopt", "pyspark", "mlflow", "py4j", "cloudpickle", "numpy", "pandas", "sklearn"}
-SHARED = {"runtime_ml", "runtime_ml.conf", "runtime_ml.errors", "runtime_ml.policy",
+SHARED = {"runtime_ml", "runtime_ml.conf", "runtime_ml.errors", "runtime_ml.log", "runtime_ml.policy",
           "runtime_ml.redaction"}
 
 

@@ -286,7 +286,7 @@ def test_a_sqlite_store_on_the_driver_host_is_one_warning_and_driver_side_runs(h
     assert job.returncode == 0 and job.result["error"] is None, job.output[-4000:]
     # (runtime-ml's own handler's lines: MLflow 2.9's sqlite store adds a root handler that
     # repeats them in its own format)
-    warnings = [line for line in job.output.splitlines() if line.startswith("WARNING runtime_ml")
+    warnings = [line for line in job.output.splitlines() if line.startswith("WARNING runtime-ml: ")
                 and "is a local store that executors on other machines" in line]
     assert len(warnings) == 1 and hosts.address["w1"] in warnings[0], warnings
     assert all(t["state"] == 2 for t in job.result["trials"]), job.result
@@ -402,7 +402,7 @@ def test_mlflow_unreachable_from_the_driver_mid_fmin_changes_no_result(hosts):
     assert len(job.result["trials"]) == 6
     assert all(t["state"] == 2 for t in job.result["trials"]), job.result["trials"]
     stopped = [line for line in job.output.splitlines()
-               if "runtime_ml" in line and "WARNING" in line and "MLflow" in line]
+               if "runtime-ml: " in line and "WARNING" in line and "MLflow" in line]
     assert len(stopped) == 1, stopped
     print(f"scenario f: {job.result['seconds']:.1f} s; {stopped[0]}")
 

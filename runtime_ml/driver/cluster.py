@@ -6,18 +6,18 @@ session adds what the driver's JVM knows (registered executors, Spark's own slot
 Connect session offers only its conf, so there the slots come from the conf alone.
 """
 
-import logging
 import math
 import os
 import re
 from dataclasses import asdict, dataclass, field, replace
 from typing import Optional
 
+from runtime_ml import log
 from runtime_ml.compat import versions
 from runtime_ml.driver.parallelism import SlotFacts
 from runtime_ml.driver.session import conf_get, is_connect
 
-logger = logging.getLogger("runtime_ml")
+logger = log.logger()
 
 EXECUTOR_WAIT_SECONDS = 30.0  # at most, for executors still registering when fmin starts
 
@@ -242,7 +242,7 @@ def read_cluster_facts(spark, wait_seconds=0.0):
     deadline = time.monotonic() + wait_seconds
     facts = _read_cluster_facts(spark)
     if facts.executors_pending and wait_seconds > 0:
-        logger.info("runtime-ml: waiting up to %.0f s for executors to register", wait_seconds)
+        logger.info("waiting up to %.0f s for executors to register", wait_seconds)
         while facts.executors_pending and time.monotonic() < deadline:
             time.sleep(0.5)
             facts = _read_cluster_facts(spark)

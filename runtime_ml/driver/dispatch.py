@@ -30,7 +30,6 @@ Trials.new_trial_ids, and SparkTrials' `_spark`, `_fmin_cancelled`, `_fmin_cance
 and `_resource_profile`).
 """
 
-import logging
 import os
 import queue
 import sys
@@ -45,6 +44,7 @@ from hyperopt.fmin import space_eval
 from hyperopt.utils import coarse_utcnow
 from pyspark import cloudpickle
 
+from runtime_ml import log
 from runtime_ml.compat import versions
 from runtime_ml.driver import stock_log
 from runtime_ml.driver.session import launcher_for
@@ -60,7 +60,7 @@ from runtime_ml.worker.executor import (
 )
 from runtime_ml.worker.results import is_nan_loss, with_result_hint
 
-logger = logging.getLogger("runtime_ml")
+logger = log.logger()
 
 POLL_SECONDS = 0.02
 CANCEL_AGAIN_SECONDS = 0.5  # how often the jobs of a cancelled fmin that still runs are cancelled
@@ -330,7 +330,7 @@ class Dispatcher:
             with self._wake:
                 self._record(trial, outcome)
         except Exception as error:  # e.g. the user's early_stop_fn raised: the trial is recorded
-            logger.exception("runtime-ml: error after trial %s finished", trial["tid"])
+            logger.exception("error after trial %s finished", trial["tid"])
             if trial["state"] == base.JOB_STATE_RUNNING:
                 _write_error(trial, self._internal_error(f"recording trial {trial['tid']}", error))
         finally:
@@ -373,7 +373,7 @@ class Dispatcher:
                 return PlainParams(cloudpickle.dumps(values))
             except Exception as error:
                 self.space_on_executor = True
-                logger.info("runtime-ml: trial %s's parameter values cannot be pickled (%s: %s); "
+                logger.info("trial %s's parameter values cannot be pickled (%s: %s); "
                             "from now on the search space is evaluated on the executors, as "
                             "hyperopt does.", tid, type(error).__name__, error)
         if self._pickled_space is None:
@@ -398,7 +398,7 @@ class Dispatcher:
             _write_result(trial, outcome)
             self._completed.append(trial)
             if is_nan_loss(outcome):
-                logger.warning("runtime-ml: trial %s returned loss=nan; hyperopt ignores it when it "
+                logger.warning("trial %s returned loss=nan; hyperopt ignores it when it "
                                "picks the best trial.", tid)
             self._maybe_stop_early(outcome)
         elif self.trials._fmin_cancelled:
@@ -413,7 +413,7 @@ class Dispatcher:
             stock_log.trial_failed(tid, outcome, outcome.__dict__.get("_tb_str"))
             printed = last_lines(self._printed.get(tid))
             if printed:
-                logger.warning("runtime-ml: trial %s failed; the last lines it printed:\n%s", tid,
+                logger.warning("trial %s failed; the last lines it printed:\n%s", tid,
                                printed)
             _write_error(trial, outcome)
             self._completed.append(trial)

@@ -3,7 +3,7 @@
 import inspect
 import logging
 
-from runtime_ml import conf
+from runtime_ml import conf, log
 from runtime_ml.compat import versions
 from runtime_ml.driver.cluster import EXECUTOR_WAIT_SECONDS, read_cluster_facts, read_profile_slots
 from runtime_ml.driver.parallelism import REQUESTED_PARALLELISM_ATTR, decide_parallelism
@@ -16,19 +16,17 @@ from runtime_ml.driver.validation import (
     serialize_objective,
     timeout_note,
 )
-from runtime_ml.redaction import install_redaction
 from runtime_ml.tracking import resume
 
-logger = logging.getLogger("runtime_ml")
+logger = log.logger()
 
 
 def make_messages_visible():
     """Like hyperopt's own loggers: when the application configured no logging at all, print
     runtime-ml's INFO and WARNING lines to stderr instead of dropping the INFO ones."""
-    install_redaction(logger)
     if not logger.handlers and not logging.getLogger().handlers:
         handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(levelname)s runtime_ml: %(message)s"))
+        handler.setFormatter(logging.Formatter(log.DEFAULT_FORMAT))
         logger.addHandler(handler)
         if logger.level == logging.NOTSET:
             logger.setLevel(logging.INFO)
@@ -93,12 +91,12 @@ class FminCall:
         check_timeout(self.arguments.get("timeout"))
         note = timeout_note(self.arguments.get("timeout"))
         if note:
-            logger.warning("runtime-ml: %s", note)
+            logger.warning("%s", note)
         check_max_evals(self.arguments.get("max_evals"), len(self.trials.trials),
                         self.arguments.get("return_argmin", True))
         self.payload = serialize_objective(self.arguments["fn"])
         level, text = objective_size_note(len(self.payload))
-        getattr(logger, level)("runtime-ml: %s", text)
+        getattr(logger, level)("%s", text)
         spark = spark_session_of(self.trials)
         self.tracking = conf.read_spark_flag(conf.TRACK_HYPEROPT, spark)
         self.fresh_workers = conf.read_spark_flag(conf.FRESH_WORKER_PER_TRIAL, spark)
@@ -108,14 +106,14 @@ class FminCall:
         self.decision = self._fit_parallelism(facts)
         self.tracker = self._start_tracking(facts, resume_wanted) if self.tracking.value else None
         logger.info(
-            "runtime-ml: SparkTrials fmin: max_evals=%s, parallelism=%s (requested %s)",
+            "SparkTrials fmin: max_evals=%s, parallelism=%s (requested %s)",
             self.arguments.get("max_evals"),
             self.decision.parallelism,
             self.decision.requested,
         )
         if not self.tracking.value:
             logger.info(
-                "runtime-ml: MLflow tracking of this fmin is off (%s=%s). To turn it on: "
+                "MLflow tracking of this fmin is off (%s=%s). To turn it on: "
                 "spark.conf.set(%r, 'true').",
                 conf.TRACK_HYPEROPT.name,
                 self.tracking.raw,
@@ -132,11 +130,11 @@ class FminCall:
         if not flag.value:
             return False
         if not self.tracking.value:
-            logger.info("runtime-ml: %s is on, but MLflow tracking of this fmin is off, so there "
+            logger.info("%s is on, but MLflow tracking of this fmin is off, so there "
                         "is nothing to resume from; starting a fresh search.", conf.RESUME.name)
             return False
         if len(self.trials.trials):
-            logger.info("runtime-ml: %s is on, but this SparkTrials already holds %d trials; "
+            logger.info("%s is on, but this SparkTrials already holds %d trials; "
                         "continuing with those, as hyperopt does.", conf.RESUME.name,
                         len(self.trials.trials))
             return False
@@ -151,14 +149,14 @@ class FminCall:
             facts = facts.for_profile(*read_profile_slots(spark_session_of(self.trials), facts,
                                                           profile))
         for note in facts.notes:
-            logger.warning("runtime-ml: %s", note)
+            logger.warning("%s", note)
         decision = decide_parallelism(
             requested, self.arguments.get("max_evals"), algo_name(self.arguments.get("algo")),
             facts.slot_facts(),
         )
         for reason in decision.reasons:
             log = logger.warning if reason.level == "warning" else logger.info
-            log("runtime-ml: %s", reason.text)
+            log("%s", reason.text)
         # hyperopt's dispatcher reads trials.parallelism before launching each trial.
         self.trials.parallelism = decision.parallelism
         self.trials.actual_parallelism = decision.parallelism
@@ -167,7 +165,7 @@ class FminCall:
     def _start_tracking(self, facts, resume_wanted):
         problem = versions.installed_problem("mlflow")  # said once at activation already
         if problem is not None:
-            logger.info("runtime-ml: %s.", problem)
+            logger.info("%s.", problem)
             return None
         from runtime_ml.tracking.runs import FminTracker
 
@@ -187,7 +185,7 @@ class FminCall:
             from runtime_ml.tracking.runs import first_line, uri_advice
 
             uri = mlflow.get_tracking_uri()
-            logger.warning("runtime-ml: MLflow tracking to %r could not start (%s: %s); this fmin "
+            logger.warning("MLflow tracking to %r could not start (%s: %s); this fmin "
                            "runs untracked. %s", redacted_uri(uri), type(error).__name__,
                            first_line(error), uri_advice(uri))
             return None

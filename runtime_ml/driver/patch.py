@@ -13,16 +13,15 @@ reach runtime-ml. The wrapper follows MLflow's safe_patch contract:
 
 import functools
 import inspect
-import logging
 import sys
 import threading
 
-from runtime_ml import conf
+from runtime_ml import conf, log
 from runtime_ml.compat import versions
 from runtime_ml.driver.parallelism import REQUESTED_PARALLELISM_ATTR
 from runtime_ml.policy import report_internal_error
 
-logger = logging.getLogger("runtime_ml")
+logger = log.logger()
 
 ORIGINAL_ATTR = "__runtime_ml_original__"
 
@@ -48,7 +47,7 @@ def _say_once(problem):
     """One line per problem and process, however often activation is attempted."""
     if problem not in _said:
         _said.add(problem)
-        logger.warning("runtime-ml: %s.", problem)
+        logger.warning("%s.", problem)
 
 
 def is_patched(spark_module=None):
@@ -168,7 +167,7 @@ def _check_trials_arguments(arguments):
         validation.check_timeout(arguments.get("timeout"))
         note = validation.timeout_note(arguments.get("timeout"))
         if note:
-            logger.warning("runtime-ml: %s", note)
+            logger.warning("%s", note)
     except UserInputError:
         raise
     except Exception:

@@ -22,16 +22,16 @@ again, so only trials that finished count toward max_evals.
 
 import hashlib
 import json
-import logging
 import os
 import socket
 import types
 from datetime import datetime, timezone
 
+from runtime_ml import log
 from runtime_ml.worker.results import plain
 from runtime_ml.worker.trial_run import PARENT_RUN_TAG
 
-logger = logging.getLogger("runtime_ml")
+logger = log.logger()
 
 SEARCH_TAG = "runtime_ml.search"  # the combined key; the parts below say what differs
 KEY_TAGS = (("space", "runtime_ml.search.space"), ("algorithm", "runtime_ml.search.algo"),
@@ -451,6 +451,6 @@ def trials_from_run(run_id, fmin_uuid=None, **sparktrials_arguments):
     trials = SparkTrials(**sparktrials_arguments)
     load_into(trials, resumption)
     setattr(trials, MARK_ATTR, resumption)
-    logger.info("runtime-ml: loaded %s of search %s from MLflow run %s; fmin with these trials "
+    logger.info("loaded %s of search %s from MLflow run %s; fmin with these trials "
                 "continues that run.", summary(records), uuid, run_id)
     return trials

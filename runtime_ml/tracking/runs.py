@@ -8,7 +8,6 @@ store refuses costs only that write (failure_kind).
 """
 
 import ipaddress
-import logging
 import math
 import os
 import queue
@@ -21,6 +20,7 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from urllib.parse import urlparse
 
+from runtime_ml import log
 from runtime_ml.compat import versions
 from runtime_ml.policy import note_after_launch, raise_first_in_strict_mode, report_internal_error
 from runtime_ml.redaction import CREDENTIAL_ENV, redacted_uri, without_userinfo
@@ -28,7 +28,7 @@ from runtime_ml.tracking import resume
 from runtime_ml.worker.results import is_nan_loss, plain
 from runtime_ml.worker.trial_run import PARENT_RUN_TAG, pending_trial_environment
 
-logger = logging.getLogger("runtime_ml")
+logger = log.logger()
 
 RUN_SOURCE = "hyperoptAutoTracking"
 PRINTED_ARTIFACT = "trial_output.txt"  # what a trial printed (its end: executor.PRINTED_LIMIT)
@@ -416,13 +416,13 @@ class FminTracker:
             import mlflow
             from mlflow import MlflowClient
         except ImportError:
-            logger.warning("runtime-ml: MLflow is not installed, so this fmin is not tracked "
+            logger.warning("MLflow is not installed, so this fmin is not tracked "
                            "(pip install mlflow).")
             return None
         uri = mlflow.get_tracking_uri()
         why = server_unreachable(uri)
         if why is not None:
-            logger.warning("runtime-ml: MLflow tracking server %s is unreachable (%s); this fmin "
+            logger.warning("MLflow tracking server %s is unreachable (%s); this fmin "
                            "runs untracked%s.", redacted_uri(uri), why,
                            " and starts fresh (nothing to resume from)" if resume_wanted else "")
             return None
@@ -434,7 +434,7 @@ class FminTracker:
         if resumption is not None:
             differing = keys.differences(resumption.keys_tags, resumption.suffix)
             if differing:
-                logger.warning("runtime-ml: continuing the search of MLflow run %s as asked, but "
+                logger.warning("continuing the search of MLflow run %s as asked, but "
                                "this fmin's %s differs from that search's.", resumption.parent_id,
                                " and ".join(differing))
         elif resume_wanted:
@@ -444,7 +444,7 @@ class FminTracker:
                 report_internal_error("looking for an unfinished search to resume")
         if resumption is not None:
             if active is not None and active.info.run_id != resumption.parent_id:
-                logger.warning("runtime-ml: these trials continue MLflow run %s, not the active "
+                logger.warning("these trials continue MLflow run %s, not the active "
                                "run %s; the trial runs go under %s.", resumption.parent_id,
                                active.info.run_id, resumption.parent_id)
             resume.reopen(client, resumption, end_run_quietly)
@@ -470,10 +470,10 @@ class FminTracker:
                 facts.dynamic_allocation or not facts.executors))
         executor_env = {}
         if executor_uri is None:
-            logger.warning("runtime-ml: %s", note)
+            logger.warning("%s", note)
         else:
             if note:
-                logger.info("runtime-ml: %s", note)
+                logger.info("%s", note)
             executor_env = {"MLFLOW_TRACKING_URI": executor_uri}
             executor_env.update({k: os.environ[k] for k in CREDENTIAL_ENV if k in os.environ})
             executor_env.update({k: os.environ.get(k, v) for k, v in TRIAL_HTTP_LIMITS.items()})
@@ -508,7 +508,7 @@ class FminTracker:
         if genai_ui:
             tracker._later(tracker._label_the_experiment)
         link = runs_view_link(uri, experiment_id, genai_ui)
-        logger.info("runtime-ml: tracking this fmin in MLflow run %s (%s)%s", parent_id,
+        logger.info("tracking this fmin in MLflow run %s (%s)%s", parent_id,
                     redacted_uri(uri), f"; its runs: {link}" if link else "")
         return tracker
 
@@ -528,11 +528,11 @@ class FminTracker:
         else:
             resumption, why = resume.find_search(client, experiment_id, keys)
         if resumption is None:
-            logger.info("runtime-ml: resume is on; starting a fresh search: %s.", why)
+            logger.info("resume is on; starting a fresh search: %s.", why)
             return None
         cut_off = sum(status == "KILLED" for _, status in resumption.stale_runs)
         killed = f"; {cut_off} trial runs left RUNNING are ended as KILLED" if cut_off else ""
-        logger.info("runtime-ml: resume is on; continuing the unfinished search in MLflow run %s "
+        logger.info("resume is on; continuing the unfinished search in MLflow run %s "
                     "(same space, algorithm and objective): %s loaded%s.", resumption.parent_id,
                     resume.summary(resumption.records), killed)
         return resumption
@@ -578,7 +578,7 @@ class FminTracker:
         if kind == "unreachable":
             self._break(what, error)
         elif kind == "refused":
-            logger.warning("runtime-ml: MLflow refused a write while %s (%s: %s); the other "
+            logger.warning("MLflow refused a write while %s (%s: %s); the other "
                            "trials are still tracked.", what, type(error).__name__,
                            first_line(error))
         else:
@@ -591,7 +591,7 @@ class FminTracker:
             if self._broken:
                 return
             self._broken = True
-        logger.warning("runtime-ml: MLflow tracking to %s failed while %s (%s: %s); the rest of "
+        logger.warning("MLflow tracking to %s failed while %s (%s: %s); the rest of "
                        "this fmin is not tracked and runs still open under parent run %s stay as "
                        "they are (not marked finished); the tuning goes on.",
                        redacted_uri(self.uri), what, type(error).__name__, error, self.parent_id)
@@ -696,7 +696,7 @@ class FminTracker:
         try:
             params = trial_params(self.space, trial["misc"]["vals"], self.choices)
         except Exception:
-            logger.debug("runtime-ml: could not evaluate trial %s's values", trial["tid"],
+            logger.debug("could not evaluate trial %s's values", trial["tid"],
                          exc_info=True)
             params = {param_key(k): param_text(v[0]) for k, v in trial["misc"]["vals"].items() if v}
         return (metrics, [Param(k, v) for k, v in params.items()], tags,

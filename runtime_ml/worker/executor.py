@@ -18,11 +18,12 @@ import sys
 import traceback
 from typing import Optional
 
+from runtime_ml import log
 from runtime_ml.compat import versions
 from runtime_ml.worker import trial_run
 from runtime_ml.worker.results import with_result_hint
 
-logger = logging.getLogger("runtime_ml")
+logger = log.logger()
 
 CUDA_VISIBLE_DEVICES = "CUDA_VISIBLE_DEVICES"
 
@@ -50,7 +51,7 @@ def attempt_environment(env):
         context = TaskContext.get()
         attempt = context.attemptNumber() if context is not None else 0
     except Exception:
-        logger.warning("runtime-ml: could not read the task's attempt number", exc_info=True)
+        logger.warning("could not read the task's attempt number", exc_info=True)
         return {}
     return {trial_run.TRIAL_ATTEMPT: str(attempt + 1)} if attempt > 0 else {}
 
@@ -60,7 +61,7 @@ def gpu_environment():
     try:
         addresses = task_gpu_addresses()
     except Exception:
-        logger.warning("runtime-ml: could not read the task's GPUs; CUDA_VISIBLE_DEVICES left as "
+        logger.warning("could not read the task's GPUs; CUDA_VISIBLE_DEVICES left as "
                        "it is", exc_info=True)
         return {}
     return {CUDA_VISIBLE_DEVICES: ",".join(addresses)} if addresses else {}
@@ -104,7 +105,7 @@ class TrialProcessState:
             try:
                 trial_run.guard_when_loaded()
             except Exception:
-                logger.warning("runtime-ml: could not guard MLflow's start_run for the trial",
+                logger.warning("could not guard MLflow's start_run for the trial",
                                exc_info=True)
         return self
 
@@ -117,7 +118,7 @@ class TrialProcessState:
             try:
                 step()
             except Exception:
-                logger.warning("runtime-ml: %s after the trial failed", what, exc_info=True)
+                logger.warning("%s after the trial failed", what, exc_info=True)
         return False
 
     def _mlflow(self):
@@ -173,7 +174,7 @@ def freeze_worker_heap_once():
         gc.collect()  # what is garbage now must not be frozen
         gc.freeze()
     except Exception:  # never let this touch the trial
-        logger.warning("runtime-ml: could not freeze the Python worker's heap", exc_info=True)
+        logger.warning("could not freeze the Python worker's heap", exc_info=True)
 
 
 class PlainParams:

@@ -22,17 +22,17 @@ imported for it), and outside a trial it passes every call through unchanged.
 """
 
 import functools
-import logging
 import os
 import sys
 import time
 from typing import Any
 
+from runtime_ml import log
 from runtime_ml.compat import versions
 from runtime_ml.redaction import redacted_uri, without_userinfo
 from runtime_ml.startup.import_hooks import PostImportHook
 
-logger = logging.getLogger("runtime_ml")
+logger = log.logger()
 
 FLUENT = "mlflow.tracking.fluent"
 PARENT_RUN_TAG = "mlflow.parentRunId"  # MLflow's tag that nests a trial's run under the fmin's
@@ -97,7 +97,7 @@ def _offer_trial_run(experiment_id):
         if server_answers(uri):  # it answered and refused: the objective sees MLflow's error
             raise
         _unreachable_until[uri] = time.monotonic() + UNREACHABLE_SECONDS
-        logger.warning("runtime-ml: the MLflow server %s does not answer from this executor (%s: "
+        logger.warning("the MLflow server %s does not answer from this executor (%s: "
                        "%s); what the objective logs goes to this executor's local store, as "
                        "without runtime-ml, for this trial and the next %.0f s of trials here.",
                        redacted_uri(uri), type(error).__name__, str(error).splitlines()[0][:200],
@@ -105,7 +105,7 @@ def _offer_trial_run(experiment_id):
         _use_local_store()
         return
     if run_id is None:
-        logger.warning("runtime-ml: the trial's MLflow run (%s) was not there within %s s; what "
+        logger.warning("the trial's MLflow run (%s) was not there within %s s; what "
                        "the objective logs goes to a run of its own.", key, RESOLVE_DEADLINE)
         return
     attempt = os.environ.get(TRIAL_ATTEMPT)

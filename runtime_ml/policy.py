@@ -1,26 +1,43 @@
 """runtime-ml's one error policy, for errors in its own code (never the user's).
 
-Before hyperopt's fmin loop starts, an internal error is logged as one warning and the job carries
-on as stock hyperopt would (fail open). After a trial is launched, it fails that trial (recorded
-with the error; see dispatch) and the fmin goes on. Under RUNTIME_ML_STRICT=1 (the test suite)
-every such error is raised instead, so none can hide in a green run.
+Before the first trial launches, an internal error is logged as one warning and the call runs as
+stock hyperopt would: `before_first_launch` turns it into FallBackToStock, and the fmin call runs
+hyperopt's own fmin instead. After a trial is launched, it fails that trial (recorded with the
+error; see dispatch) and the fmin goes on. The user's own mistakes (errors.UserInputError) pass
+unchanged. Under RUNTIME_ML_STRICT=1 (the test suite) every internal error is raised instead, so
+none can hide in a green run.
 """
 
+from contextlib import contextmanager
 
 from runtime_ml import conf, log
+from runtime_ml.errors import UserInputError
 
 logger = log.logger()
 
 
-def report_internal_error(what):
+class FallBackToStock(Exception):
+    """runtime-ml's own set-up failed before any trial launched: run hyperopt's own fmin."""
+
+
+def report_internal_error(what, consequence="continuing without it (hyperopt is unaffected)"):
     """Called from an `except` block inside runtime-ml: fail open, or raise in strict mode."""
     if conf.strict_mode():
         raise
-    logger.warning(
-        "internal error while %s; continuing without it (hyperopt is unaffected).",
-        what,
-        exc_info=True,
-    )
+    logger.warning("internal error while %s; %s.", what, consequence, exc_info=True)
+
+
+@contextmanager
+def before_first_launch(what):
+    """Around runtime-ml's set-up of an fmin call, before any trial launched: an internal error
+    is one warning, then FallBackToStock (the caller runs hyperopt's own fmin)."""
+    try:
+        yield
+    except UserInputError:
+        raise
+    except Exception as error:
+        report_internal_error(what, "this fmin runs as stock hyperopt's")
+        raise FallBackToStock(what) from error
 
 
 def note_after_launch(errors, what, consequence, error):

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO, run_python
 
-from runtime_ml.compat import versions
+from runtime_ml.compat import spark_trials, versions
 
 INSTALLED = {name: version(name) for name in versions.SUPPORTED}
 
@@ -104,14 +104,26 @@ def test_the_installed_pyspark_takes_its_thread_target_path(spark):
 def test_the_requested_parallelism_is_known_on_both_hyperopt_versions(spark, active):
     import hyperopt
 
-    from runtime_ml.driver.fmin_call import requested_parallelism
-    from runtime_ml.driver.parallelism import REQUESTED_PARALLELISM_ATTR
-
     trials = hyperopt.SparkTrials(parallelism=3, spark_session=spark)
     # 0.3.0 keeps the request itself; 0.2.7 only its decision, so the patch records it.
     newer = versions.version_tuple(INSTALLED["hyperopt"]) >= (0, 3, 0)
     assert hasattr(trials, "user_specified_parallelism") is newer
-    assert getattr(trials, REQUESTED_PARALLELISM_ATTR) == 3 == requested_parallelism(trials)
+    assert getattr(trials, spark_trials.REQUESTED_PARALLELISM) == 3
+    assert spark_trials.requested_parallelism(trials) == 3
+
+
+def test_hyperopts_private_sparktrials_attributes_are_where_runtime_ml_reads_them(spark, active):
+    import hyperopt
+
+    trials = hyperopt.SparkTrials(parallelism=1, spark_session=spark)
+    moved = [name for name in spark_trials.HYPEROPT_ATTRIBUTES if not hasattr(trials, name)]
+    assert moved == [], (f"hyperopt {INSTALLED['hyperopt']} moved SparkTrials{moved}: update "
+                         "runtime_ml/compat/spark_trials.py")
+    assert spark_trials.session(trials) is spark and not spark_trials.cancelled(trials)
+    assert spark_trials.mark_cancelled(trials, "why") and not spark_trials.mark_cancelled(trials, "x")
+    assert (trials._fmin_cancelled, spark_trials.cancelled_reason(trials)) == (True, "why")
+    for name in spark_trials.OVERRIDDEN:
+        assert callable(getattr(type(trials), name)), name
 
 
 def test_mlflows_private_experiment_getter_is_there_and_agrees_with_the_fallback(monkeypatch):

@@ -8,7 +8,7 @@ import pytest
 from hyperopt import Trials, hp, rand, tpe
 
 from runtime_ml import conf
-from runtime_ml.driver import fmin_call
+from runtime_ml.driver import fmin_call, launcher
 
 FMIN_MODULE = sys.modules["hyperopt.fmin"]
 SPACE = hp.uniform("x", -2, 2)
@@ -111,21 +111,33 @@ def test_user_call_errors_are_hyperopts_own(spark, active):
     assert str(ours.value) == str(stock.value)
 
 
-@pytest.mark.parametrize("stage", ["_prepare", "finish"])
+# Where runtime-ml's own code fails, and which fmin loop then ran: before the first trial launches,
+# hyperopt's own (stock SparkTrials); after, runtime-ml's, whose results stand.
+INJECTED = {
+    "preparing the call": (lambda: fmin_call.FminCall, "_prepare", "FMinIter"),
+    "reading the cluster": (lambda: fmin_call, "read_cluster_facts", "FMinIter"),
+    "shipping the objective": (lambda: launcher.ClassicLauncher, "ship", "FMinIter"),
+    "finishing the call": (lambda: fmin_call.FminCall, "finish", "SlotAwareFMinIter"),
+}
+
+
+@pytest.mark.parametrize("where", INJECTED)
 def test_internal_errors_fail_open_and_hyperopt_runs_once(
-    spark, active, runtime_log, hyperopt_runs, monkeypatch, stage
+    spark, active, runtime_log, hyperopt_runs, monkeypatch, where
 ):
     def explode(*args, **kwargs):
         raise RuntimeError("runtime-ml bug")
 
-    monkeypatch.setattr(fmin_call.FminCall, stage, explode)
+    owner, name, loop = INJECTED[where]
+    monkeypatch.setattr(owner(), name, explode)
     monkeypatch.delenv(conf.STRICT.name, raising=False)
     trials = hyperopt.SparkTrials(parallelism=2, spark_session=spark)
     best = hyperopt.fmin(quadratic, SPACE, algo=rand.suggest, max_evals=3, trials=trials)
     assert set(best) == {"x"} and len(trials.trials) == 3
-    assert len(hyperopt_runs) == 1
+    assert hyperopt_runs == [loop]
     warnings = [r for r in runtime_log.records if "internal error" in r.getMessage()]
     assert len(warnings) == 1 and warnings[0].exc_info[0] is RuntimeError
+    assert not {"insert_trial_docs", "new_trial_ids"} & set(vars(trials))  # no override left
 
 
 def test_strict_mode_raises_internal_errors(spark, active, monkeypatch):

@@ -25,9 +25,8 @@ cancellation; trial documents, states and error tuples; hyperopt's own lines on 
 What this relies on in hyperopt (pinned by tests/test_hyperopt_contract.py on 0.2.7 and 0.3.0):
 FMinIter's constructor and attributes, base.Domain.evaluate (as runtime_ml.worker.evaluation repeats it),
 base.spec_from_misc, base.validate_timeout / validate_loss_threshold, JOB_STATE_*,
-Trials.new_trial_ids, and SparkTrials' `_spark`, `_fmin_cancelled`, `_fmin_cancelled_reason`,
-`timeout` and `loss_threshold` attributes (and, where present, `_spark_supports_job_cancelling`
-and `_resource_profile`).
+Trials.new_trial_ids, and SparkTrials' private attributes, reached through
+runtime_ml.compat.spark_trials, and its `timeout` and `loss_threshold`.
 """
 
 import os
@@ -45,19 +44,19 @@ from hyperopt.utils import coarse_utcnow
 from pyspark import cloudpickle
 
 from runtime_ml import log
-from runtime_ml.compat import versions
+from runtime_ml.compat import spark_trials, versions
 from runtime_ml.driver import stock_log
 from runtime_ml.driver.session import launcher_for
 from runtime_ml.driver.validation import NO_EVALUATIONS
-from runtime_ml.policy import note_after_launch, raise_first_in_strict_mode
+from runtime_ml.policy import before_first_launch, note_after_launch, raise_first_in_strict_mode
 from runtime_ml.worker.evaluation import hyperopt_result, space_values
 from runtime_ml.worker.executor import (
-    ObjectiveError,
     PlainParams,
     PrintedOutput,
     SpaceOnExecutor,
     TrialTask,
 )
+from runtime_ml.worker.outcome import TrialFailure
 from runtime_ml.worker.results import is_nan_loss, with_result_hint
 
 logger = log.logger()
@@ -106,10 +105,9 @@ def _write_result(trial, result):
     trial["refresh_time"] = coarse_utcnow()
 
 
-def _write_error(trial, error):
+def _write_error(trial, failure):
     trial["state"] = base.JOB_STATE_ERROR
-    type_text = error.type_text if isinstance(error, ObjectiveError) else str(type(error))
-    trial["misc"]["error"] = (type_text, error.__dict__.get("_tb_str", str(error)))
+    trial["misc"]["error"] = (failure.type_text, failure.recorded_text)
     trial["refresh_time"] = coarse_utcnow()
 
 
@@ -139,8 +137,8 @@ class Dispatcher:
         self.early_stop_view = stock_early_stop(early_stop_fn)
         self.stopped_early = False  # hyperopt 0.2.7: stop proposing, launched trials finish
         # As hyperopt: without job-group cancelling, cancellation waits for running trials.
-        self.can_cancel = getattr(trials, "_spark_supports_job_cancelling", True)
-        self.launcher = launcher_for(trials._spark, getattr(trials, "_resource_profile", None),
+        self.can_cancel = spark_trials.can_cancel_jobs(trials)
+        self.launcher = launcher_for(spark_trials.session(trials), spark_trials.resource_profile(trials),
                                      self.can_cancel)
         stock_log.job_group(self.launcher.job_group, self.launcher.job_description,
                             self.launcher.interrupt_on_cancel)
@@ -186,7 +184,7 @@ class Dispatcher:
         for thread in self._threads:
             thread.join(CANCEL_AGAIN_SECONDS)
             while thread.is_alive():
-                if self.trials._fmin_cancelled and self.can_cancel:
+                if spark_trials.cancelled(self.trials) and self.can_cancel:
                     self._cancel_jobs()  # a job submitted after the fmin was cancelled
                 thread.join(CANCEL_AGAIN_SECONDS)
         self._threads.clear()
@@ -199,9 +197,7 @@ class Dispatcher:
     def cancel(self, reason):
         """Cancel running and queued trials, as hyperopt's SparkTrials does (from any thread)."""
         with self._wake:
-            if not self.trials._fmin_cancelled:
-                self.trials._fmin_cancelled = True
-                self.trials._fmin_cancelled_reason = reason
+            if spark_trials.mark_cancelled(self.trials, reason):
                 stock_log.fmin_cancelled(reason)
             if not self.can_cancel:  # hyperopt's way: running trials finish, and count as cancelled
                 stock_log.cannot_cancel_jobs()
@@ -237,11 +233,11 @@ class Dispatcher:
         while True:
             with self._wake:
                 if self._done:
-                    if self.trials._fmin_cancelled:
+                    if spark_trials.cancelled(self.trials):
                         self._cancel_unlaunched()
                         stock_log.no_new_trials()
                     return
-                if self.trials._fmin_cancelled and self.can_cancel and self._running:
+                if spark_trials.cancelled(self.trials) and self.can_cancel and self._running:
                     # Spark cancels only the jobs running when asked: a trial whose job was being
                     # submitted then (a first job can take seconds) is cancelled at the next look
                     self._cancel_jobs()
@@ -258,7 +254,7 @@ class Dispatcher:
         """Launch NEW trials while slots are free: every document hyperopt inserted, also those its
         loop has not refreshed into `trials.trials` yet. After a cancellation, cancel them (stock
         launches them and writes them back as cancelled)."""
-        if self.trials._fmin_cancelled:
+        if spark_trials.cancelled(self.trials):
             self._cancel_unlaunched()
             return
         for trial in versions.unsynced_trial_docs(self.trials):
@@ -271,13 +267,13 @@ class Dispatcher:
         """Seconds until the dispatcher looks again without being woken: at most 0.5, and no later
         than the fmin's timeout, so that it cancels on time."""
         timeout = self.trials.timeout
-        if timeout is None or self.trials._fmin_cancelled:
+        if timeout is None or spark_trials.cancelled(self.trials):
             return CANCEL_AGAIN_SECONDS
         return min(CANCEL_AGAIN_SECONDS, max(0.001, timeout - (time.monotonic() - self._started)))
 
     def _check_timeout(self):
         timeout = self.trials.timeout
-        if timeout is not None and not self.trials._fmin_cancelled:
+        if timeout is not None and not spark_trials.cancelled(self.trials):
             if time.monotonic() - self._started > timeout:
                 self.cancel(CANCEL_TIMEOUT)
 
@@ -341,29 +337,27 @@ class Dispatcher:
             self._listener_call("trial_finished", trial, self._printed.pop(trial["tid"], None))
 
     def _evaluate(self, trial):
-        """The trial's Spark job: hyperopt's result dict, or the exception that ended the trial
-        (the objective's or hyperopt's own, with its traceback in `_tb_str`, or Spark's)."""
+        """The trial's Spark job: hyperopt's result dict, a TrialFailure (the objective's or
+        hyperopt's own exception), or the exception that ended the Spark job."""
         env = self._listener_call("trial_started", trial) or {}
         config = base.spec_from_misc(trial["misc"])
         try:
             params = self._params(trial["tid"], config)
         except Exception as error:  # the space itself failed for these values, as it would in stock
-            error._tb_str = traceback.format_exc()  # type: ignore[attr-defined]
-            return error
-        if self.trials._fmin_cancelled:  # cancelled since the trial was launched
-            return CancelledBeforeItsJob(self.trials._fmin_cancelled_reason)
+            return TrialFailure(error, traceback.format_exc())
+        if spark_trials.cancelled(self.trials):  # cancelled since the trial was launched
+            return CancelledBeforeItsJob(spark_trials.cancelled_reason(self.trials))
         task = TrialTask(self.objective, params, env, self.reuse_workers, self.keep_output)
         try:
             output, self._printed[trial["tid"]] = self.launcher.run(task)
         except BaseException as error:  # Spark failed or the job was cancelled
             return error
-        if isinstance(output, BaseException):
+        if isinstance(output, TrialFailure):
             return output
         try:
             return hyperopt_result(output)
         except Exception as error:  # hyperopt rejects what the objective returned
-            error._tb_str = with_result_hint(traceback.format_exc(), output)  # type: ignore[attr-defined]
-            return error
+            return TrialFailure(error, with_result_hint(traceback.format_exc(), output))
 
     def _params(self, tid, config):
         """How the trial's task gets its parameter values: evaluated here, or on the executor."""
@@ -384,16 +378,16 @@ class Dispatcher:
         """An error of runtime-ml's own while a trial was launched: the trial fails with it."""
         note_after_launch(self.internal_errors, what, "that trial fails and the fmin goes on.",
                           error)
-        error._tb_str = "".join(traceback.format_exception(
-            type(error), error, error.__traceback__))
-        return error
+        return TrialFailure(error, "".join(traceback.format_exception(
+            type(error), error, error.__traceback__)))
 
     def _record(self, trial, outcome):
         tid = trial["tid"]
+        shown = outcome.error if isinstance(outcome, TrialFailure) else outcome  # if cancelled
         if tid in self._uncancellable:  # hyperopt writes these back as cancelled
-            stock_log.trial_cancelled(tid, outcome)
-            _write_cancellation(trial, outcome)
-        elif not isinstance(outcome, BaseException):
+            stock_log.trial_cancelled(tid, shown)
+            _write_cancellation(trial, shown)
+        elif not isinstance(outcome, (TrialFailure, BaseException)):
             stock_log.trial_succeeded(tid, outcome)
             _write_result(trial, outcome)
             self._completed.append(trial)
@@ -401,21 +395,22 @@ class Dispatcher:
                 logger.warning("trial %s returned loss=nan; hyperopt ignores it when it "
                                "picks the best trial.", tid)
             self._maybe_stop_early(outcome)
-        elif self.trials._fmin_cancelled:
-            stock_log.trial_cancelled(tid, outcome)
-            _write_cancellation(trial, outcome)
+        elif spark_trials.cancelled(self.trials):
+            stock_log.trial_cancelled(tid, shown)
+            _write_cancellation(trial, shown)
         elif cancelled_from_outside(outcome):
             # The caller's job group (a notebook's "cancel") or all jobs were cancelled.
             self.cancel(CANCEL_USER)
-            stock_log.trial_cancelled(tid, outcome)
-            _write_cancellation(trial, outcome)
+            stock_log.trial_cancelled(tid, shown)
+            _write_cancellation(trial, shown)
         else:
-            stock_log.trial_failed(tid, outcome, outcome.__dict__.get("_tb_str"))
+            failure = outcome if isinstance(outcome, TrialFailure) else TrialFailure(outcome)
+            stock_log.trial_failed(tid, failure.error, failure.traceback_text)
             printed = last_lines(self._printed.get(tid))
             if printed:
                 logger.warning("trial %s failed; the last lines it printed:\n%s", tid,
                                printed)
-            _write_error(trial, outcome)
+            _write_error(trial, failure)
             self._completed.append(trial)
 
     def _maybe_stop_early(self, result):
@@ -447,13 +442,13 @@ OUTSIDE_CANCELLATION = ("cancelled part of cancelled job group", "part of cancel
                         "[OPERATION_CANCELED]")
 
 
-def cancelled_from_outside(error):
+def cancelled_from_outside(outcome):
     """True when a trial's Spark job ended because someone else cancelled its job group or all
-    jobs, or interrupted its Connect operation (the objective's own exceptions come back with
-    their traceback in `_tb_str`)."""
-    if "_tb_str" in error.__dict__:
+    jobs, or interrupted its Connect operation (never for a TrialFailure: the objective's or
+    hyperopt's own exception)."""
+    if not isinstance(outcome, BaseException):
         return False
-    text = str(error)
+    text = str(outcome)
     return any(marker in text for marker in OUTSIDE_CANCELLATION)
 
 
@@ -563,28 +558,34 @@ def run_spark_fmin(trials, fn, space, algo, max_evals, timeout, loss_threshold, 
     if reads_every_loss(algo):
         algo = with_finished_trials(algo)
     domain = base.Domain(fn, space, pass_expr_memo_ctrl=None)
-    dispatcher = Dispatcher(trials, domain, payload, listener, early_stop_fn, reuse_workers,
-                            keep_output)
-    iterator = SlotAwareFMinIter(
-        algo, domain, trials, max_evals=max_evals, timeout=timeout,
-        loss_threshold=loss_threshold, rstate=rstate, verbose=verbose,
-        max_queue_len=max_queue_len, poll_interval_secs=POLL_SECONDS,
-        show_progressbar=show_progressbar, early_stop_fn=None, trials_save_file="",
-    )
-    iterator.catch_eval_exceptions = catch_eval_exceptions
-    iterator.stopped_early = lambda: dispatcher.stopped_early
-    insert, new_ids = trials.insert_trial_docs, trials.new_trial_ids
+    with before_first_launch("starting runtime-ml's dispatch"):
+        dispatcher = Dispatcher(trials, domain, payload, listener, early_stop_fn, reuse_workers,
+                                keep_output)
+        iterator = SlotAwareFMinIter(
+            algo, domain, trials, max_evals=max_evals, timeout=timeout,
+            loss_threshold=loss_threshold, rstate=rstate, verbose=verbose,
+            max_queue_len=max_queue_len, poll_interval_secs=POLL_SECONDS,
+            show_progressbar=show_progressbar, early_stop_fn=None, trials_save_file="",
+        )
+        iterator.catch_eval_exceptions = catch_eval_exceptions
+        iterator.stopped_early = lambda: dispatcher.stopped_early
+        insert, new_ids = trials.insert_trial_docs, trials.new_trial_ids
 
-    def insert_and_wake(docs):  # the dispatcher launches new trials at once
-        result = insert(docs)
-        dispatcher.wake()
-        return result
+        def insert_and_wake(docs):  # the dispatcher launches new trials at once
+            result = insert(docs)
+            dispatcher.wake()
+            return result
 
-    trials.insert_trial_docs = insert_and_wake
-    if queue_follows_slots:
-        iterator.free_slots = lambda: trials.parallelism - len(dispatcher._running)
-        trials.new_trial_ids = lambda n: new_ids(1)
-    dispatcher.start()
+        spark_trials.override(trials, insert_trial_docs=insert_and_wake)
+        if queue_follows_slots:
+            iterator.free_slots = lambda: trials.parallelism - len(dispatcher._running)
+            spark_trials.override(trials, new_trial_ids=lambda n: new_ids(1))
+        try:
+            dispatcher.start()
+        except BaseException:
+            dispatcher.stop()
+            spark_trials.restore_methods(trials)
+            raise
     error = None
     try:
         try:
@@ -594,8 +595,7 @@ def run_spark_fmin(trials, fn, space, algo, max_evals, timeout, loss_threshold, 
             raise
         finally:
             dispatcher.stop()  # every trial thread has written its result back after this
-            del trials.insert_trial_docs  # back to the class's methods
-            trials.__dict__.pop("new_trial_ids", None)
+            spark_trials.restore_methods(trials)
             trials.refresh()
         # After stop(): results that arrived after a cancellation count too.
         if return_argmin:

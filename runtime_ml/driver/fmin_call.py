@@ -4,9 +4,9 @@ import inspect
 import logging
 
 from runtime_ml import conf, log
-from runtime_ml.compat import versions
+from runtime_ml.compat import spark_trials, versions
 from runtime_ml.driver.cluster import EXECUTOR_WAIT_SECONDS, read_cluster_facts, read_profile_slots
-from runtime_ml.driver.parallelism import REQUESTED_PARALLELISM_ATTR, decide_parallelism
+from runtime_ml.driver.parallelism import decide_parallelism
 from runtime_ml.driver.session import conf_get
 from runtime_ml.driver.validation import (
     check_max_evals,
@@ -16,6 +16,7 @@ from runtime_ml.driver.validation import (
     serialize_objective,
     timeout_note,
 )
+from runtime_ml.policy import FallBackToStock
 from runtime_ml.tracking import resume
 
 logger = log.logger()
@@ -37,7 +38,7 @@ def spark_session_of(trials):
 
     Never creates a session.
     """
-    spark = getattr(trials, "_spark", None)
+    spark = spark_trials.session(trials)
     if spark is not None:
         return spark
     try:
@@ -46,15 +47,6 @@ def spark_session_of(trials):
         return SparkSession.getActiveSession()
     except Exception:
         return None
-
-
-def requested_parallelism(trials):
-    """The parallelism as the user passed it to SparkTrials (None when not given)."""
-    if hasattr(trials, REQUESTED_PARALLELISM_ATTR):
-        return getattr(trials, REQUESTED_PARALLELISM_ATTR)
-    if hasattr(trials, "user_specified_parallelism"):  # hyperopt >= 0.3.0
-        return trials.user_specified_parallelism
-    return getattr(trials, "parallelism", None)
 
 
 def algo_name(algo):
@@ -123,7 +115,7 @@ class FminCall:
     def _resume_wanted(self, flag):
         """Whether to look for an unfinished search to continue; checks trials_from_run's trials
         against this fmin's space first (the user's mistake, raised before anything runs)."""
-        explicit = getattr(self.trials, resume.MARK_ATTR, None)
+        explicit = spark_trials.resumption(self.trials)
         if explicit is not None:
             resume.check_space(explicit, self.arguments["space"])
             return False
@@ -142,9 +134,9 @@ class FminCall:
 
     def _fit_parallelism(self, facts):
         """Decide from the cluster's real slots, and apply before hyperopt dispatches a trial."""
-        requested = requested_parallelism(self.trials)
+        requested = spark_trials.requested_parallelism(self.trials)
         check_parallelism(requested)  # made before activation, so not checked at construction
-        profile = getattr(self.trials, "_resource_profile", None)  # as stock: never on local
+        profile = spark_trials.resource_profile(self.trials)  # as stock: never on local
         if profile is not None:
             facts = facts.for_profile(*read_profile_slots(spark_session_of(self.trials), facts,
                                                           profile))
@@ -175,7 +167,8 @@ class FminCall:
                                         self.arguments.get("algo"), name)
             return FminTracker.start(self.trials, self.arguments, self.decision, facts, name, keys,
                                      resume_wanted,
-                                     driver_address=conf_get(self.trials._spark, "spark.driver.host"))
+                                     driver_address=conf_get(spark_trials.session(self.trials),
+                                                             "spark.driver.host"))
         except Exception as error:  # MLflow said no: the tuning goes on untracked
             if conf.strict_mode():
                 raise
@@ -198,11 +191,14 @@ class FminCall:
 
         arguments = {k: v for k, v in self.arguments.items() if k != "self"}
         payload, self.payload = self.payload, None  # the launcher keeps it while it is needed
-        return run_spark_fmin(
-            self.trials, **arguments, listener=self.tracker, payload=payload,
-            queue_follows_slots=arguments.get("max_queue_len") in (None, 1),
-            reuse_workers=not self.fresh_workers.value, keep_output=self.keep_output.value,
-        )
+        try:
+            return run_spark_fmin(
+                self.trials, **arguments, listener=self.tracker, payload=payload,
+                queue_follows_slots=arguments.get("max_queue_len") in (None, 1),
+                reuse_workers=not self.fresh_workers.value, keep_output=self.keep_output.value,
+            )
+        except FallBackToStock:  # runtime-ml's dispatch could not start; nothing was launched
+            return original(self.trials, *self.args, **self.kwargs)
 
     def finish(self, result=None, error=None):
         if self.tracker is not None:

@@ -11,8 +11,6 @@ from typing import Optional
 
 from runtime_ml.errors import UserInputTypeError, with_advice
 
-# Where the patched SparkTrials.__init__ keeps the parallelism as the user gave it.
-REQUESTED_PARALLELISM_ATTR = "_runtime_ml_requested_parallelism"
 MAX_CONCURRENT_TRIALS = 128  # hyperopt's SparkTrials.MAX_CONCURRENT_JOBS_ALLOWED
 # Algorithms that learn from finished trials; running max_evals of them at once wastes that.
 ADAPTIVE_ALGOS = frozenset({"hyperopt.tpe", "hyperopt.atpe", "hyperopt.anneal"})

@@ -17,9 +17,8 @@ import sys
 import threading
 
 from runtime_ml import conf, log
-from runtime_ml.compat import versions
-from runtime_ml.driver.parallelism import REQUESTED_PARALLELISM_ATTR
-from runtime_ml.policy import report_internal_error
+from runtime_ml.compat import spark_trials, versions
+from runtime_ml.policy import FallBackToStock, before_first_launch, report_internal_error
 
 logger = log.logger()
 
@@ -117,10 +116,10 @@ def _wrap_init(original):
             spark = _connect_session(arguments)
             if spark is not None:
                 _init_on_connect(self, spark, arguments)
-                setattr(self, REQUESTED_PARALLELISM_ATTR, arguments.get("parallelism"))
+                spark_trials.remember_requested_parallelism(self, arguments.get("parallelism"))
                 return
         original(self, *args, **kwargs)
-        setattr(self, REQUESTED_PARALLELISM_ATTR, arguments.get("parallelism"))
+        spark_trials.remember_requested_parallelism(self, arguments.get("parallelism"))
 
     setattr(__init__, ORIGINAL_ATTR, original)
     return __init__
@@ -180,16 +179,12 @@ _WRAPPERS = {"fmin": _wrap_fmin, "__init__": _wrap_init}
 def call_through_runtime(original, trials, args, kwargs):
     if conf.runtime_disabled():
         return original(trials, *args, **kwargs)
-    from runtime_ml.errors import UserInputError
-
     try:
-        from runtime_ml.driver.fmin_call import FminCall
+        with before_first_launch("preparing the SparkTrials fmin call"):
+            from runtime_ml.driver.fmin_call import FminCall
 
-        call = FminCall.begin(original, trials, args, kwargs)
-    except UserInputError:
-        raise
-    except Exception:
-        report_internal_error("preparing the SparkTrials fmin call")
+            call = FminCall.begin(original, trials, args, kwargs)
+    except FallBackToStock:
         return original(trials, *args, **kwargs)
 
     try:

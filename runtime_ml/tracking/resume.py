@@ -28,6 +28,7 @@ import types
 from datetime import datetime, timezone
 
 from runtime_ml import log
+from runtime_ml.compat import spark_trials
 from runtime_ml.worker.results import plain
 from runtime_ml.worker.trial_run import PARENT_RUN_TAG
 
@@ -44,7 +45,6 @@ FMIN_UUID_TAG = "fmin_uuid"
 MAX_EVALS_PARAM = "max_evals"
 TAG_LIMIT = 5000  # MLflow 2.x accepts tag values up to 5000 characters (8000 from 2.16 on)
 RESULT_KEYS = ("status", "loss", "true_loss", "loss_variance", "true_loss_variance")
-MARK_ATTR = "_runtime_ml_resumption"
 DONE = 2  # hyperopt.base.JOB_STATE_DONE (ERROR is 3)
 PAGE = 1000  # runs per search_runs page
 CANDIDATES = 20  # parent runs looked at, newest first
@@ -450,7 +450,7 @@ def trials_from_run(run_id, fmin_uuid=None, **sparktrials_arguments):
                             dict(tags))
     trials = SparkTrials(**sparktrials_arguments)
     load_into(trials, resumption)
-    setattr(trials, MARK_ATTR, resumption)
+    spark_trials.mark_resumption(trials, resumption)
     logger.info("loaded %s of search %s from MLflow run %s; fmin with these trials "
                 "continues that run.", summary(records), uuid, run_id)
     return trials

@@ -21,7 +21,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from urllib.parse import urlparse
 
 from runtime_ml import log
-from runtime_ml.compat import versions
+from runtime_ml.compat import spark_trials, versions
 from runtime_ml.policy import note_after_launch, raise_first_in_strict_mode, report_internal_error
 from runtime_ml.redaction import CREDENTIAL_ENV, redacted_uri, without_userinfo
 from runtime_ml.tracking import resume
@@ -429,7 +429,7 @@ class FminTracker:
         client = MlflowClient(uri)
         active = mlflow.active_run()
         experiment_id = active.info.experiment_id if active else active_experiment_id()
-        resumption = getattr(trials, resume.MARK_ATTR, None)
+        resumption = spark_trials.resumption(trials)
         earlier_tids = {trial["tid"] for trial in versions.unsynced_trial_docs(trials)}
         if resumption is not None:
             differing = keys.differences(resumption.keys_tags, resumption.suffix)

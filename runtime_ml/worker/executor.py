@@ -21,6 +21,7 @@ from typing import Optional
 from runtime_ml import log
 from runtime_ml.compat import versions
 from runtime_ml.worker import trial_run
+from runtime_ml.worker.outcome import TrialFailure
 from runtime_ml.worker.results import with_result_hint
 
 logger = log.logger()
@@ -224,10 +225,9 @@ class TrialTask:
     `reuse_worker` the task drains its input, so PySpark reuses the Python worker for the next
     trial; without, the worker exits after the trial, as with stock hyperopt.
 
-    Yields (outcome, printed): what `shipped_output` makes of the objective's return value, or
-    the exception that ended the trial, with its traceback text in `_tb_str` (returned, not
-    raised: Spark must not retry a trial the objective failed); and the end of what the trial
-    printed (PrintedOutput), or None when `keep_output` is off.
+    Yields (outcome, printed): what `shipped_output` makes of the objective's return value, or a
+    TrialFailure (returned, not raised: Spark must not retry a trial the objective failed); and
+    the end of what the trial printed (PrintedOutput), or None when `keep_output` is off.
     """
 
     def __init__(self, objective, params, env, reuse_worker=True, keep_output=True):
@@ -251,7 +251,7 @@ class TrialTask:
             else:
                 with printed:
                     output = self._run()
-        if self.reuse_worker and not isinstance(output, BaseException):
+        if self.reuse_worker and not isinstance(output, TrialFailure):
             freeze_worker_heap_once()  # (a traceback would keep the trial's frames alive)
         yield output, printed.text() if printed is not None else None
 
@@ -259,13 +259,11 @@ class TrialTask:
         try:
             value = self.params.call(self.objective.value)
         except BaseException as error:
-            error._tb_str = traceback.format_exc()  # type: ignore[attr-defined]
-            return portable(error)
+            return TrialFailure.shipped(error, traceback.format_exc())
         try:
             return shipped_output(value)
         except BaseException as error:
-            error._tb_str = with_result_hint(traceback.format_exc(), value)  # type: ignore[attr-defined]
-            return portable(error)
+            return TrialFailure.shipped(error, with_result_hint(traceback.format_exc(), value))
 
 
 PRINTED_LIMIT = 64 * 1024  # characters of a trial's output kept: its end
@@ -336,32 +334,6 @@ class _Tee:
         return getattr(self._stream, name)
 
 
-class ObjectiveError(Exception):
-    """The objective's exception where it cannot travel to the driver as it is: hyperopt's text
-    for its type, its message and its traceback. PySpark's own exceptions, such as
-    CONTEXT_ONLY_VALID_ON_DRIVER from a SparkSession built inside the objective, do not survive
-    pickling (unpickled, they raise AttributeError: 'NoneType' object has no attribute 'split')."""
-
-    def __init__(self, type_text, message, tb_str):
-        super().__init__(message)
-        self.type_text = type_text
-        self._tb_str = tb_str
-
-    def __reduce__(self):
-        return ObjectiveError, (self.type_text, str(self), self._tb_str)
-
-
-def portable(error):
-    """`error` if it comes back from pickling (as the driver will unpickle it), else an
-    ObjectiveError that says the same."""
-    try:
-        pickle.loads(pickle.dumps(error))
-        return error
-    except Exception:
-        return ObjectiveError(str(type(error)), f"{type(error).__name__}: {error}",
-                              error.__dict__.get("_tb_str"))
-
-
 # The newest fmin's objective in this worker, by where it was shipped; it stays until the worker
 # runs a trial of another fmin.
 _objective: dict = {}
@@ -418,6 +390,6 @@ class ArrowTrialTask:
         except Exception as error:  # the trial fails once; a raise here would make Spark retry it
             failure = RuntimeError(f"the trial's outcome cannot be sent to the driver: "
                                    f"{type(error).__name__}: {error} (outcome: {output!r:.200})")
-            failure._tb_str = getattr(output, "_tb_str", None) or str(failure)  # type: ignore[attr-defined]
-            pickled = pickle.dumps((failure, printed))
+            text = output.traceback_text if isinstance(output, TrialFailure) else None
+            pickled = pickle.dumps((TrialFailure(failure, text or str(failure)), printed))
         yield pyarrow.RecordBatch.from_pydict({"output": [pickled]})

@@ -127,11 +127,11 @@ def test_hyperopts_private_sparktrials_attributes_are_where_runtime_ml_reads_the
 
 
 def test_mlflows_private_experiment_getter_is_there_and_agrees_with_the_fallback(monkeypatch):
-    """tracking.active_experiment_id uses mlflow.tracking.fluent._get_experiment_id (private) and
+    """compat.mlflow_private.active_experiment_id uses mlflow.tracking.fluent._get_experiment_id (private) and
     falls back to MLFLOW_EXPERIMENT_ID; this fails loudly if mlflow drops the private getter."""
     from mlflow.tracking import fluent
 
-    from runtime_ml.tracking.runs import active_experiment_id
+    from runtime_ml.compat.mlflow_private import active_experiment_id
 
     assert callable(getattr(fluent, "_get_experiment_id", None))
     monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", "0")

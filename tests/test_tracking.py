@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from hyperopt import STATUS_OK, hp, rand, tpe
 
+from runtime_ml.compat import mlflow_private
 from runtime_ml.tracking import runs as tracking
 
 KEY = "spark.databricks.mlflow.trackHyperopt.enabled"
@@ -396,7 +397,7 @@ def test_a_trial_starts_before_its_run_exists_and_its_own_logging_lands_in_that_
 
 def test_trial_runs_end_without_printing_a_link_each(spark, active, tracked, capsys):
     client, experiment_id = tracked
-    assert tracking.quiet_run_update(client) is not None, "MLflow moved the store's update_run_info"
+    assert mlflow_private.quiet_run_update(client) is not None, "MLflow moved the store's update_run_info"
     fmin(spark, lambda x: x ** 2, hp.uniform("x", -1, 1), 6)
     [parent], children = runs_of(client, experiment_id)
     assert [c.info.status for c in children] == ["FINISHED"] * 6

@@ -1,13 +1,14 @@
-"""The one patch runtime-ml applies: `hyperopt.spark.SparkTrials.fmin`.
+"""The two methods runtime-ml patches: `hyperopt.spark.SparkTrials.fmin` and its `__init__`.
 
-Every SparkTrials tuning job crosses that method, whichever `fmin` binding the user holds
-(`hyperopt.fmin`, `from hyperopt import fmin` taken before or after activation,
-`hyperopt.fmin.fmin`, or `trials.fmin(...)`), and nothing else does: other Trials objects never
-reach runtime-ml. The wrapper follows MLflow's safe_patch contract:
+`__init__` checks the user's arguments, records the parallelism as given, and builds SparkTrials on
+a Spark Connect session (connect_trials). Every SparkTrials tuning job crosses `fmin`, whichever
+`fmin` binding the user holds (`hyperopt.fmin`, `from hyperopt import fmin` taken before or after
+activation, `hyperopt.fmin.fmin`, or `trials.fmin(...)`), and nothing else does: other Trials
+objects never reach runtime-ml. The wrapper follows MLflow's safe_patch contract:
 - the user's exceptions propagate unchanged, and a bad value the user can fix raises UserInputError
   (a ValueError naming the value and the fix) before any trial runs;
-- an error in runtime-ml's own code is logged as a warning (raised under RUNTIME_ML_STRICT) and the
-  tuning job carries on as if unpatched;
+- an error in runtime-ml's own code follows runtime_ml.policy: before the first trial launches,
+  one warning and hyperopt's own fmin (raised under RUNTIME_ML_STRICT);
 - hyperopt's own fmin runs exactly once per call.
 """
 

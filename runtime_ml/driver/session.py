@@ -1,8 +1,9 @@
 """The SparkSession seam: what runtime-ml asks of a session, classic (py4j) or Spark Connect.
 
-Everything else in runtime-ml takes the session through here (or through the launcher this module
-picks), so nothing else needs to know which kind it holds or reach for `sparkContext`, which a
-Connect session does not have.
+The fmin call and tracking take the session through here (or through the launcher this module
+picks), so they need not know which kind it holds nor reach for `sparkContext`, which a Connect
+session does not have. Two modules hold the classic side of the seam: launcher.ClassicLauncher,
+and cluster.read_cluster_facts, which asks the driver's JVM for executors and slots.
 """
 
 from runtime_ml.driver import launcher

@@ -21,7 +21,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from urllib.parse import urlparse
 
 from runtime_ml import log
-from runtime_ml.compat import spark_trials, versions
+from runtime_ml.compat import mlflow_private, spark_trials, versions
 from runtime_ml.policy import note_after_launch, raise_first_in_strict_mode, report_internal_error
 from runtime_ml.redaction import CREDENTIAL_ENV, redacted_uri, without_userinfo
 from runtime_ml.tracking import resume
@@ -336,40 +336,11 @@ def server_unreachable(uri):
         return f"{type(error).__name__}: {error}"
 
 
-def active_experiment_id():
-    """The experiment mlflow.start_run() would use (set_experiment, env vars, or the default)."""
-    from mlflow.tracking import fluent
-
-    getter = getattr(fluent, "_get_experiment_id", None)  # private; guarded, with a fallback
-    if getter is not None:
-        try:
-            return getter()
-        except Exception:
-            pass
-    return os.environ.get("MLFLOW_EXPERIMENT_ID", "0")
-
-
-def quiet_run_update(client):
-    """The store call that ends a run without printing its URL, or None if MLflow moved it.
-
-    MlflowClient.set_terminated writes two 'View run / View experiment' lines to stdout per run
-    on newer MLflow, and asks the server for the run once more to build them: two lines and one
-    extra request per trial. Underneath it calls the store's update_run_info, which does only the
-    update. That store is reached through MlflowClient's private `_tracking_client`, so the lookup
-    is guarded and set_terminated stays the fallback; tests/test_tracking.py fails if it is lost.
-    """
-    try:
-        update = client._tracking_client.store.update_run_info
-    except Exception:
-        return None
-    return update if callable(update) else None
-
-
 def end_run_quietly(client, run_id, status, ended=None):
     """End a trial's run without printing its link (the parent's end still prints its own)."""
     from mlflow.entities import RunStatus
 
-    update = quiet_run_update(client)
+    update = mlflow_private.quiet_run_update(client)
     if update is None:
         client.set_terminated(run_id, status, end_time=ended)
     else:
@@ -428,7 +399,7 @@ class FminTracker:
             return None
         client = MlflowClient(uri)
         active = mlflow.active_run()
-        experiment_id = active.info.experiment_id if active else active_experiment_id()
+        experiment_id = active.info.experiment_id if active else mlflow_private.active_experiment_id()
         resumption = spark_trials.resumption(trials)
         earlier_tids = {trial["tid"] for trial in versions.unsynced_trial_docs(trials)}
         if resumption is not None:

@@ -1,10 +1,14 @@
+import json
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
 import sysconfig
 import textwrap
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -278,3 +282,105 @@ def make_node(root):
     conf_dir = root / "spark-conf"
     conf_dir.mkdir()
     return python, conf_dir
+
+
+# ------------------------------------------------------------------ shared by the test modules
+KEY = "spark.databricks.mlflow.trackHyperopt.enabled"  # the admins' tracking switch
+VENV_BIN = Path(sys.executable).parent
+
+
+def fmin(spark, fn, space, max_evals, parallelism=2, algo=None, seed=0, **kwargs):
+    """A SparkTrials fmin on `spark` (rand.suggest unless `algo`; `trials_timeout` is SparkTrials'
+    timeout); returns (trials, best)."""
+    import hyperopt
+    import numpy as np
+
+    trials = hyperopt.SparkTrials(parallelism=parallelism, spark_session=spark,
+                                  timeout=kwargs.pop("trials_timeout", None))
+    best = hyperopt.fmin(fn, space, algo=algo or hyperopt.rand.suggest, max_evals=max_evals,
+                         trials=trials, rstate=np.random.default_rng(seed),
+                         show_progressbar=False, **kwargs)
+    return trials, best
+
+
+def runs_of(client, experiment_id):
+    """(parent runs, nested runs) of an experiment."""
+    runs = client.search_runs([experiment_id], max_results=1000)
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    return parents, children
+
+
+def tracking_warnings(log):
+    """runtime-ml's warnings about MLflow, from a caplog."""
+    return [r.getMessage() for r in log.records
+            if r.levelno == logging.WARNING and "MLflow" in r.getMessage()]
+
+
+class StandaloneCluster:
+    """A standalone master and two workers (1 core each by default) on 127.0.0.1, each stopped by
+    its PID."""
+
+    def __init__(self, root, python, conf_dir, cores=1):
+        self.root = root
+        self.cores = cores
+        self.port, self.ui_port = free_port(), free_port()
+        self.url = f"spark://127.0.0.1:{self.port}"
+        self.env = node_env(SPARK_HOME=str(SPARK_HOME), SPARK_CONF_DIR=str(conf_dir),
+                            PYSPARK_PYTHON=str(python), SPARK_LOCAL_IP="127.0.0.1",
+                            SPARK_NO_DAEMONIZE="1")
+        self.processes = []
+
+    def _spawn(self, name, *args):
+        log = open(self.root / f"{name}.log", "wb")
+        self.processes.append(subprocess.Popen(
+            [str(SPARK_HOME / "bin" / "spark-class"), *args], stdout=log,
+            stderr=subprocess.STDOUT, env=self.env, start_new_session=True))
+
+    def start(self, timeout=120):
+        self._spawn("master", "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
+                    "--port", str(self.port), "--webui-port", str(self.ui_port))
+        for index in range(2):
+            work = self.root / f"worker-{index}"
+            work.mkdir()
+            self._spawn(f"worker-{index}", "org.apache.spark.deploy.worker.Worker",
+                        "--host", "127.0.0.1", "--cores", str(self.cores), "--memory", "1024M",
+                        "--webui-port", str(free_port()), "--work-dir", str(work), self.url)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.ui_port}/json/",
+                                            timeout=2) as reply:
+                    state = json.load(reply)
+                if sum(w["state"] == "ALIVE" for w in state.get("workers", [])) == 2:
+                    return self
+            except (OSError, ValueError):
+                pass
+            time.sleep(1)
+        self.stop()
+        raise RuntimeError(f"standalone cluster did not come up; logs in {self.root}")
+
+    def stop(self):
+        for process in reversed(self.processes):
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+    def submit_command(self, script, *args, conf=(), env=None):
+        """spark-submit's argv and environment for `script` (2 cores unless `conf` says)."""
+        full_env = dict(self.env, PYSPARK_DRIVER_PYTHON=self.env["PYSPARK_PYTHON"], **(env or {}))
+        full_env.pop("SPARK_NO_DAEMONIZE")
+        conf = conf or ("spark.cores.max=2",)
+        argv = [str(VENV_BIN / "spark-submit"), "--master", self.url, "--conf",
+                "spark.ui.enabled=false", *[arg for c in conf for arg in ("--conf", c)], script,
+                *args]
+        return argv, full_env
+
+    def submit(self, script, *conf, args=(), env=None):
+        argv, full_env = self.submit_command(script, *args, conf=conf, env=env)
+        return subprocess.run(argv, capture_output=True, text=True, env=full_env, timeout=600)

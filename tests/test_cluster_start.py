@@ -14,19 +14,17 @@ from pathlib import Path
 
 import pytest
 from conftest import (
-    SPARK_HOME,
+    KEY,
     MlflowServer,
+    StandaloneCluster,
     free_port,
     init_script,
     make_node,
-    node_env,
     node_imports,
 )
 from hyperopt import SparkTrials
 
 REPO = Path(__file__).resolve().parent.parent
-KEY = "spark.databricks.mlflow.trackHyperopt.enabled"
-VENV_BIN = Path(sys.executable).parent
 
 
 def test_script_refuses_clearly_and_changes_nothing(tmp_path, wheelhouse):
@@ -94,75 +92,6 @@ def test_script_twice_is_once_keeps_admin_keys_and_uninstall_reverses(tmp_path, 
     assert node_imports(python, "import runtime_ml", tmp_path).returncode != 0
 
 
-class StandaloneCluster:
-    """A standalone master and two workers (1 core each by default) on 127.0.0.1, each stopped by
-    its PID."""
-
-    def __init__(self, root, python, conf_dir, cores=1):
-        self.root = root
-        self.cores = cores
-        self.port, self.ui_port = free_port(), free_port()
-        self.url = f"spark://127.0.0.1:{self.port}"
-        self.env = node_env(SPARK_HOME=str(SPARK_HOME), SPARK_CONF_DIR=str(conf_dir),
-                            PYSPARK_PYTHON=str(python), SPARK_LOCAL_IP="127.0.0.1",
-                            SPARK_NO_DAEMONIZE="1")
-        self.processes = []
-
-    def _spawn(self, name, *args):
-        log = open(self.root / f"{name}.log", "wb")
-        self.processes.append(subprocess.Popen(
-            [str(SPARK_HOME / "bin" / "spark-class"), *args], stdout=log,
-            stderr=subprocess.STDOUT, env=self.env, start_new_session=True))
-
-    def start(self, timeout=120):
-        self._spawn("master", "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
-                    "--port", str(self.port), "--webui-port", str(self.ui_port))
-        for index in range(2):
-            work = self.root / f"worker-{index}"
-            work.mkdir()
-            self._spawn(f"worker-{index}", "org.apache.spark.deploy.worker.Worker",
-                        "--host", "127.0.0.1", "--cores", str(self.cores), "--memory", "1024M",
-                        "--webui-port", str(free_port()), "--work-dir", str(work), self.url)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.ui_port}/json/",
-                                            timeout=2) as reply:
-                    state = json.load(reply)
-                if sum(w["state"] == "ALIVE" for w in state.get("workers", [])) == 2:
-                    return self
-            except (OSError, ValueError):
-                pass
-            time.sleep(1)
-        self.stop()
-        raise RuntimeError(f"standalone cluster did not come up; logs in {self.root}")
-
-    def stop(self):
-        for process in reversed(self.processes):
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in self.processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-
-    def submit_command(self, script, *args, conf=(), env=None):
-        """spark-submit's argv and environment for `script` (2 cores unless `conf` says)."""
-        full_env = dict(self.env, PYSPARK_DRIVER_PYTHON=self.env["PYSPARK_PYTHON"], **(env or {}))
-        full_env.pop("SPARK_NO_DAEMONIZE")
-        conf = conf or ("spark.cores.max=2",)
-        argv = [str(VENV_BIN / "spark-submit"), "--master", self.url, "--conf",
-                "spark.ui.enabled=false", *[arg for c in conf for arg in ("--conf", c)], script,
-                *args]
-        return argv, full_env
-
-    def submit(self, script, *conf, args=(), env=None):
-        argv, full_env = self.submit_command(script, *args, conf=conf, env=env)
-        return subprocess.run(argv, capture_output=True, text=True, env=full_env, timeout=600)
-
-
 def parent_and_children(client):
     runs = client.search_runs(["0"], max_results=1000)
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags
@@ -199,18 +128,6 @@ def test_init_script_then_unmodified_job_on_a_standalone_cluster(tmp_path, wheel
         assert executor_pids and str(result["driver_pid"]) not in executor_pids
 
         assert len(client.search_runs(["0"], max_results=1000)) == before + 7
-
-        # the admin switches tracking off in the node's spark-defaults.conf: no new runtime-ml
-        # runs (the objective's own mlflow.log_param still makes a run per trial, as MLflow does)
-        defaults = conf_dir / "spark-defaults.conf"
-        defaults.write_text(defaults.read_text() + f"{KEY} false\n")
-        again = cluster.submit(str(REPO / "tests" / "user_job.py"))
-        assert again.returncode == 0, again.stderr[-4000:]
-        parents_after, children_after = parent_and_children(client)
-        assert [p.info.run_id for p in parents_after] == [parent.info.run_id]
-        assert len(children_after) == 6
-        assert "MLflow tracking of this fmin is off" in again.stderr + again.stdout, [
-            line for line in (again.stderr + again.stdout).splitlines() if "runtime" in line]
     finally:
         cluster.stop()
         shutil.rmtree(tmp_path / "worker-0", ignore_errors=True)

@@ -53,7 +53,7 @@ def local_server(tmp_path_factory, mlflow_server):
 def standalone_server(tmp_path_factory, mlflow_server):
     """A Connect server (spark-submit SparkConnectServer) in front of a standalone master with
     two 1-core workers, all on 127.0.0.1 and stopped by their PIDs."""
-    from test_cluster_start import SPARK_HOME, StandaloneCluster, free_port
+    from conftest import SPARK_HOME, StandaloneCluster, free_port
 
     root = tmp_path_factory.mktemp("connect-standalone")
     conf_dir = root / "conf"

@@ -258,7 +258,7 @@ def test_a_raising_early_stop_fn_is_logged_and_loses_no_slot(spark, active, capl
 
 def test_trials_run_in_the_callers_job_group_and_cancelling_it_stops_them(spark, active,
                                                                           tracked):
-    from test_tracking import runs_of
+    from conftest import runs_of
 
     client, experiment_id = tracked
     sc = spark.sparkContext
@@ -440,7 +440,7 @@ def one_trial_breaks_the_task_builder(monkeypatch, tids):
 
 
 def test_an_internal_error_after_launch_fails_only_that_trial(spark, active, monkeypatch, tracked):
-    from test_tracking import runs_of
+    from conftest import runs_of
 
     client, experiment_id = tracked
     monkeypatch.delenv("RUNTIME_ML_STRICT")

@@ -21,11 +21,10 @@ from pathlib import Path
 
 import netcluster
 import pytest
-from conftest import SPARK_HOME, MlflowServer, init_script, make_node, node_env
+from conftest import SPARK_HOME, VENV_BIN, MlflowServer, init_script, make_node, node_env
 
 REPO = Path(__file__).resolve().parent.parent
 JOB = str(REPO / "tests" / "network_job.py")
-VENV_BIN = Path(sys.executable).parent
 HOSTS = ("mlflow", "master", "w1", "w2", "driver", "driver2")
 WORKERS = ("w1", "w2")
 # spark.cores.max: the two workers' cores, so the first fmin waits for the executors the conf

@@ -15,7 +15,7 @@ import hyperopt
 import mlflow
 import numpy as np
 import pytest
-from conftest import wait_for_finished_trial_runs
+from conftest import runs_of, wait_for_finished_trial_runs
 from hyperopt import base, hp, tpe
 from objectives import evaluations, resumable
 
@@ -63,13 +63,6 @@ def interrupted(spark, record_dir, max_evals, after):
     finally:
         INTERRUPT_AFTER = None
     return trials
-
-
-def runs_of(client, experiment_id):
-    runs = client.search_runs([experiment_id], max_results=1000)
-    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
-    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
-    return parents, children
 
 
 def finished(trials):

@@ -1,43 +1,19 @@
 """MLflow tracking against a real MLflow server on 127.0.0.1 (sqlite backend) and real Spark."""
 
-import _thread
 import functools
 import logging
 import os
-import threading
 import time
 
 import hyperopt
 import mlflow
 import numpy as np
 import pytest
+from conftest import KEY, fmin, runs_of, tracking_warnings
 from hyperopt import STATUS_OK, hp, rand, tpe
 
 from runtime_ml.compat import mlflow_private
 from runtime_ml.tracking import runs as tracking
-
-KEY = "spark.databricks.mlflow.trackHyperopt.enabled"
-
-
-def fmin(spark, fn, space, max_evals, parallelism=2, algo=rand.suggest, seed=0, **kwargs):
-    trials = hyperopt.SparkTrials(parallelism=parallelism, spark_session=spark,
-                                  timeout=kwargs.pop("trials_timeout", None))
-    best = hyperopt.fmin(fn, space, algo=algo, max_evals=max_evals, trials=trials,
-                         rstate=np.random.default_rng(seed), show_progressbar=False, **kwargs)
-    return trials, best
-
-
-def runs_of(client, experiment_id):
-    runs = client.search_runs([experiment_id], max_results=1000)
-    parents = [r for r in runs if tracking.PARENT_RUN_TAG not in r.data.tags]
-    children = [r for r in runs if tracking.PARENT_RUN_TAG in r.data.tags]
-    return parents, children
-
-
-def tracking_warnings(log):
-    return [r.getMessage() for r in log.records
-            if r.levelno == logging.WARNING and "MLflow" in r.getMessage()]
-
 
 # ------------------------------------------------------------------ pure helpers
 
@@ -323,7 +299,6 @@ def test_the_experiment_is_labelled_machine_learning_unless_the_user_chose_a_kin
 
 
 def prints_and_logs(x):
-    import logging
     import sys
 
     print(f"fitting with x={x:.3f}")
@@ -449,40 +424,6 @@ def test_failed_trials_are_failed_runs_with_the_error(spark, active, tracked):
     assert parent.data.metrics["failed_trials_count"] == len(failed) > len(raised)
 
 
-def test_timeout_leaves_no_run_running(spark, active, tracked):
-    client, experiment_id = tracked
-
-    def slow_when_positive(x):
-        time.sleep(60 if x > 0 else 0.05)
-        return x ** 2
-
-    trials, _ = fmin(spark, slow_when_positive, hp.uniform("x", -1, 1), 30, trials_timeout=3,
-                     seed=4)  # its first two trials are quick
-    [parent], children = runs_of(client, experiment_id)
-    assert parent.info.status == "FINISHED"
-    assert {c.info.status for c in children} <= {"FINISHED", "KILLED"}
-    killed = [c for c in children if c.info.status == "KILLED"]
-    assert killed and all(c.data.tags["trial_status"] == "cancelled" for c in killed)
-    assert parent.data.metrics["cancelled_trials_count"] == trials.count_cancelled_trials()
-
-
-def test_keyboard_interrupt_kills_the_runs(spark, active, tracked):
-    client, experiment_id = tracked
-
-    def slow(x):
-        time.sleep(60)
-        return x
-
-    timer = threading.Timer(5.0, _thread.interrupt_main)
-    timer.start()
-    with pytest.raises(KeyboardInterrupt):
-        fmin(spark, slow, hp.uniform("x", -1, 1), 4)
-    timer.cancel()
-    [parent], children = runs_of(client, experiment_id)
-    assert parent.info.status == "KILLED"
-    assert children and {c.info.status for c in children} == {"KILLED"}
-
-
 @pytest.mark.parametrize("off", [False, "false", "FALSE"])
 def test_flag_off_at_run_time_creates_no_runs_and_on_again_does(spark, active, tracked, off,
                                                                runtime_log):
@@ -581,30 +522,6 @@ def test_server_down_from_the_start_same_result_one_warning(spark, active, runti
     assert len(warnings) == 1 and "http://127.0.0.1:9" in warnings[0]
 
 
-def test_server_killed_mid_run_finishes_the_tuning_with_one_warning(spark, active, tmp_path,
-                                                                    runtime_log):
-    from conftest import MlflowServer
-
-    server = MlflowServer(tmp_path).start()
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(server.uri)
-    killer = threading.Timer(3.0, server.stop)
-    try:
-        def steady(x):
-            time.sleep(0.3)
-            return x
-
-        killer.start()
-        trials, _ = fmin(spark, steady, hp.uniform("x", 0, 1), 24)
-    finally:
-        killer.cancel()
-        server.stop()
-        mlflow.set_tracking_uri(previous)
-    assert trials.count_successful_trials() == 24
-    warnings = tracking_warnings(runtime_log)
-    assert len(warnings) == 1 and server.uri in warnings[0]
-
-
 # ------------------------------------------------------------------ clusters, in subprocesses
 
 
@@ -658,12 +575,6 @@ def test_flag_off_in_spark_defaults_conf_creates_no_runs(mlflow_server, tmp_path
                                          "SCENARIO_WORKER_LOGGING": "0"})
     assert result["trials"] == 6 and runs == ([], [])
     assert any("tracking of this fmin is off" in text for _, text in result["log"])
-
-
-def test_flag_off_in_the_session_builder_creates_no_runs(mlflow_server, tmp_path):
-    result, runs, _ = scenario_runs(mlflow_server, tmp_path, master="local[2]",
-                                    settings=[f"{KEY}=FALSE"], env={"SCENARIO_WORKER_LOGGING": "0"})
-    assert result["trials"] == 6 and runs == ([], [])
 
 
 def test_a_raising_early_stop_fn_leaves_no_trial_run_running(spark, active, tracked):

@@ -1,6 +1,7 @@
 """MLflow tracking against a real MLflow server on 127.0.0.1 (sqlite backend) and real Spark."""
 
 import functools
+import json
 import logging
 import os
 import time
@@ -9,7 +10,7 @@ import hyperopt
 import mlflow
 import numpy as np
 import pytest
-from conftest import KEY, fmin, runs_of, tracking_warnings
+from conftest import KEY, fmin, run_python, runs_of, tracking_warnings
 from hyperopt import STATUS_OK, hp, rand, tpe
 
 from runtime_ml.compat import mlflow_private
@@ -520,6 +521,68 @@ def test_server_down_from_the_start_same_result_one_warning(spark, active, runti
     assert tracked_best == untracked and len(trials.trials) == 6
     warnings = tracking_warnings(runtime_log)
     assert len(warnings) == 1 and "http://127.0.0.1:9" in warnings[0]
+
+
+# ------------------------------------------------------------------ MLflow imported in the background
+
+PRELOAD_REPORT = """
+import json, os, sys, time
+import runtime_ml
+runtime_ml.activate()
+import hyperopt
+from runtime_ml.tracking import preload
+started = preload._thread is not None
+preload.wait(120)
+print(json.dumps({"started": started, "mlflow": "mlflow" in sys.modules}))
+"""
+
+
+def test_a_driver_that_imports_hyperopt_has_mlflow_imported_in_the_background():
+    done = run_python(PRELOAD_REPORT)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1]) == {"started": True, "mlflow": True}
+
+
+def test_a_pyspark_worker_or_a_user_who_switched_tracking_off_never_imports_mlflow():
+    done = run_python(PRELOAD_REPORT, env={"PYTHON_WORKER_FACTORY_SECRET": "x"})
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1]) == {"started": False, "mlflow": False}
+    switched_off = ("from pyspark import SparkConf, SparkContext\n"
+                    f"sc = SparkContext(master='local[1]', conf=SparkConf().set({KEY!r}, 'false'))\n")
+    off = run_python(switched_off + PRELOAD_REPORT + "sc.stop()\n")
+    assert off.returncode == 0, off.stderr
+    assert json.loads(off.stdout.splitlines()[-1]) == {"started": False, "mlflow": False}
+
+
+def test_a_fork_during_the_background_import_waits_for_it_and_the_child_can_use_mlflow():
+    done = run_python("""
+        import os, sys, threading, time
+
+        class HeldImport:  # holds the background import in the middle of MLflow for 2 s
+            def find_spec(self, name, path=None, target=None):
+                if name == "mlflow.tracking" and \\
+                        threading.current_thread().name == "runtime-ml-mlflow-import":
+                    time.sleep(2)
+                return None
+
+        sys.meta_path.insert(0, HeldImport())
+        import runtime_ml
+        runtime_ml.activate()
+        import hyperopt
+        from runtime_ml.tracking import preload
+        assert preload._thread.is_alive(), "the import is over before the fork"
+        pid = os.fork()
+        if pid == 0:
+            import signal
+            signal.alarm(30)  # a child that inherited a half-import hangs on it: end it
+            half = getattr(sys.modules["mlflow"].__spec__, "_initializing", False)
+            import mlflow
+            os._exit(4 if half else 0 if callable(getattr(mlflow, "start_run", None)) else 3)
+        _, status = os.waitpid(pid, 0)
+        print(os.waitstatus_to_exitcode(status))
+        """, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "0"
 
 
 # ------------------------------------------------------------------ clusters, in subprocesses

@@ -75,10 +75,16 @@ def patch_module(spark_module):
             trials_class = spark_module.SparkTrials
             for name, wrap in _WRAPPERS.items():
                 setattr(trials_class, name, wrap(trials_class.__dict__[name]))
-            return True
     except Exception:
         report_internal_error("patching hyperopt.spark")
         return False
+    try:
+        from runtime_ml.tracking import preload
+
+        preload.start()
+    except Exception:
+        report_internal_error("starting MLflow's import in the background")
+    return True
 
 
 def unpatch_module(spark_module):

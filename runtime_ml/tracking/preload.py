@@ -1,0 +1,79 @@
+"""MLflow imported in the background on the driver, from the moment SparkTrials is patched.
+
+`import mlflow` takes 1-3 s, and tracking needs MLflow when an fmin starts, before its first trial
+launches. A user's script imports hyperopt at its top, then starts Spark, reads its data and
+defines the objective: a daemon thread imports MLflow meanwhile, so the first fmin finds it loaded
+(when the user imported MLflow first, or the fmin comes at once, the import is simply shared).
+
+Skipped where nothing will be tracked: in PySpark's Python workers (they import only what the
+objective needs), when MLflow is missing or already loaded, and when the running SparkContext's
+conf switches tracking off. A fork (os.fork, multiprocessing) waits for the import to end, so no
+child process inherits a half-imported module.
+"""
+
+import importlib.util
+import os
+import sys
+import threading
+from typing import Optional
+
+from runtime_ml import conf
+
+_thread: Optional[threading.Thread] = None
+_lock = threading.Lock()
+_WORKER_MODULES = ("pyspark.daemon", "pyspark.worker")
+
+
+def in_pyspark_worker(environ=None, modules=None) -> bool:
+    """True in a process PySpark started to run tasks (its secret is in the environment)."""
+    environ = os.environ if environ is None else environ
+    modules = sys.modules if modules is None else modules
+    return "PYTHON_WORKER_FACTORY_SECRET" in environ or any(m in modules for m in _WORKER_MODULES)
+
+
+def tracking_switched_off() -> bool:
+    """The running SparkContext's conf says no tracking (no context yet: not known, so False)."""
+    context_class = getattr(sys.modules.get("pyspark"), "SparkContext", None)
+    context = getattr(context_class, "_active_spark_context", None)
+    if context is None:
+        return False
+    try:
+        value = context.getConf().get(conf.TRACK_HYPEROPT.name, None)
+    except Exception:
+        return False
+    return conf.parse_spark_bool(value) is False
+
+
+def wanted() -> bool:
+    if "mlflow" in sys.modules or in_pyspark_worker():
+        return False
+    if importlib.util.find_spec("mlflow") is None:
+        return False
+    return not tracking_switched_off()
+
+
+def start() -> bool:
+    """Start the background import (at most once per process); True when it was started."""
+    global _thread
+    with _lock:
+        if _thread is not None or not wanted():
+            return False
+        _thread = threading.Thread(target=_import, name="runtime-ml-mlflow-import", daemon=True)
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(before=wait)
+        _thread.start()
+        return True
+
+
+def wait(timeout=None) -> None:
+    """Until the background import has ended (from any thread but its own)."""
+    thread = _thread
+    if thread is not None and thread is not threading.current_thread():
+        thread.join(timeout)
+
+
+def _import():
+    try:
+        import mlflow  # noqa: F401
+    except BaseException:  # the fmin's own import reports what is wrong, where the user sees it
+        pass

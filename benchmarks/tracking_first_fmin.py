@@ -1,7 +1,9 @@
 """The first fmin of a fresh process, MLflow tracking on (the default) vs off.
 
 What a user meets: a new Python process starts Spark (not timed), then runs its first SparkTrials
-fmin, without importing mlflow itself. Each measurement is its own process, rounds alternate on/off:
+fmin, without importing mlflow itself; hyperopt imported either right before the fmin, or at the
+top of the script before Spark starts (as the seeds' code does: runtime-ml then imports MLflow in
+the background meanwhile). Each measurement is its own process, rounds alternate on/off:
 - 32 trials of 0.05 s at parallelism 4 on local[4], tracked into a sqlite store that exists;
 - 32 trials of 0.5 s at parallelism 4, tracked to a real `mlflow server` on 127.0.0.1, and to the
   same server 50 ms away (tests/tcp_proxy.py holds each direction 25 ms).
@@ -28,6 +30,8 @@ def child(spec):
     from common import quiet_logs, spark_session, timed_fmin
     from objectives import sleeper
 
+    if spec.get("hyperopt_first"):
+        import hyperopt  # noqa: F401  (the script's first line)
     quiet_logs()
     spark = spark_session(f"local[{spec['parallelism']}]", tracking=spec["tracking"])
     seconds = timed_fmin(spark, "runtime-ml", sleeper(spec["sleep"]), spec["trials"],
@@ -47,12 +51,13 @@ def fresh(spec, uri):
     return json.loads(lines[-1])["seconds"]
 
 
-def measure(name, uri, sleep, rounds, trials=32, parallelism=4):
+def measure(name, uri, sleep, rounds, trials=32, parallelism=4, hyperopt_first=False):
     times = {False: [], True: []}
+    name += ", hyperopt imported first" if hyperopt_first else ", hyperopt imported at the fmin"
     for _ in range(rounds):
         for tracking in (False, True):
             spec = {"tracking": tracking, "sleep": sleep, "trials": trials,
-                    "parallelism": parallelism}
+                    "parallelism": parallelism, "hyperopt_first": hyperopt_first}
             times[tracking].append(fresh(spec, uri))
     off, on = median(times[False]), median(times[True])
     print(f"{name}: {trials} x {sleep} s at parallelism {parallelism}, first fmin, "
@@ -75,7 +80,8 @@ def main():
     with tempfile.TemporaryDirectory() as scratch:
         store = f"sqlite:///{Path(scratch) / 'existing.db'}"
         fresh({"tracking": True, "sleep": 0.0, "trials": 2, "parallelism": 2}, store)  # made once
-        measure("sqlite store that exists", store, 0.05, options.rounds)
+        for first in (False, True):
+            measure("sqlite store that exists", store, 0.05, options.rounds, hyperopt_first=first)
         from tcp_proxy import DelayProxy
 
         server = MlflowServer(Path(scratch)).start()
@@ -83,8 +89,9 @@ def main():
         try:
             started = time.monotonic()
             measure("mlflow server on 127.0.0.1", server.uri, 0.5, options.rounds)
-            measure("mlflow server 50 ms away", f"http://127.0.0.1:{proxy.port}", 0.5,
-                    options.rounds)
+            for first in (False, True):
+                measure("mlflow server 50 ms away", f"http://127.0.0.1:{proxy.port}", 0.5,
+                        options.rounds, hyperopt_first=first)
         finally:
             proxy.stop()
             server.stop()

@@ -15,19 +15,22 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
-# runtime-ml's own internal errors raise in every test unless a test says otherwise.
-os.environ.setdefault("RUNTIME_ML_STRICT", "1")
-# Executors must run this interpreter, and everything stays on the loopback interface.
-os.environ["PYSPARK_PYTHON"] = sys.executable
-os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
-
-# MLflow 3 defaults to ./mlflow.db: keep every test's runs out of the working tree.
-_MLFLOW_HOME = Path(__import__("tempfile").mkdtemp(prefix="runtime-ml-tests-mlflow-"))
-os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{_MLFLOW_HOME / 'default.db'}"
-# Objectives defined in test modules are pickled by reference: workers must import them too.
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (str(REPO / "tests"), str(REPO), os.environ.get("PYTHONPATH")) if p
-)
+# The test process's environment. Not in a PySpark worker: a worker that unpickles an objective
+# defined in a test module imports that module, and with it this one, in the middle of a trial
+# whose environment (MLflow's tracking URI above all) must stay as the driver made it.
+if "PYTHON_WORKER_FACTORY_SECRET" not in os.environ:
+    # runtime-ml's own internal errors raise in every test unless a test says otherwise.
+    os.environ.setdefault("RUNTIME_ML_STRICT", "1")
+    # Executors must run this interpreter, and everything stays on the loopback interface.
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
+    # MLflow 3 defaults to ./mlflow.db: keep every test's runs out of the working tree.
+    _MLFLOW_HOME = Path(__import__("tempfile").mkdtemp(prefix="runtime-ml-tests-mlflow-"))
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{_MLFLOW_HOME / 'default.db'}"
+    # Objectives defined in test modules are pickled by reference: workers must import them too.
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(REPO / "tests"), str(REPO), os.environ.get("PYTHONPATH")) if p
+    )
 
 
 @pytest.fixture(scope="session")

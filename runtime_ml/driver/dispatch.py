@@ -52,7 +52,6 @@ from runtime_ml.policy import before_first_launch, note_after_launch, raise_firs
 from runtime_ml.worker.evaluation import hyperopt_result, space_values
 from runtime_ml.worker.executor import (
     PlainParams,
-    PrintedOutput,
     SpaceOnExecutor,
     TrialTask,
 )
@@ -84,8 +83,8 @@ class TrialListener(Protocol):
         """Returns environment variables for the trial's task on the executor."""
         ...
 
-    def trial_finished(self, trial: dict, printed: Optional[PrintedOutput] = None) -> None:
-        """`printed`: the end of what the trial printed, or None."""
+    def trial_finished(self, trial: dict, printed: Optional[str] = None) -> None:
+        """`printed`: the end of what the trial printed (its text), or None."""
         ...
 
 
@@ -95,7 +94,7 @@ class Untracked:
     def trial_started(self, trial: dict) -> dict:
         return {}
 
-    def trial_finished(self, trial: dict, printed: Optional[PrintedOutput] = None) -> None:
+    def trial_finished(self, trial: dict, printed: Optional[str] = None) -> None:
         return None
 
 

@@ -82,9 +82,3 @@ class RedactingFilter(logging.Filter):
         if record.exc_text:
             record.exc_text = redact(record.exc_text, secrets)
         return True
-
-
-def install_redaction(logger):
-    """Idempotent: one RedactingFilter on `logger`."""
-    if not any(isinstance(f, RedactingFilter) for f in logger.filters):
-        logger.addFilter(RedactingFilter())

@@ -19,7 +19,6 @@ def active_experiment_id():
     return os.environ.get("MLFLOW_EXPERIMENT_ID", "0")
 
 
-
 def quiet_run_update(client):
     """The store call that ends a run without printing its URL, or None if MLflow moved it.
 

@@ -138,6 +138,16 @@ def test_mlflows_private_experiment_getter_is_there_and_agrees_with_the_fallback
     assert active_experiment_id() == "0"
 
 
+def test_mlflows_database_store_module_is_where_the_background_import_loads_it():
+    """tracking.preload imports compat.mlflow_private.DATABASE_STORE_MODULE (not a public name) for
+    a database tracking URI; this fails loudly if MLflow moves it."""
+    from runtime_ml.compat import mlflow_private
+
+    assert mlflow_private.load_database_store(), (
+        f"mlflow {INSTALLED['mlflow']} has no {mlflow_private.DATABASE_STORE_MODULE}: update "
+        "runtime_ml/compat/mlflow_private.py")
+
+
 # ------------------------------------------------------------------ unsupported: one line
 
 

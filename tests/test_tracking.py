@@ -344,25 +344,26 @@ def marks_its_start_then_logs(directory, x):
     return x
 
 
-def test_a_trial_starts_before_its_run_exists_and_its_own_logging_lands_in_that_run(
+def test_a_trial_starts_before_its_run_and_the_parent_run_exist_and_its_logging_lands_in_its_run(
         spark, active, tracked, tmp_path, monkeypatch):
     client, experiment_id = tracked
     create_run = mlflow.MlflowClient.create_run
     started_first = []
 
     def after_the_trial_started(self, experiment_id, start_time=None, tags=None, run_name=None):
-        if tags and tracking.PARENT_RUN_TAG in tags:  # trial N's run: held until N+1 trials ran
-            deadline = time.monotonic() + 30
-            while (len(list(tmp_path.iterdir())) <= int(tags["trial_id"])
-                   and time.monotonic() < deadline):
-                time.sleep(0.01)
-            started_first.append(len(list(tmp_path.iterdir())) > int(tags["trial_id"]))
+        # the parent run: held until the first trial ran; trial N's run: until N+1 trials ran
+        tid = int(tags["trial_id"]) if tags and tracking.PARENT_RUN_TAG in tags else 0
+        deadline = time.monotonic() + 30
+        while len(list(tmp_path.iterdir())) <= tid and time.monotonic() < deadline:
+            time.sleep(0.01)
+        started_first.append((run_name, len(list(tmp_path.iterdir())) > tid))
         return create_run(self, experiment_id, start_time, tags, run_name)
 
     monkeypatch.setattr(mlflow.MlflowClient, "create_run", after_the_trial_started)
     fmin(spark, functools.partial(marks_its_start_then_logs, str(tmp_path)),
          hp.uniform("x", 0, 1), 3, parallelism=1)
-    assert started_first == [True] * 3  # no trial waited for its run
+    assert [waited for _, waited in started_first] == [True] * 4  # no trial waited for a run
+    assert started_first[0][0].startswith("hyperopt-fmin-")
     [parent], children = runs_of(client, experiment_id)
     assert len(children) == 3
     for child in children:
@@ -533,14 +534,22 @@ import hyperopt
 from runtime_ml.tracking import preload
 started = preload._thread is not None
 preload.wait(120)
-print(json.dumps({"started": started, "mlflow": "mlflow" in sys.modules}))
+report = {"started": started, "mlflow": "mlflow" in sys.modules}
+from runtime_ml.compat.mlflow_private import DATABASE_STORE_MODULE
+if DATABASE_STORE_MODULE in sys.modules:
+    report["database store"] = "imported"
+print(json.dumps(report))
 """
 
 
-def test_a_driver_that_imports_hyperopt_has_mlflow_imported_in_the_background():
-    done = run_python(PRELOAD_REPORT)
+def test_a_driver_that_imports_hyperopt_has_mlflow_and_its_database_store_imported_in_the_background(
+        tmp_path):
+    store = tmp_path / "mlflow.db"
+    done = run_python(PRELOAD_REPORT, env={"MLFLOW_TRACKING_URI": f"sqlite:///{store}"})
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout.splitlines()[-1]) == {"started": True, "mlflow": True}
+    assert json.loads(done.stdout.splitlines()[-1]) == {
+        "started": True, "mlflow": True, "database store": "imported"}
+    assert not store.exists(), "only imported: no database is opened before an fmin tracks"
 
 
 def test_a_pyspark_worker_or_a_user_who_switched_tracking_off_never_imports_mlflow():

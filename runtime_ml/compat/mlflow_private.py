@@ -3,7 +3,21 @@
 tests/test_compat.py and tests/test_tracking.py fail loudly when MLflow moves one of them.
 """
 
+import importlib
 import os
+
+# The module of MLflow's store for database tracking URIs (sqlite:///, postgresql://, ...): not a
+# public name; importing it loads SQLAlchemy and maps MLflow's tables (1-2 s).
+DATABASE_STORE_MODULE = "mlflow.store.tracking.sqlalchemy_store"
+
+
+def load_database_store():
+    """Import the database store's module ahead of need; False if MLflow moved it."""
+    try:
+        importlib.import_module(DATABASE_STORE_MODULE)
+    except ImportError:
+        return False
+    return True
 
 
 def active_experiment_id():

@@ -1,6 +1,7 @@
 """MLflow imported in the background on the driver, from the moment SparkTrials is patched.
 
-`import mlflow` takes 1-3 s, and tracking needs MLflow when an fmin starts, before its first trial
+`import mlflow` takes 1-3 s (and as long again for a database store's module: SQLAlchemy and
+MLflow's table mappings), and tracking needs MLflow when an fmin starts, before its first trial
 launches. A user's script imports hyperopt at its top, then starts Spark, reads its data and
 defines the objective: a daemon thread imports MLflow meanwhile, so the first fmin finds it loaded
 (when the user imported MLflow first, or the fmin comes at once, the import is simply shared).
@@ -18,6 +19,7 @@ import threading
 from typing import Optional
 
 from runtime_ml import conf
+from runtime_ml.compat import mlflow_private
 
 _thread: Optional[threading.Thread] = None
 _lock = threading.Lock()
@@ -72,8 +74,23 @@ def wait(timeout=None) -> None:
         thread.join(timeout)
 
 
+DATABASE_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")  # MLflow's SQLAlchemy store's
+
+
+def is_database_uri(uri) -> bool:
+    """Whether MLflow keeps runs for this tracking URI in its SQLAlchemy store ('sqlite:///x.db',
+    'postgresql+psycopg2://...')."""
+    scheme = str(uri or "").split(":", 1)[0].split("+", 1)[0].lower()
+    return scheme in DATABASE_SCHEMES
+
+
 def _import():
     try:
-        import mlflow  # noqa: F401
+        import mlflow
+
+        # A database store's module loads SQLAlchemy and maps MLflow's tables at import: about as
+        # long again as `import mlflow`. Only imported: no database is opened or created here.
+        if is_database_uri(mlflow.get_tracking_uri()):
+            mlflow_private.load_database_store()
     except BaseException:  # the fmin's own import reports what is wrong, where the user sees it
         pass

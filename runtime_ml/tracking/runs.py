@@ -18,6 +18,7 @@ import time
 import uuid
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Optional
 from urllib.parse import urlparse
 
 from runtime_ml import log
@@ -353,15 +354,19 @@ class FminTracker:
 
     def __init__(self, client, uri, experiment_id, parent_id, own_parent, suffix, uuid_,
                  space, executor_env):
+        """`parent_id` None: this fmin's own parent run is still to be made (open_parent)."""
         self.client = client
         self.uri = uri
         self.experiment_id = experiment_id
-        self.parent_id = parent_id
+        self._parent: Future = Future()  # the parent run's id; None when it could not be made
+        if parent_id is not None:
+            self._parent.set_result(parent_id)
         self.own_parent = own_parent
         self.suffix = suffix
         self.uuid = uuid_
         self.space = space
         self.executor_env = executor_env
+        self.link: Optional[str] = None  # the experiment's runs in the server's UI
         self.choices = choice_labels(space)
         self.pool = _DaemonPool(4)
         self._lock = threading.Lock()
@@ -427,11 +432,8 @@ class FminTracker:
             parent_id, own_parent, uuid_ = active.info.run_id, False, fmin_uuid()
             taken = set(client.get_run(parent_id).data.params)
             suffix = f"_{uuid_}" if "max_evals" in taken else ""
-        else:
-            uuid_ = fmin_uuid()
-            parent = client.create_run(experiment_id, tags={"runSource": RUN_SOURCE},
-                                       run_name=f"hyperopt-fmin-{uuid_}")
-            parent_id, own_parent, suffix = parent.info.run_id, True, ""
+        else:  # made by the tracker's first job: no trial waits for it (open_parent)
+            parent_id, own_parent, uuid_, suffix = None, True, fmin_uuid(), ""
 
         executor_uri, note = executor_tracking_uri(
             uri, {e.host_port.rsplit(":", 1)[0] for e in facts.executors if e.id != "driver"},
@@ -451,6 +453,12 @@ class FminTracker:
 
         tracker = cls(client, uri, experiment_id, parent_id, own_parent, suffix, uuid_,
                       arguments["space"], executor_env)
+        genai_ui = versions.mlflow_ui_has_genai_view(versions.installed_version("mlflow"))
+        tracker.link = runs_view_link(uri, experiment_id, genai_ui)
+        if parent_id is None:
+            tracker._pending.append(tracker.pool.submit(tracker._open_parent))
+        else:
+            tracker._say_where(parent_id)
         if resumption is None:  # a continued search counts the trials it loaded too
             tracker.earlier_tids = earlier_tids
         if resumption is not None:  # best_trial_loss and its steps go on from the trials held
@@ -475,13 +483,38 @@ class FminTracker:
                     resume.DRIVER_TAG: resume.driver_tag()}
             tags.update(keys.tags())
             tracker._later(tracker._log_parent, params, tags)
-        genai_ui = versions.mlflow_ui_has_genai_view(versions.installed_version("mlflow"))
         if genai_ui:
             tracker._later(tracker._label_the_experiment)
-        link = runs_view_link(uri, experiment_id, genai_ui)
-        logger.info("tracking this fmin in MLflow run %s (%s)%s", parent_id,
-                    redacted_uri(uri), f"; its runs: {link}" if link else "")
         return tracker
+
+    @property
+    def parent_id(self):
+        """The parent run's id (waiting for it while it is made), None if it could not be made."""
+        try:
+            return self._parent.result(timeout=RUN_CREATE_DEADLINE)
+        except FutureTimeout as error:
+            self._break("creating the fmin's parent run", error)
+            return None
+
+    def _open_parent(self):
+        """This fmin's own parent run, made on the tracker's first thread while the first trials
+        launch; a store that cannot make it stops tracking (said once)."""
+        try:
+            parent = self.client.create_run(self.experiment_id, tags={"runSource": RUN_SOURCE},
+                                            run_name=f"hyperopt-fmin-{self.uuid}")
+        except Exception as error:
+            if failure_kind(error, lambda: True) == "internal":
+                note_after_launch(self.internal_errors, "tracking (creating the parent run)",
+                                  "this fmin is not tracked.", error)
+            self._break("creating the fmin's parent run", error)
+            self._parent.set_result(None)
+            return
+        self._parent.set_result(parent.info.run_id)
+        self._say_where(parent.info.run_id)
+
+    def _say_where(self, parent_id):
+        logger.info("tracking this fmin in MLflow run %s (%s)%s", parent_id,
+                    redacted_uri(self.uri), f"; its runs: {self.link}" if self.link else "")
 
     def _label_the_experiment(self):
         """MLflow 3 labels an experiment by the tag EXPERIMENT_KIND_TAG (GenAI or machine
@@ -511,10 +544,11 @@ class FminTracker:
     def _log_parent(self, params, tags):
         from mlflow.entities import Param, RunTag
 
-        self._log_batch(
-            self.parent_id,
-            params=[Param(k + self.suffix, param_text(v)) for k, v in params.items()],
-            tags=[RunTag(k if k == "runSource" else k + self.suffix, v) for k, v in tags.items()],
+        self._on_parent(
+            self._log_batch,
+            (),
+            [Param(k + self.suffix, param_text(v)) for k, v in params.items()],
+            [RunTag(k if k == "runSource" else k + self.suffix, v) for k, v in tags.items()],
         )
 
     def _log_batch(self, run_id, metrics=(), params=(), tags=()):
@@ -562,10 +596,12 @@ class FminTracker:
             if self._broken:
                 return
             self._broken = True
+        parent = self._parent.result() if self._parent.done() else None
+        where = (f"runs still open under parent run {parent} stay as they are (not marked "
+                 "finished)" if parent else "no parent run was made")
         logger.warning("MLflow tracking to %s failed while %s (%s: %s); the rest of "
-                       "this fmin is not tracked and runs still open under parent run %s stay as "
-                       "they are (not marked finished); the tuning goes on.",
-                       redacted_uri(self.uri), what, type(error).__name__, error, self.parent_id)
+                       "this fmin is not tracked and %s; the tuning goes on.",
+                       redacted_uri(self.uri), what, type(error).__name__, error, where)
 
     def _later(self, function, *args):
         if not self._broken:
@@ -581,8 +617,7 @@ class FminTracker:
         self._watch_for_a_stalled_server()
         tid = trial["tid"]
         created = self.pool.submit(
-            self._guarded, "creating a trial run", self.client.create_run, self.experiment_id,
-            _ms(), self._child_tags(tid), f"trial-{tid}")
+            self._guarded, "creating a trial run", self._create_child, tid, _ms())
         with self._lock:
             self._started_tids.add(tid)
             self._child_runs[tid] = created
@@ -675,16 +710,33 @@ class FminTracker:
 
     def _unstarted_child(self, trial, ended):
         """A trial cancelled before it started: a KILLED run of its own, as hyperopt counts it."""
-        run = self.client.create_run(self.experiment_id, ended, self._child_tags(trial["tid"]),
-                                     f"trial-{trial['tid']}")
-        self._end_child(run.info.run_id, *self._child_result(trial, None, ended))
+        run = self._create_child(trial["tid"], ended)
+        if run is not None:
+            self._end_child(run.info.run_id, *self._child_result(trial, None, ended))
 
-    def _child_tags(self, tid):
-        return {PARENT_RUN_TAG: self.parent_id, "fmin_uuid": self.uuid, "runSource": RUN_SOURCE,
+    def _create_child(self, tid, started):
+        """The trial's run, nested in the parent once that exists (None: the parent was not made)."""
+        parent_id = self.parent_id
+        if parent_id is None:
+            return None
+        tags = {PARENT_RUN_TAG: parent_id, "fmin_uuid": self.uuid, "runSource": RUN_SOURCE,
                 "trial_id": str(tid)}
+        return self.client.create_run(self.experiment_id, started, tags, f"trial-{tid}")
+
+    def _on_parent(self, function, *args):
+        """`function(parent_id, *args)` once the parent run exists (nothing if it was not made)."""
+        parent_id = self.parent_id
+        if parent_id is not None:
+            function(parent_id, *args)
 
     def _log_metric(self, key, value, step):
-        self.client.log_metric(self.parent_id, key, value, step=step)
+        self._on_parent(self.client.log_metric, key, value, step)
+
+    def _log_counts(self, metrics):
+        self._on_parent(self._log_batch, metrics)
+
+    def _end_parent(self, status, ended):
+        self._on_parent(self.client.set_terminated, status, ended)
 
     def _end_child(self, run_id, metrics, params, tags, status, ended, printed=None):
         """The trial's result (and what it printed, as an artifact), then the end of its run; a
@@ -737,7 +789,7 @@ class FminTracker:
                 if trial["state"] == base.JOB_STATE_CANCEL and trial["tid"] not in \
                         self._started_tids:
                     self._later(self._unstarted_child, trial, now)
-            self._later(self._log_batch, self.parent_id,
+            self._later(self._log_counts,
                         [Metric(k + self.suffix, float(v), now, 0) for k, v in counts.items()])
             if self.own_parent:
                 status = "FINISHED"
@@ -745,7 +797,7 @@ class FminTracker:
                     status = "KILLED"
                 elif error is not None:
                     status = "FAILED"
-                self._later(self.client.set_terminated, self.parent_id, status, now)
+                self._later(self._end_parent, status, now)
             for future in self._pending:
                 if self._broken:  # the server is gone: nothing more to wait for
                     break

@@ -536,7 +536,7 @@ started = preload._thread is not None
 preload.wait(120)
 report = {"started": started, "mlflow": "mlflow" in sys.modules}
 from runtime_ml.compat.mlflow_private import DATABASE_STORE_MODULE
-if DATABASE_STORE_MODULE in sys.modules:
+if DATABASE_STORE_MODULE in sys.modules and "sqlalchemy.dialects.sqlite" in sys.modules:
     report["database store"] = "imported"
 print(json.dumps(report))
 """

@@ -11,12 +11,21 @@ import os
 DATABASE_STORE_MODULE = "mlflow.store.tracking.sqlalchemy_store"
 
 
-def load_database_store():
-    """Import the database store's module ahead of need; False if MLflow moved it."""
+def load_database_store(uri=None):
+    """Import the database store's module ahead of need, and the SQLAlchemy dialect of `uri`
+    (its module loads when the store makes its engine: 0.2-0.4 s for sqlite); nothing is opened.
+    False if MLflow moved the store's module."""
     try:
         importlib.import_module(DATABASE_STORE_MODULE)
     except ImportError:
         return False
+    if uri is not None:
+        try:
+            from sqlalchemy.engine import make_url
+
+            make_url(uri).get_dialect()
+        except Exception:  # the store reports a URI it cannot use, where the user sees it
+            pass
     return True
 
 

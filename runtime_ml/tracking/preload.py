@@ -88,9 +88,11 @@ def _import():
     try:
         import mlflow
 
-        # A database store's module loads SQLAlchemy and maps MLflow's tables at import: about as
-        # long again as `import mlflow`. Only imported: no database is opened or created here.
-        if is_database_uri(mlflow.get_tracking_uri()):
-            mlflow_private.load_database_store()
+        # A database store's module loads SQLAlchemy and maps MLflow's tables at import, and its
+        # engine loads the URI's dialect: together about as long again as `import mlflow`. Only
+        # imported: no database is opened or created here.
+        uri = mlflow.get_tracking_uri()
+        if is_database_uri(uri):
+            mlflow_private.load_database_store(uri)
     except BaseException:  # the fmin's own import reports what is wrong, where the user sees it
         pass

@@ -18,7 +18,7 @@ import time
 import uuid
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Optional
+from typing import Any, NamedTuple, Optional
 from urllib.parse import urlparse
 
 from runtime_ml import log
@@ -349,6 +349,106 @@ def end_run_quietly(client, run_id, status, ended=None):
                end_time=_ms() if ended is None else ended, run_name=None)
 
 
+class Search(NamedTuple):
+    """Where this fmin's trial runs go: the parent (None: this fmin's own, still to be made), the
+    suffix of the parent's keys, and the search it continues, if any."""
+    experiment_id: str
+    parent_id: Optional[str]
+    own_parent: bool
+    suffix: str
+    fmin_uuid: str
+    resumption: Optional[Any]
+
+
+def open_store(resume_wanted):
+    """(mlflow, client, tracking URI), or None when this fmin runs untracked (said why)."""
+    try:
+        import mlflow
+        from mlflow import MlflowClient
+    except ImportError:
+        logger.warning("MLflow is not installed, so this fmin is not tracked (pip install mlflow).")
+        return None
+    uri = mlflow.get_tracking_uri()
+    why = server_unreachable(uri)
+    if why is not None:
+        logger.warning("MLflow tracking server %s is unreachable (%s); this fmin "
+                       "runs untracked%s.", redacted_uri(uri), why,
+                       " and starts fresh (nothing to resume from)" if resume_wanted else "")
+        return None
+    return mlflow, MlflowClient(uri), uri
+
+
+def choose_search(client, active, trials, keys, resume_wanted):
+    """The one decision of where the trials go: the search `trials_from_run` continues, else an
+    unfinished matching search (when `resume_wanted`), else the active run, else a new parent."""
+    experiment_id = active.info.experiment_id if active else mlflow_private.active_experiment_id()
+    resumption = spark_trials.resumption(trials)
+    if resumption is not None:
+        differing = keys.differences(resumption.keys_tags, resumption.suffix)
+        if differing:
+            logger.warning("continuing the search of MLflow run %s as asked, but "
+                           "this fmin's %s differs from that search's.", resumption.parent_id,
+                           " and ".join(differing))
+    elif resume_wanted:
+        try:
+            resumption = find_resumption(client, experiment_id, active, keys)
+        except Exception:  # the search starts fresh, still tracked
+            report_internal_error("looking for an unfinished search to resume")
+    if resumption is not None:
+        if active is not None and active.info.run_id != resumption.parent_id:
+            logger.warning("these trials continue MLflow run %s, not the active "
+                           "run %s; the trial runs go under %s.", resumption.parent_id,
+                           active.info.run_id, resumption.parent_id)
+        resume.reopen(client, resumption, end_run_quietly)
+        resume.load_into(trials, resumption)
+        return Search(resumption.experiment_id, resumption.parent_id, resumption.own_parent,
+                      resumption.suffix, resumption.fmin_uuid, resumption)
+    uuid_ = fmin_uuid()
+    if active is not None:
+        taken = set(client.get_run(active.info.run_id).data.params)
+        return Search(experiment_id, active.info.run_id, False,
+                      f"_{uuid_}" if "max_evals" in taken else "", uuid_, None)
+    return Search(experiment_id, None, True, "", uuid_, None)
+
+
+def find_resumption(client, experiment_id, active, keys):
+    """The search to continue (spark.runtimeml.hyperopt.resume on), with one line saying
+    whether it continues one, and why not when it starts fresh."""
+    if active is not None:
+        resumption, why = resume.find_in_active_run(client, active, keys)
+    else:
+        resumption, why = resume.find_search(client, experiment_id, keys)
+    if resumption is None:
+        logger.info("resume is on; starting a fresh search: %s.", why)
+        return None
+    cut_off = sum(status == "KILLED" for _, status in resumption.stale_runs)
+    killed = f"; {cut_off} trial runs left RUNNING are ended as KILLED" if cut_off else ""
+    logger.info("resume is on; continuing the unfinished search in MLflow run %s "
+                "(same space, algorithm and objective): %s loaded%s.", resumption.parent_id,
+                resume.summary(resumption.records), killed)
+    return resumption
+
+
+def executor_environment(uri, facts, driver_address):
+    """What a trial's environment needs to log into its run from an executor (empty when the
+    executors cannot reach the store: said in one line)."""
+    executor_uri, note = executor_tracking_uri(
+        uri, {e.host_port.rsplit(":", 1)[0] for e in facts.executors if e.id != "driver"},
+        local_host_names(driver_address), driver_address=driver_address,
+        answers=lambda candidate: server_unreachable(candidate) is None,
+        more_may_come=facts.master_kind not in ("local", "local-cluster") and (
+            facts.dynamic_allocation or not facts.executors))
+    if executor_uri is None:
+        logger.warning("%s", note)
+        return {}
+    if note:
+        logger.info("%s", note)
+    environment = {"MLFLOW_TRACKING_URI": executor_uri}
+    environment.update({k: os.environ[k] for k in CREDENTIAL_ENV if k in os.environ})
+    environment.update({k: os.environ.get(k, v) for k, v in TRIAL_HTTP_LIMITS.items()})
+    return environment
+
+
 class FminTracker:
     """Tracks one SparkTrials fmin call; implements the dispatcher's per-trial hooks."""
 
@@ -386,88 +486,38 @@ class FminTracker:
     def start(cls, trials, arguments, decision, facts, algo, keys, resume_wanted=False,
               driver_address=None):
         """Start tracking one fmin: a new parent run (or the active run), or the earlier search it
-        continues (trials_from_run, or `resume_wanted` and a matching unfinished search).
-        `driver_address`: spark.driver.host, where executors on other hosts reach this machine."""
-        try:
-            import mlflow
-            from mlflow import MlflowClient
-        except ImportError:
-            logger.warning("MLflow is not installed, so this fmin is not tracked "
-                           "(pip install mlflow).")
+        continues (trials_from_run, or `resume_wanted` and a matching unfinished search); None
+        when it runs untracked (said why). `driver_address`: spark.driver.host, where executors on
+        other hosts reach this machine."""
+        opened = open_store(resume_wanted)
+        if opened is None:
             return None
-        uri = mlflow.get_tracking_uri()
-        why = server_unreachable(uri)
-        if why is not None:
-            logger.warning("MLflow tracking server %s is unreachable (%s); this fmin "
-                           "runs untracked%s.", redacted_uri(uri), why,
-                           " and starts fresh (nothing to resume from)" if resume_wanted else "")
-            return None
-        client = MlflowClient(uri)
-        active = mlflow.active_run()
-        experiment_id = active.info.experiment_id if active else mlflow_private.active_experiment_id()
-        resumption = spark_trials.resumption(trials)
+        mlflow, client, uri = opened
         earlier_tids = {trial["tid"] for trial in versions.unsynced_trial_docs(trials)}
-        if resumption is not None:
-            differing = keys.differences(resumption.keys_tags, resumption.suffix)
-            if differing:
-                logger.warning("continuing the search of MLflow run %s as asked, but "
-                               "this fmin's %s differs from that search's.", resumption.parent_id,
-                               " and ".join(differing))
-        elif resume_wanted:
-            try:
-                resumption = cls._find_resumption(client, experiment_id, active, keys)
-            except Exception:  # the search starts fresh, still tracked
-                report_internal_error("looking for an unfinished search to resume")
-        if resumption is not None:
-            if active is not None and active.info.run_id != resumption.parent_id:
-                logger.warning("these trials continue MLflow run %s, not the active "
-                               "run %s; the trial runs go under %s.", resumption.parent_id,
-                               active.info.run_id, resumption.parent_id)
-            resume.reopen(client, resumption, end_run_quietly)
-            resume.load_into(trials, resumption)
-            parent_id, own_parent = resumption.parent_id, resumption.own_parent
-            suffix, uuid_ = resumption.suffix, resumption.fmin_uuid
-            experiment_id = resumption.experiment_id
-        elif active is not None:
-            parent_id, own_parent, uuid_ = active.info.run_id, False, fmin_uuid()
-            taken = set(client.get_run(parent_id).data.params)
-            suffix = f"_{uuid_}" if "max_evals" in taken else ""
-        else:  # made by the tracker's first job: no trial waits for it (open_parent)
-            parent_id, own_parent, uuid_, suffix = None, True, fmin_uuid(), ""
-
-        executor_uri, note = executor_tracking_uri(
-            uri, {e.host_port.rsplit(":", 1)[0] for e in facts.executors if e.id != "driver"},
-            local_host_names(driver_address), driver_address=driver_address,
-            answers=lambda candidate: server_unreachable(candidate) is None,
-            more_may_come=facts.master_kind not in ("local", "local-cluster") and (
-                facts.dynamic_allocation or not facts.executors))
-        executor_env = {}
-        if executor_uri is None:
-            logger.warning("%s", note)
-        else:
-            if note:
-                logger.info("%s", note)
-            executor_env = {"MLFLOW_TRACKING_URI": executor_uri}
-            executor_env.update({k: os.environ[k] for k in CREDENTIAL_ENV if k in os.environ})
-            executor_env.update({k: os.environ.get(k, v) for k, v in TRIAL_HTTP_LIMITS.items()})
-
-        tracker = cls(client, uri, experiment_id, parent_id, own_parent, suffix, uuid_,
-                      arguments["space"], executor_env)
-        genai_ui = versions.mlflow_ui_has_genai_view(versions.installed_version("mlflow"))
-        tracker.link = runs_view_link(uri, experiment_id, genai_ui)
-        if parent_id is None:
-            tracker._pending.append(tracker.pool.submit(tracker._open_parent))
-        else:
-            tracker._say_where(parent_id)
-        if resumption is None:  # a continued search counts the trials it loaded too
+        search = choose_search(client, mlflow.active_run(), trials, keys, resume_wanted)
+        tracker = cls(client, uri, search.experiment_id, search.parent_id, search.own_parent,
+                      search.suffix, search.fmin_uuid, arguments["space"],
+                      executor_environment(uri, facts, driver_address))
+        if search.resumption is None:
             tracker.earlier_tids = earlier_tids
+        tracker._begin(trials, arguments, decision, algo, keys, search.resumption)
+        return tracker
+
+    def _begin(self, trials, arguments, decision, algo, keys, resumption):
+        """The parent run: made in the background (or said where it is), then described."""
+        genai_ui = versions.mlflow_ui_has_genai_view(versions.installed_version("mlflow"))
+        self.link = runs_view_link(self.uri, self.experiment_id, genai_ui)
+        if self._parent.done():
+            self._say_where(self._parent.result())
+        else:
+            self._pending.append(self.pool.submit(self._open_parent))
         if resumption is not None:  # best_trial_loss and its steps go on from the trials held
             from hyperopt import base
 
             finished = [t for t in trials.trials if t["state"] == base.JOB_STATE_DONE]
-            tracker._finished_count = len(finished)
-            tracker._best_loss = min((float(t["result"]["loss"]) for t in finished
-                                      if trial_outcome(t) == "success"), default=math.inf)
+            self._finished_count = len(finished)
+            self._best_loss = min((float(t["result"]["loss"]) for t in finished
+                                   if trial_outcome(t) == "success"), default=math.inf)
         else:
             timeout = arguments.get("timeout")
             params = {
@@ -478,14 +528,13 @@ class FminTracker:
                 "algo": algo,
                 "max_queue_len": arguments.get("max_queue_len"),
             }
-            tags = {"runSource": RUN_SOURCE, "fmin_uuid": uuid_, "space": space_text(tracker.space),
-                    resume.PARENT_KIND_TAG: "own" if own_parent else "active",
+            tags = {"runSource": RUN_SOURCE, "fmin_uuid": self.uuid, "space": space_text(self.space),
+                    resume.PARENT_KIND_TAG: "own" if self.own_parent else "active",
                     resume.DRIVER_TAG: resume.driver_tag()}
             tags.update(keys.tags())
-            tracker._later(tracker._log_parent, params, tags)
+            self._later(self._log_parent, params, tags)
         if genai_ui:
-            tracker._later(tracker._label_the_experiment)
-        return tracker
+            self._later(self._label_the_experiment)
 
     @property
     def parent_id(self):
@@ -522,24 +571,6 @@ class FminTracker:
         if EXPERIMENT_KIND_TAG not in self.client.get_experiment(self.experiment_id).tags:
             self.client.set_experiment_tag(self.experiment_id, EXPERIMENT_KIND_TAG,
                                            EXPERIMENT_KIND)
-
-    @staticmethod
-    def _find_resumption(client, experiment_id, active, keys):
-        """The search to continue (spark.runtimeml.hyperopt.resume on), with one line saying
-        whether it continues one, and why not when it starts fresh."""
-        if active is not None:
-            resumption, why = resume.find_in_active_run(client, active, keys)
-        else:
-            resumption, why = resume.find_search(client, experiment_id, keys)
-        if resumption is None:
-            logger.info("resume is on; starting a fresh search: %s.", why)
-            return None
-        cut_off = sum(status == "KILLED" for _, status in resumption.stale_runs)
-        killed = f"; {cut_off} trial runs left RUNNING are ended as KILLED" if cut_off else ""
-        logger.info("resume is on; continuing the unfinished search in MLflow run %s "
-                    "(same space, algorithm and objective): %s loaded%s.", resumption.parent_id,
-                    resume.summary(resumption.records), killed)
-        return resumption
 
     def _log_parent(self, params, tags):
         from mlflow.entities import Param, RunTag

@@ -197,7 +197,7 @@ def executor_tracking_uri(uri, executor_hosts, local_hosts, cwd=None, driver_add
     """
     parsed = urlparse(uri)
     remote = sorted(host for host in executor_hosts if host not in local_hosts)
-    if parsed.scheme not in ("", "file", "sqlite"):
+    if not is_local_store(uri):
         # executors reach a driver at a loopback address only from this machine
         elsewhere = remote or (more_may_come and not is_loopback(driver_address or ""))
         if not elsewhere or not is_loopback(parsed.hostname):
@@ -221,6 +221,11 @@ def executor_tracking_uri(uri, executor_hosts, local_hosts, cwd=None, driver_add
             "mlflow.set_tracking_uri('http://<host>:5000')."
         )
     return absolute, None
+
+
+def is_local_store(uri):
+    """Whether MLflow keeps the runs in this machine's files: sqlite, file, or a plain path."""
+    return urlparse(uri).scheme in ("", "file", "sqlite")
 
 
 def is_loopback(host):
@@ -468,7 +473,10 @@ class FminTracker:
         self.executor_env = executor_env
         self.link: Optional[str] = None  # the experiment's runs in the server's UI
         self.choices = choice_labels(space)
-        self.pool = _DaemonPool(4)
+        # A server answers several requests at once; a local store's writes are CPU work under
+        # the GIL and one file's lock, where more threads only cost more (measured: 32 trial
+        # runs into sqlite took 0.8 s of CPU on one thread, 1.0 s on four).
+        self.pool = _DaemonPool(1 if is_local_store(uri) else 4)
         self._lock = threading.Lock()
         self._broken = False
         self._child_runs = {}  # tid -> the Future of its run, asked for at its start

@@ -4,6 +4,7 @@ JSON, one entry per part ({"error": traceback} when a part raised). argv[2]: a d
 objectives' records; MLFLOW_TRACKING_URI and RUNTIME_ML_TEST_EXPERIMENT name the tracking server
 and a new experiment."""
 
+import functools
 import json
 import os
 import sys
@@ -105,8 +106,8 @@ def slow(x):
     return x ** 2
 
 
-def slow_recorded(x):
-    with open(os.path.join(RECORDS, f"slow-{os.getpid()}-{time.time():.6f}"), "w"):
+def slow_recorded(way, x):
+    with open(os.path.join(RECORDS, f"slow-{way}-{os.getpid()}-{time.time():.6f}"), "w"):
         pass
     return slow(x)
 
@@ -154,22 +155,25 @@ def held_proposal():
 
     def interrupt_the_callers_tag():  # once the first trial runs, under the caller's tag
         deadline = time.monotonic() + 30
-        while not any(n.startswith("slow-") for n in os.listdir(RECORDS)):
+        # this way's own trial: a cancelled earlier trial's Python worker may still start its
+        # objective after its job ended (the worker is killed seconds later) and leave a record
+        while not any(n.startswith("slow-tag-") for n in os.listdir(RECORDS)):
             assert time.monotonic() < deadline, "the first trial never started"
             time.sleep(0.01)
         spark.interruptTag("users-cell-22")
 
     seen = {}  # Connect tags belong to a thread: the fmin's thread adds the caller's tag
     for way, act, timeout in (("timeout", None, 2), ("tag", interrupt_the_callers_tag, None)):
-        for name in os.listdir(RECORDS):
-            if name.startswith("slow-"):
-                os.remove(os.path.join(RECORDS, name))
         trials = SparkTrials(parallelism=1)
         held = HeldProposal(trials, proposal=2, window=AFTER_INSERT, act=act, until=lambda trials=trials: (
             trials._fmin_cancelled and state_of(trials, 0) == 4))
-        fmin_within(60, trials, before=lambda: spark.addTag("users-cell-22"), fn=slow_recorded,
-                    space=hp.uniform("x", 0, 1), algo=tpe.suggest, max_evals=4, timeout=timeout,
-                    show_progressbar=False, return_argmin=False)
+        try:
+            fmin_within(60, trials, before=lambda: spark.addTag("users-cell-22"),
+                        fn=functools.partial(slow_recorded, way), space=hp.uniform("x", 0, 1),
+                        algo=tpe.suggest, max_evals=4, timeout=timeout, show_progressbar=False,
+                        return_argmin=False)
+        except AssertionError as error:
+            raise AssertionError(f"cancelled by {way}: {error}") from None
         seen[way] = {"waited out": held.waited_out, "held": held.held_state(),
                      "unfinished": unfinished(trials), "reason": trials._fmin_cancelled_reason}
     return seen

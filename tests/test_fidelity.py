@@ -4,12 +4,15 @@ exception type and message (runtime-ml may add its fix after hyperopt's message)
 
 With a seed and an algorithm that does not learn from history (rand), both propose the same points
 whatever the parallelism; an adaptive algorithm's points depend on which results it has seen, so
-there the comparison is of everything but the points.
+there the comparison is of everything but the points. Stock's polling loops look every 0.1 s
+instead of every 1 s where when they look cannot change the outcome (both_ways); hyperopt's own
+SparkTrials suite (test_hyperopt_suite) runs stock's code as it is.
 """
 
 import functools
 import logging
 import math
+import sys
 import time
 
 import hyperopt
@@ -55,13 +58,29 @@ def outcome(run):
         return "raised", error
 
 
-def both_ways(monkeypatch, run):
+class ShortPolls:
+    """The `time` module as stock hyperopt's two polling loops (SparkTrials' dispatcher, fmin's
+    wait for results) see it: their 1 s sleeps take 0.1 s."""
+
+    def __getattr__(self, name):
+        return getattr(time, name)
+
+    @staticmethod
+    def sleep(seconds):
+        time.sleep(min(seconds, 0.1))
+
+
+def both_ways(monkeypatch, run, short_polls=True):
+    """runtime-ml's outcome, then stock's. `short_polls`: stock polls every 0.1 s instead of 1 s,
+    for comparisons whose outcome cannot depend on when it looks (not timeouts, early stopping
+    or loss thresholds, where it can)."""
     ours = outcome(run)
-    monkeypatch.setenv(conf.DISABLED.name, "1")
-    try:
+    with monkeypatch.context() as stock_only:
+        stock_only.setenv(conf.DISABLED.name, "1")
+        if short_polls:
+            for module in ("hyperopt.spark", "hyperopt.fmin"):
+                stock_only.setattr(sys.modules[module], "time", ShortPolls())
         stock = outcome(run)
-    finally:
-        monkeypatch.delenv(conf.DISABLED.name)
     return ours, stock
 
 
@@ -317,7 +336,7 @@ def test_a_users_early_stop_fn_stops_as_on_stock(spark, active, monkeypatch, sto
         return trials._fmin_cancelled_reason, trials.count_successful_trials() >= stop_after, \
             trials.count_successful_trials() < 10
 
-    ours, stock = both_ways(monkeypatch, run)
+    ours, stock = both_ways(monkeypatch, run, short_polls=False)
     # hyperopt 0.3.0 cancels the fmin for it; 0.2.7's fmin loop just stops proposing
     reason = "early stopping condition" if EARLY_STOP_CANCELS else None
     assert ours == stock == ("returned", (reason, True, True))
@@ -340,7 +359,7 @@ def test_a_loss_threshold_stops_as_on_stock(spark, active, monkeypatch):
                       loss_threshold=1.0, rstate=np.random.default_rng(7), show_progressbar=False)
         return min(trials.losses()) < 1.0, len(trials.trials) < 30
 
-    ours, stock = both_ways(monkeypatch, run)
+    ours, stock = both_ways(monkeypatch, run, short_polls=False)
     assert ours == stock == ("returned", (True, True))
 
 
@@ -360,7 +379,7 @@ def test_a_timeout_keeps_finished_trials_and_cancels_the_rest(spark, active, mon
         return (trials._fmin_cancelled, trials._fmin_cancelled_reason,
                 trials.count_successful_trials() >= 1, trials.count_cancelled_trials() >= 1)
 
-    ours, stock = both_ways(monkeypatch, run)
+    ours, stock = both_ways(monkeypatch, run, short_polls=False)
     assert ours == stock == ("returned", (True, "fmin run timeout", True, True))
 
 

@@ -18,6 +18,7 @@ import mlflow
 import pytest
 from conftest import KEY, fmin, runs_of, tracking_warnings
 from hyperopt import STATUS_FAIL, STATUS_OK, hp
+from mlflow.entities import ViewType
 
 from runtime_ml.errors import UserInputError
 
@@ -275,6 +276,19 @@ def test_a_tracking_uri_mlflow_refuses_warns_once_with_the_fix_and_tunes(spark, 
     assert trials.count_successful_trials() == 4 and 0 <= best["x"] <= 1
     [warning] = tracking_warnings(runtime_log)
     assert repr(uri) in warning and advice in warning and "runs untracked" in warning
+
+
+def test_an_experiment_that_refuses_the_parent_run_is_one_warning_and_the_same_result(
+        spark, active, tracked, runtime_log):
+    client, experiment_id = tracked
+    _, tracked_best = fmin(spark, lambda x: (x - 0.3) ** 2, hp.uniform("x", 0, 1), 4, seed=3)
+    runs_before = len(client.search_runs([experiment_id], run_view_type=ViewType.ALL))
+    client.delete_experiment(experiment_id)  # still the active one: MLflow refuses runs in it
+    trials, best = fmin(spark, lambda x: (x - 0.3) ** 2, hp.uniform("x", 0, 1), 4, seed=3)
+    assert best == tracked_best and trials.count_successful_trials() == 4
+    [warning] = tracking_warnings(runtime_log)
+    assert "creating the fmin's parent run" in warning and "no parent run was made" in warning
+    assert len(client.search_runs([experiment_id], run_view_type=ViewType.ALL)) == runs_before
 
 
 # ------------------------------------------------------------------ 6. many fmins, two threads

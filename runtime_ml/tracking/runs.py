@@ -1,8 +1,9 @@
 """MLflow tracking of SparkTrials fmin calls, with the names Databricks Runtime ML used.
 
 One parent run per fmin call (the active run if there is one), one nested child run per trial.
-Only MLflow's public client API. Tracking never hurts the tuning: every MLflow call runs on a few
-daemon threads off the trials' path (no trial waits for its child run: trial_run), a store that
+Only MLflow's public client API. Tracking never hurts the tuning: every MLflow call after the store
+is opened runs on daemon threads off the trials' path (no trial waits for the parent run or its
+child run: trial_run), a store that
 stops answering switches tracking off for the rest of the call with one warning, and a write the
 store refuses costs only that write (failure_kind).
 """
@@ -506,7 +507,7 @@ class FminTracker:
         tracker = cls(client, uri, search.experiment_id, search.parent_id, search.own_parent,
                       search.suffix, search.fmin_uuid, arguments["space"],
                       executor_environment(uri, facts, driver_address))
-        if search.resumption is None:
+        if search.resumption is None:  # a continued search counts the trials it loaded too
             tracker.earlier_tids = earlier_tids
         tracker._begin(trials, arguments, decision, algo, keys, search.resumption)
         return tracker

@@ -3,9 +3,8 @@
 One parent run per fmin call (the active run if there is one), one nested child run per trial.
 Only MLflow's public client API. Tracking never hurts the tuning: every MLflow call after the store
 is opened runs on daemon threads off the trials' path (no trial waits for the parent run or its
-child run: trial_run), a store that
-stops answering switches tracking off for the rest of the call with one warning, and a write the
-store refuses costs only that write (failure_kind).
+child run: trial_run), a store that stops answering switches tracking off for the rest of the call
+with one warning, and a write the store refuses costs only that write (failure_kind).
 """
 
 import ipaddress

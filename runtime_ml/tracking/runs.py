@@ -585,9 +585,8 @@ class FminTracker:
 
         self._on_parent(
             self._log_batch,
-            (),
-            [Param(k + self.suffix, param_text(v)) for k, v in params.items()],
-            [RunTag(k if k == "runSource" else k + self.suffix, v) for k, v in tags.items()],
+            params=[Param(k + self.suffix, param_text(v)) for k, v in params.items()],
+            tags=[RunTag(k if k == "runSource" else k + self.suffix, v) for k, v in tags.items()],
         )
 
     def _log_batch(self, run_id, metrics=(), params=(), tags=()):
@@ -762,11 +761,11 @@ class FminTracker:
                 "trial_id": str(tid)}
         return self.client.create_run(self.experiment_id, started, tags, f"trial-{tid}")
 
-    def _on_parent(self, function, *args):
-        """`function(parent_id, *args)` once the parent run exists (nothing if it was not made)."""
+    def _on_parent(self, function, *args, **kwargs):
+        """`function(parent_id, ...)` once the parent run exists (nothing if it was not made)."""
         parent_id = self.parent_id
         if parent_id is not None:
-            function(parent_id, *args)
+            function(parent_id, *args, **kwargs)
 
     def _log_metric(self, key, value, step):
         self._on_parent(self.client.log_metric, key, value, step)

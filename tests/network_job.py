@@ -4,6 +4,10 @@ fluent API on its executor. Usage: network_job.py MAX_EVALS TRIAL_SECONDS RECORD
 Each objective call appends "host x" to RECORD_DIR/calls (the hosts share this file system), so a
 test can count how often each trial's objective ran and where. The last line printed is
 "RESULT <json>": every trial's id, state, host and error, and the fmin's own time.
+
+With NETWORK_JOB_LEGS (a JSON list of [name, tracking URI]) the same driver runs one fmin per
+leg, in order, as a user who points MLFLOW_TRACKING_URI elsewhere between two fmins: each leg
+starts with the line "LEG <name>", records into RECORD_DIR/<name>/ and ends with its RESULT line.
 """
 
 import json
@@ -33,21 +37,35 @@ def train(params):
             "mlflow_seconds": mlflow_seconds}
 
 
-trials = SparkTrials()
-started = time.monotonic()
-error = None
-try:
-    fmin(fn=train, space={"x": hp.uniform("x", -3, 3)}, algo=tpe.suggest, max_evals=max_evals,
-         trials=trials)
-except Exception as raised:  # reported in RESULT: some scenarios end with every trial failed
-    error = f"{type(raised).__name__}: {raised}"
-elapsed = time.monotonic() - started
-print("RESULT " + json.dumps({
-    "seconds": elapsed, "error": error,
-    "trials": [{"tid": t["tid"], "state": t["state"], "x": t["misc"]["vals"]["x"][0],
-                "host": (t.get("result") or {}).get("host"),
-                "mlflow_seconds": (t.get("result") or {}).get("mlflow_seconds"),
-                "error": (t.get("misc") or {}).get("error")}
-               # every trial, failed ones too (trials.trials holds only NEW, RUNNING and DONE)
-               for t in trials._dynamic_trials]}))
+def tune(record):
+    global record_dir
+    record_dir = record
+    trials = SparkTrials()
+    started = time.monotonic()
+    error = None
+    try:
+        fmin(fn=train, space={"x": hp.uniform("x", -3, 3)}, algo=tpe.suggest,
+             max_evals=max_evals, trials=trials)
+    except Exception as raised:  # reported in RESULT: some scenarios end with every trial failed
+        error = f"{type(raised).__name__}: {raised}"
+    elapsed = time.monotonic() - started
+    print("RESULT " + json.dumps({
+        "seconds": elapsed, "error": error,
+        "trials": [{"tid": t["tid"], "state": t["state"], "x": t["misc"]["vals"]["x"][0],
+                    "host": (t.get("result") or {}).get("host"),
+                    "mlflow_seconds": (t.get("result") or {}).get("mlflow_seconds"),
+                    "error": (t.get("misc") or {}).get("error")}
+                   # every trial, failed ones too (trials.trials holds only NEW, RUNNING, DONE)
+                   for t in trials._dynamic_trials]}), flush=True)
+
+
+legs = json.loads(os.environ.get("NETWORK_JOB_LEGS", "null"))
+if legs is None:
+    tune(record_dir)
+else:
+    for name, tracking_uri in legs:
+        print(f"LEG {name}", flush=True)
+        os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
+        os.mkdir(os.path.join(record_dir, name))
+        tune(os.path.join(record_dir, name))
 spark.stop()

@@ -106,17 +106,18 @@ class NetworkHosts:
         raise RuntimeError(f"{count} workers did not register; logs in {self.root}")
 
     def submit(self, host, *job_args, tracking_uri=None, conf=(), experiment=None, script=JOB,
-               record=None):
+               record=None, env=None):
         """Starts `script` (network_job.py: its args, then a new record dir) on `host` with
-        spark-submit (client mode), tracked into `experiment` (a name; default: the record dir's);
-        returns (process, record dir, log path)."""
+        spark-submit (client mode), tracked into `experiment` (a name; default: the record dir's),
+        `env` added to its environment; returns (process, record dir, log path)."""
         if record is None:
             record = self.root / f"job-{uuid.uuid4().hex[:8]}"
             record.mkdir()
             job_args = (*job_args, record)
+        extra = env or {}
         env = self.env(host, PYSPARK_DRIVER_PYTHON=str(self.python),
                        MLFLOW_TRACKING_URI=tracking_uri or self.mlflow.uri,
-                       MLFLOW_EXPERIMENT_NAME=experiment or record.name)
+                       MLFLOW_EXPERIMENT_NAME=experiment or record.name, **extra)
         env.pop("SPARK_NO_DAEMONIZE")
         argv = [str(VENV_BIN / "spark-submit"), "--master", self.master_url,
                 *[arg for c in (*SUBMIT_CONF, *conf) for arg in ("--conf", c)],
@@ -139,8 +140,9 @@ class NetworkHosts:
 
 
 class Job:
-    def __init__(self, returncode, record, log):
-        self.returncode, self.record, self.output = returncode, record, log.read_text()
+    def __init__(self, returncode, record, log=None, output=None):
+        self.returncode, self.record = returncode, record
+        self.output = log.read_text() if output is None else output
         lines = [line for line in self.output.splitlines() if line.startswith("RESULT ")]
         self.result = json.loads(lines[-1][len("RESULT "):]) if lines else None
 
@@ -184,45 +186,6 @@ def attempt_runs_in(uri, experiment_name):
             if "runtime_ml.attempt_of" in r.data.tags]
 
 
-def test_the_seeds_job_on_the_driver_host_tracks_trials_from_both_worker_hosts(hosts):
-    job = hosts.run("driver", 8, 1.0)
-    assert job.returncode == 0 and job.result["error"] is None, job.output[-4000:]
-    parents, children = runs_in(hosts.mlflow.uri, job.record.name)
-    assert len(parents) == 1 and len(children) == 8, job.output[-3000:]
-    assert parents[0].info.status == "FINISHED"
-    assert parents[0].data.params["actual_parallelism"] == "2"  # two worker hosts, 1 core each
-    assert {c.info.status for c in children} == {"FINISHED"}
-    by_host = Counter(c.data.params["host"] for c in children)
-    assert set(by_host) == {hosts.address["w1"], hosts.address["w2"]}, by_host
-    assert all("x_seen" in c.data.metrics and "loss" in c.data.metrics for c in children)
-    print(f"scenario a: {job.result['seconds']:.1f} s, trials per host {dict(by_host)}")
-
-
-def test_a_localhost_tracking_uri_on_the_driver_reaches_executors_on_other_hosts(hosts):
-    # the usual small set-up: `mlflow server --host 0.0.0.0` on the driver node, and
-    # MLFLOW_TRACKING_URI=http://localhost:5001 there; executors get the driver's address
-    (hosts.root / "driver-mlflow").mkdir()
-    server = MlflowServer(hosts.root / "driver-mlflow", host="0.0.0.0", port=5001,
-                          spawn=hosts.spawner("driver"),
-                          reached_at=hosts.address["driver"]).start()
-    try:
-        job = hosts.run("driver", 6, 0.5, tracking_uri="http://localhost:5001")
-        assert job.returncode == 0 and job.result["error"] is None, job.output[-4000:]
-        assert (f"log to the MLflow server http://localhost:5001 at the driver's address: "
-                f"http://{hosts.address['driver']}:5001") in job.output
-        parents, children = runs_in(server.uri, job.record.name)
-        assert len(parents) == 1 and len(children) == 6
-        assert {c.info.status for c in children} == {"FINISHED"}
-        by_host = Counter(c.data.params["host"] for c in children)
-        assert set(by_host) <= {hosts.address["w1"], hosts.address["w2"]} and by_host, by_host
-        mlflow_seconds = [t["mlflow_seconds"] for t in job.result["trials"]]
-        print(f"scenario b (localhost URI, server on 0.0.0.0): {job.result['seconds']:.1f} s, "
-              f"trials per host {dict(by_host)}, objective's MLflow calls "
-              f"{max(mlflow_seconds):.2f} s at most")
-    finally:
-        server.stop()
-
-
 class LoopbackOnlyServer(MlflowServer):
     """`mlflow server` as started by default: on the driver host's 127.0.0.1 only, so only a
     process on that host can ask it anything."""
@@ -256,41 +219,122 @@ class LoopbackOnlyServer(MlflowServer):
         return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def test_a_loopback_only_server_is_one_clear_warning_and_no_trial_waits_on_retries(hosts):
-    server = LoopbackOnlyServer(hosts, 5002).start()
+class TrackingLegs:
+    """One driver on the driver host running one fmin of 8 x 0.5 s per tracking URI, in order
+    (network_job.py's legs: the user points MLFLOW_TRACKING_URI elsewhere between two fmins):
+    - "server": the MLflow host's server, as in the seeds' set-up;
+    - "localhost": http://localhost:5001, a server on the driver host listening on every address
+      (the usual small set-up: `mlflow server --host 0.0.0.0` on the driver node);
+    - "loopback": a server on the driver host's 127.0.0.1 only (as `mlflow server` starts);
+    - "sqlite": a sqlite file on the driver host.
+    One driver for all four saves three Spark applications' start-up."""
+
+    def __init__(self, hosts):
+        (hosts.root / "driver-mlflow").mkdir()
+        self.everywhere = MlflowServer(hosts.root / "driver-mlflow", host="0.0.0.0", port=5001,
+                                       spawn=hosts.spawner("driver"),
+                                       reached_at=hosts.address["driver"])
+        self.loopback = LoopbackOnlyServer(hosts, 5002)
+        self.store = hosts.root / "driver-store.db"
+        self.uri = {"server": hosts.mlflow.uri, "localhost": "http://localhost:5001",
+                    "loopback": self.loopback.uri, "sqlite": f"sqlite:///{self.store}"}
+        self.hosts = hosts
+
+    def run(self):
+        self.everywhere.start()
+        self.loopback.start()
+        self.job = self.hosts.run("driver", 8, 0.5, env={
+            "NETWORK_JOB_LEGS": json.dumps(list(self.uri.items()))})
+        self.experiment = self.job.record.name
+        parts = re.split(r"^LEG (\S+)\n", self.job.output, flags=re.M)
+        self.legs = {name: Job(self.job.returncode, self.job.record / name, output=text)
+                     for name, text in zip(parts[1::2], parts[2::2])}
+        return self
+
+    def leg(self, name):
+        """The leg's Job: its part of the output, its RESULT and its calls; asserted to have
+        ended without error."""
+        assert list(self.legs) == list(self.uri), self.job.output[-4000:]
+        leg = self.legs[name]
+        assert leg.returncode == 0 and leg.result and leg.result["error"] is None, \
+            leg.output[-4000:]
+        return leg
+
+    def stop(self):
+        self.loopback.stop()
+        self.everywhere.stop()
+
+
+@pytest.fixture(scope="module")
+def tracking_legs(hosts):
+    legs = TrackingLegs(hosts)
     try:
-        job = hosts.run("driver", 6, 0.5, tracking_uri=server.uri)
-        assert job.returncode == 0 and job.result["error"] is None, job.output[-4000:]
-        warnings = [line for line in job.output.splitlines() if "names this machine's loopback"
-                    in line]
-        assert len(warnings) == 1 and "--host 0.0.0.0" in warnings[0], warnings
-        # the objective's own MLflow calls go where stock sends them (the executor's local
-        # store), at once; the driver logs every trial run
-        assert all(t["state"] == 2 for t in job.result["trials"]), job.result
-        mlflow_seconds = [t["mlflow_seconds"] for t in job.result["trials"]]
-        assert max(mlflow_seconds) < 30, mlflow_seconds
-        runs = server.runs(job.record.name)
-        assert sorted((status, child) for status, child, _ in runs) == \
-            [("FINISHED", False)] + [("FINISHED", True)] * 6
-        assert not any("host" in params for _, child, params in runs if child)
-        print(f"scenario b (loopback-only server): {job.result['seconds']:.1f} s, objective's "
-              f"MLflow calls {max(mlflow_seconds):.2f} s at most")
+        yield legs.run()
     finally:
-        server.stop()
+        legs.stop()
 
 
-def test_a_sqlite_store_on_the_driver_host_is_one_warning_and_driver_side_runs(hosts):
-    store = hosts.root / f"driver-store-{uuid.uuid4().hex[:8]}.db"
-    job = hosts.run("driver", 6, 0.5, tracking_uri=f"sqlite:///{store}")
-    assert job.returncode == 0 and job.result["error"] is None, job.output[-4000:]
+def test_the_seeds_job_on_the_driver_host_tracks_trials_from_both_worker_hosts(hosts,
+                                                                                tracking_legs):
+    job = tracking_legs.leg("server")
+    parents, children = runs_in(hosts.mlflow.uri, tracking_legs.experiment)
+    assert len(parents) == 1 and len(children) == 8, job.output[-3000:]
+    assert parents[0].info.status == "FINISHED"
+    assert parents[0].data.params["actual_parallelism"] == "2"  # two worker hosts, 1 core each
+    assert {c.info.status for c in children} == {"FINISHED"}
+    by_host = Counter(c.data.params["host"] for c in children)
+    assert set(by_host) == {hosts.address["w1"], hosts.address["w2"]}, by_host
+    assert all("x_seen" in c.data.metrics and "loss" in c.data.metrics for c in children)
+    print(f"scenario a: {job.result['seconds']:.1f} s, trials per host {dict(by_host)}")
+
+
+def test_a_localhost_tracking_uri_on_the_driver_reaches_executors_on_other_hosts(hosts,
+                                                                                 tracking_legs):
+    # executors on other hosts get the driver's address instead of their own localhost
+    job = tracking_legs.leg("localhost")
+    assert (f"log to the MLflow server http://localhost:5001 at the driver's address: "
+            f"http://{hosts.address['driver']}:5001") in job.output
+    parents, children = runs_in(tracking_legs.everywhere.uri, tracking_legs.experiment)
+    assert len(parents) == 1 and len(children) == 8
+    assert {c.info.status for c in children} == {"FINISHED"}
+    by_host = Counter(c.data.params["host"] for c in children)
+    assert set(by_host) <= {hosts.address["w1"], hosts.address["w2"]} and by_host, by_host
+    mlflow_seconds = [t["mlflow_seconds"] for t in job.result["trials"]]
+    print(f"scenario b (localhost URI, server on 0.0.0.0): {job.result['seconds']:.1f} s, "
+          f"trials per host {dict(by_host)}, objective's MLflow calls "
+          f"{max(mlflow_seconds):.2f} s at most")
+
+
+def test_a_loopback_only_server_is_one_clear_warning_and_no_trial_waits_on_retries(
+        tracking_legs):
+    job = tracking_legs.leg("loopback")
+    warnings = [line for line in job.output.splitlines() if "names this machine's loopback"
+                in line]
+    assert len(warnings) == 1 and "--host 0.0.0.0" in warnings[0], warnings
+    # the objective's own MLflow calls go where stock sends them (the executor's local store),
+    # at once; the driver logs every trial run
+    assert all(t["state"] == 2 for t in job.result["trials"]), job.result
+    mlflow_seconds = [t["mlflow_seconds"] for t in job.result["trials"]]
+    assert max(mlflow_seconds) < 30, mlflow_seconds
+    runs = tracking_legs.loopback.runs(tracking_legs.experiment)
+    assert sorted((status, child) for status, child, _ in runs) == \
+        [("FINISHED", False)] + [("FINISHED", True)] * 8
+    assert not any("host" in params for _, child, params in runs if child)
+    print(f"scenario b (loopback-only server): {job.result['seconds']:.1f} s, objective's "
+          f"MLflow calls {max(mlflow_seconds):.2f} s at most")
+
+
+def test_a_sqlite_store_on_the_driver_host_is_one_warning_and_driver_side_runs(hosts,
+                                                                               tracking_legs):
+    job = tracking_legs.leg("sqlite")
     # (runtime-ml's own handler's lines: MLflow 2.9's sqlite store adds a root handler that
     # repeats them in its own format)
     warnings = [line for line in job.output.splitlines() if line.startswith("WARNING runtime-ml: ")
                 and "is a local store that executors on other machines" in line]
     assert len(warnings) == 1 and hosts.address["w1"] in warnings[0], warnings
     assert all(t["state"] == 2 for t in job.result["trials"]), job.result
-    parents, children = runs_in(f"sqlite:///{store}", job.record.name)
-    assert len(parents) == 1 and len(children) == 6
+    parents, children = runs_in(tracking_legs.uri["sqlite"], tracking_legs.experiment)
+    assert len(parents) == 1 and len(children) == 8
     assert {c.info.status for c in [*parents, *children]} == {"FINISHED"}
     # the objective's own calls went to each executor's default store, as in stock
     assert not any("host" in c.data.params for c in children)

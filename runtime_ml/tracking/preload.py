@@ -61,6 +61,14 @@ def start() -> bool:
         if _thread is not None or not wanted():
             return False
         _thread = threading.Thread(target=_import, name="runtime-ml-mlflow-import", daemon=True)
+        # The standard modules MLflow loads that register fork handlers in pairs (a lock taken
+        # before a fork, released after it) are loaded here, first: loaded by the thread while a
+        # fork waits for it, their handler after the fork would run without the one before and
+        # print "Exception ignored ... release unlocked lock" (SparkSession.builder's JVM start is
+        # such a fork).
+        import concurrent.futures.thread  # noqa: F401
+        import logging  # noqa: F401
+
         if hasattr(os, "register_at_fork"):
             os.register_at_fork(before=wait)
         _thread.start()

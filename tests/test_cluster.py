@@ -11,6 +11,7 @@ import hyperopt
 import pytest
 from hyperopt import hp, rand
 
+from runtime_ml.compat import spark_private
 from runtime_ml.driver import cluster
 from runtime_ml.worker.executor import CUDA_VISIBLE_DEVICES, TrialProcessState, gpu_environment
 
@@ -32,9 +33,9 @@ def test_local_session_facts(spark):
 
 def test_private_jvm_calls_still_answer_on_this_spark(spark):
     """Fails loudly when a Spark upgrade breaks the py4j calls runtime-ml relies on."""
-    jsc = spark.sparkContext._jsc.sc()
-    assert cluster._jvm_max_concurrent_tasks(jsc, spark.version) == 2
-    assert [e.cores for e in cluster._jvm_executors(jsc, local=True)] == [2]
+    jvm_context = spark_private.jvm_spark_context(spark.sparkContext)
+    assert spark_private.max_concurrent_tasks(jvm_context, spark.version) == 2
+    assert [e.cores for e in spark_private.executor_summaries(jvm_context, True)] == [2]
 
 
 def test_spark_without_profile_aware_slot_count_falls_back_to_conf_and_says_so(spark, monkeypatch):
@@ -45,10 +46,10 @@ def test_spark_without_profile_aware_slot_count_falls_back_to_conf_and_says_so(s
 
 
 def test_failing_slot_call_falls_back_and_the_fmin_warns(spark, active, runtime_log, monkeypatch):
-    def broken(jsc, version):
+    def broken(jvm_context, version, resource_profile=None):
         raise RuntimeError("py4j said no")
 
-    monkeypatch.setattr(cluster, "_jvm_max_concurrent_tasks", broken)
+    monkeypatch.setattr(spark_private, "max_concurrent_tasks", broken)
     trials = hyperopt.SparkTrials(parallelism=8, spark_session=spark)
     hyperopt.fmin(lambda x: x, hp.uniform("x", 0, 1), algo=rand.suggest, max_evals=2,
                   trials=trials, show_progressbar=False)

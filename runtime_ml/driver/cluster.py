@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Optional
 
 from runtime_ml import log
-from runtime_ml.compat import versions
+from runtime_ml.compat import spark_private
 from runtime_ml.driver.parallelism import SlotFacts
 from runtime_ml.driver.session import conf_get, is_connect
 
@@ -198,37 +198,14 @@ def read_profile_slots(spark, facts, profile):
     try:
         if is_connect(spark):
             raise RuntimeError("Spark Connect has no slot count")
-        jprofile = profile._java_resource_profile
-        return int(spark.sparkContext._jsc.sc().maxNumConcurrentTasks(jprofile)), \
+        jvm_context = spark_private.jvm_spark_context(spark.sparkContext)
+        return spark_private.max_concurrent_tasks(jvm_context, spark.version, profile), \
             f"{name}, registered executors"
     except Exception as error:
         cpus = getattr((profile.taskResources or {}).get("cpus"), "amount", None)
         slots = profile_slots_from_cores([e.cores for e in facts.executors], cpus)
         return slots, (f"{name}, {cpus} cpus per task (maxNumConcurrentTasks unavailable: "
                        f"{type(error).__name__})")
-
-
-def _jvm_executors(jsc, local):
-    """Executors from the status store; the driver row counts only in local mode."""
-    executors = []
-    summaries = jsc.statusStore().executorList(True)
-    for index in range(summaries.size()):
-        summary = summaries.apply(index)
-        if summary.id() == "driver" and not local:
-            continue
-        gpus = []
-        resources = summary.resources()
-        if resources.contains("gpu"):
-            gpus = [str(a) for a in resources.apply("gpu").addresses()]
-        executors.append(Executor(summary.id(), summary.hostPort(), summary.totalCores(), gpus))
-    return executors
-
-
-def _jvm_max_concurrent_tasks(jsc, spark_version):
-    if not versions.max_concurrent_tasks_takes_profile(spark_version):
-        raise RuntimeError(f"Spark {spark_version} predates maxNumConcurrentTasks(ResourceProfile)")
-    profile = jsc.resourceProfileManager().defaultResourceProfile()
-    return int(jsc.maxNumConcurrentTasks(profile))
 
 
 def read_cluster_facts(spark, wait_seconds=0.0):
@@ -258,15 +235,16 @@ def _read_cluster_facts(spark):
     sc = spark.sparkContext
     conf = sc.getConf()
     notes = []
-    jsc = sc._jsc.sc()
+    jvm_context = spark_private.jvm_spark_context(sc)
     executors = []
     try:
-        executors = _jvm_executors(jsc, local=(master_kind(sc.master) == "local"))
+        executors = [Executor(*summary) for summary in spark_private.executor_summaries(
+            jvm_context, include_driver=(master_kind(sc.master) == "local"))]
     except Exception as error:  # a private API: say so, keep going with the conf
         notes.append(f"executor list unavailable ({type(error).__name__}: {error})")
     jvm_slots = None
     try:
-        jvm_slots = _jvm_max_concurrent_tasks(jsc, sc.version)
+        jvm_slots = spark_private.max_concurrent_tasks(jvm_context, sc.version)
     except Exception as error:
         notes.append(f"maxNumConcurrentTasks unavailable ({type(error).__name__}: {error}); "
                      "slots computed from the conf")

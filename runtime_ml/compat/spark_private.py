@@ -1,0 +1,51 @@
+"""Spark's private APIs that reading the cluster uses (py4j calls into the driver's JVM, and
+PySpark's handle of a ResourceProfile's JVM object), each guarded by the Spark version where it
+changed; the caller (driver/cluster.py) falls back to the conf when one fails and says so.
+
+tests/test_cluster.py fails loudly when a Spark upgrade moves one of them.
+"""
+
+from typing import Any, List, NamedTuple
+
+from runtime_ml.compat import versions
+
+
+class ExecutorSummary(NamedTuple):
+    id: str
+    host_port: str
+    cores: int
+    gpus: List[str]
+
+
+def jvm_spark_context(spark_context) -> Any:
+    """The JVM's SparkContext behind a PySpark SparkContext."""
+    return spark_context._jsc.sc()
+
+
+def executor_summaries(jvm_context, include_driver) -> List[ExecutorSummary]:
+    """The active executors in Spark's status store (the driver's row only if asked: in local
+    mode it is the one that runs tasks)."""
+    summaries = jvm_context.statusStore().executorList(True)
+    found = []
+    for index in range(summaries.size()):
+        summary = summaries.apply(index)
+        if summary.id() == "driver" and not include_driver:
+            continue
+        gpus = []
+        resources = summary.resources()
+        if resources.contains("gpu"):
+            gpus = [str(a) for a in resources.apply("gpu").addresses()]
+        found.append(ExecutorSummary(summary.id(), summary.hostPort(), summary.totalCores(), gpus))
+    return found
+
+
+def max_concurrent_tasks(jvm_context, spark_version, resource_profile=None) -> int:
+    """Spark's own count of the tasks the registered executors can run at once, for the default
+    ResourceProfile or for `resource_profile` (a PySpark ResourceProfile)."""
+    if not versions.max_concurrent_tasks_takes_profile(spark_version):
+        raise RuntimeError(f"Spark {spark_version} predates maxNumConcurrentTasks(ResourceProfile)")
+    if resource_profile is None:
+        java_profile = jvm_context.resourceProfileManager().defaultResourceProfile()
+    else:
+        java_profile = resource_profile._java_resource_profile
+    return int(jvm_context.maxNumConcurrentTasks(java_profile))

@@ -4,10 +4,16 @@ Importing this package is cheap (the startup hook does it in every Python proces
 pyspark and mlflow are imported only when a tuning job needs them.
 """
 
+from __future__ import annotations
+
+TYPE_CHECKING = False  # no typing at import (the annotations are strings; mypy reads the names)
+if TYPE_CHECKING:
+    from typing import Any, Optional
+
 __version__ = "0.1.0"
 
 
-def activate():
+def activate() -> bool:
     """Route SparkTrials fmin calls through runtime-ml (idempotent).
 
     Installs the import hook, so hyperopt is patched when it is first imported, and patches it now
@@ -26,7 +32,7 @@ def activate():
     return True
 
 
-def deactivate():
+def deactivate() -> None:
     """Undo `activate`: remove the import hook and restore hyperopt's original objects (idempotent)."""
     import sys
 
@@ -39,14 +45,15 @@ def deactivate():
         patch.unpatch_module(spark_module)
 
 
-def is_active():
+def is_active() -> bool:
     """True when hyperopt is loaded and its SparkTrials is patched."""
     from runtime_ml.driver import patch
 
     return patch.is_patched()
 
 
-def trials_from_run(run_id, fmin_uuid=None, **sparktrials_arguments):
+def trials_from_run(run_id: str, fmin_uuid: Optional[str] = None,
+                    **sparktrials_arguments: Any) -> Any:
     """A SparkTrials holding the finished trials of the search tracked in MLflow run `run_id`;
     `fmin(..., trials=...)` continues that search (see runtime_ml.tracking.resume.trials_from_run)."""
     from runtime_ml.tracking.resume import trials_from_run as load

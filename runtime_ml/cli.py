@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+from typing import List, Optional
 
 from runtime_ml.startup import hook
 
@@ -135,7 +136,7 @@ def _conf_pairs(pairs):
     return parsed
 
 
-def doctor(options):
+def doctor(options: argparse.Namespace) -> None:
     import json
 
     from runtime_ml.doctor import diagnose, render
@@ -170,7 +171,7 @@ def tracking_credentials(options):
 TRACKING_URI_ENV = "RUNTIME_ML_TRACKING_URI"
 
 
-def main(argv=None):
+def main(argv: Optional[List[str]] = None) -> int:
     options = build_parser().parse_args(argv)
     try:
         if options.command == "install-hook":

@@ -4,9 +4,15 @@ Parsing is pure; reading a SparkSession happens only in `read_spark_flag`, which
 session (runtime-ml never creates one).
 """
 
+from __future__ import annotations
+
 import os
 
-# No logging or dataclasses at import time: the startup hook imports this module in every process.
+# No logging, dataclasses or typing at import time: the startup hook imports this module in every
+# process (the annotations are strings; mypy reads the names below).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Mapping, Optional
 
 
 class Setting:
@@ -68,7 +74,7 @@ ENV_SETTINGS = (DISABLED, STRICT)
 _TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
 
 
-def parse_spark_bool(value):
+def parse_spark_bool(value: Any) -> Optional[bool]:
     """Spark's own boolean syntax: a Python bool, or 'true'/'false' in any case and padding.
 
     PySpark stores `spark.conf.set(key, False)` as 'false' (or 'False' on some versions).
@@ -85,21 +91,21 @@ def parse_spark_bool(value):
     return None
 
 
-def parse_env_flag(value):
+def parse_env_flag(value: Optional[str]) -> bool:
     """An environment switch: unset or empty is off; 1/true/yes/on is on; anything else is off."""
     return value is not None and value.strip().lower() in _TRUE_WORDS
 
 
-def env_flag(setting, environ=None):
+def env_flag(setting: Setting, environ: Optional[Mapping[str, str]] = None) -> bool:
     environ = os.environ if environ is None else environ
     return parse_env_flag(environ.get(setting.name))
 
 
-def runtime_disabled(environ=None):
+def runtime_disabled(environ: Optional[Mapping[str, str]] = None) -> bool:
     return env_flag(DISABLED, environ)
 
 
-def strict_mode(environ=None):
+def strict_mode(environ: Optional[Mapping[str, str]] = None) -> bool:
     return env_flag(STRICT, environ)
 
 
@@ -115,7 +121,7 @@ class FlagReading:
         return f"FlagReading({self.value!r}, source={self.source!r}, raw={self.raw!r})"
 
 
-def read_spark_flag(setting, spark):
+def read_spark_flag(setting: Setting, spark: Any) -> FlagReading:
     """Read a boolean Spark conf from `spark` (a SparkSession or None) at call time.
 
     A bad value logs one warning naming the key, the value and the default that is used instead.
@@ -141,7 +147,7 @@ def read_spark_flag(setting, spark):
     return FlagReading(parsed, "spark conf", raw)
 
 
-def spark_defaults_text():
+def spark_defaults_text() -> str:
     """The runtime's Spark conf keys with their defaults, as spark-defaults.conf lines."""
     lines = ["# runtime-ml: Spark conf keys read by runtime-ml, with their defaults."]
     for setting in SPARK_CONF_SETTINGS:

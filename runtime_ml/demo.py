@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import List, Optional
 
 
 def tune(max_evals):
@@ -62,7 +63,7 @@ def latest_parent_run(tracking_uri):
     return parents[0] if parents else None
 
 
-def main(argv=None):
+def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max-evals", type=int, default=32)
     parser.add_argument("--master", default="local[2]")

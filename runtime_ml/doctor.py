@@ -6,6 +6,7 @@ Creates nothing unless asked: without --master it reads only files and this inte
 
 import os
 import sys
+from typing import Any, Dict, Optional
 
 from runtime_ml import conf
 from runtime_ml.driver.cluster import EXECUTOR_WAIT_SECONDS, read_cluster_facts
@@ -91,7 +92,8 @@ def flag_state(setting, session_conf=None, cli_conf=None):
     return {"enabled": parsed, "source": source, "raw": raw}
 
 
-def diagnose(master=None, conf_pairs=None, parallelism=16, remote=None):
+def diagnose(master: Optional[str] = None, conf_pairs: Optional[Dict[str, str]] = None,
+             parallelism: int = 16, remote: Optional[str] = None) -> Dict[str, Any]:
     report = {"versions": package_versions(), "hook": hook_state(),
               "disabled": conf.runtime_disabled(), "cluster": None, "decisions": {},
               "remote": remote}
@@ -101,7 +103,7 @@ def diagnose(master=None, conf_pairs=None, parallelism=16, remote=None):
         from pyspark.sql import SparkSession
 
         builder = SparkSession.builder.remote(remote) if remote else \
-            SparkSession.builder.master(master).config("spark.ui.enabled", "false")
+            SparkSession.builder.master(str(master)).config("spark.ui.enabled", "false")
         builder = builder.appName("runtime-ml doctor")
         for key, value in cli_conf.items():
             builder = builder.config(key, value)
@@ -134,7 +136,7 @@ CONNECT_STORY = (
     "executors)")
 
 
-def render(report):
+def render(report: Dict[str, Any]) -> str:
     lines = []
     versions = report["versions"]
     lines.append("runtime-ml doctor")

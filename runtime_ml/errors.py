@@ -15,6 +15,6 @@ class UserInputTypeError(UserInputError, TypeError):
     """A value of a type hyperopt cannot use, where hyperopt itself raises TypeError."""
 
 
-def with_advice(stock_message, advice):
+def with_advice(stock_message: str, advice: str) -> str:
     """hyperopt's message first, runtime-ml's fix after it."""
     return f"{stock_message} (runtime-ml: {advice})"

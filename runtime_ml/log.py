@@ -18,7 +18,7 @@ DEFAULT_FORMAT = "%(levelname)s %(message)s"
 class PrefixFilter(logging.Filter):
     """Starts each message of runtime-ml's logger with PREFIX (once)."""
 
-    def filter(self, record):
+    def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.msg, str) and not record.msg.startswith(PREFIX):
             record.msg = PREFIX + record.msg
         return True

@@ -8,6 +8,7 @@ RedactingFilter, which replaces the secret values by "***", and URIs are shown w
 import logging
 import os
 import sys
+from typing import Optional
 from urllib.parse import urlparse
 
 # Sent to executors so worker-side logging authenticates as the driver does.
@@ -42,7 +43,7 @@ def redact(text, secrets):
     return text
 
 
-def redacted_uri(uri):
+def redacted_uri(uri: Optional[str]) -> Optional[str]:
     """The URI as it may be shown: 'http://user:***@host:5000' for 'http://user:pw@host:5000'."""
     parsed = urlparse(uri or "")
     if "@" not in parsed.netloc:
@@ -52,7 +53,7 @@ def redacted_uri(uri):
     return parsed._replace(netloc=f"{user}{':' + MASK if colon else ''}@{host}").geturl()
 
 
-def without_userinfo(uri):
+def without_userinfo(uri: str) -> str:
     """The URI with no 'user:password@' part (for requests that must not carry it in the URL)."""
     parsed = urlparse(uri)
     if "@" not in parsed.netloc:
@@ -71,7 +72,7 @@ def _current_tracking_uris():
 class RedactingFilter(logging.Filter):
     """Masks secrets in a record's message and traceback before any handler formats it."""
 
-    def filter(self, record):
+    def filter(self, record: logging.LogRecord) -> bool:
         secrets = secret_values(uris=_current_tracking_uris())
         if not secrets:
             return True

@@ -5,13 +5,14 @@ tests/test_compat.py and tests/test_tracking.py fail loudly when MLflow moves on
 
 import importlib
 import os
+from typing import Any, Callable, Optional
 
 # The module of MLflow's store for database tracking URIs (sqlite:///, postgresql://, ...): not a
 # public name; importing it loads SQLAlchemy and maps MLflow's tables (1-2 s).
 DATABASE_STORE_MODULE = "mlflow.store.tracking.sqlalchemy_store"
 
 
-def load_database_store(uri=None):
+def load_database_store(uri: Optional[str] = None) -> bool:
     """Import the database store's module ahead of need, and the SQLAlchemy dialect of `uri`
     (its module loads when the store makes its engine: 0.2-0.4 s for sqlite); nothing is opened.
     False if MLflow moved the store's module."""
@@ -29,7 +30,7 @@ def load_database_store(uri=None):
     return True
 
 
-def active_experiment_id():
+def active_experiment_id() -> str:
     """The experiment mlflow.start_run() would use (set_experiment, env vars, or the default)."""
     from mlflow.tracking import fluent
 
@@ -42,7 +43,7 @@ def active_experiment_id():
     return os.environ.get("MLFLOW_EXPERIMENT_ID", "0")
 
 
-def quiet_run_update(client):
+def quiet_run_update(client: Any) -> Optional[Callable[..., Any]]:
     """The store call that ends a run without printing its URL, or None if MLflow moved it.
 
     MlflowClient.set_terminated writes two 'View run / View experiment' lines to stdout per run

@@ -17,12 +17,12 @@ class ExecutorSummary(NamedTuple):
     gpus: List[str]
 
 
-def jvm_spark_context(spark_context) -> Any:
+def jvm_spark_context(spark_context: Any) -> Any:
     """The JVM's SparkContext behind a PySpark SparkContext."""
     return spark_context._jsc.sc()
 
 
-def executor_summaries(jvm_context, include_driver) -> List[ExecutorSummary]:
+def executor_summaries(jvm_context: Any, include_driver: bool) -> List[ExecutorSummary]:
     """The active executors in Spark's status store (the driver's row only if asked: in local
     mode it is the one that runs tasks)."""
     summaries = jvm_context.statusStore().executorList(True)
@@ -39,7 +39,8 @@ def executor_summaries(jvm_context, include_driver) -> List[ExecutorSummary]:
     return found
 
 
-def max_concurrent_tasks(jvm_context, spark_version, resource_profile=None) -> int:
+def max_concurrent_tasks(jvm_context: Any, spark_version: str,
+                         resource_profile: Any = None) -> int:
     """Spark's own count of the tasks the registered executors can run at once, for the default
     ResourceProfile or for `resource_profile` (a PySpark ResourceProfile)."""
     if not versions.max_concurrent_tasks_takes_profile(spark_version):

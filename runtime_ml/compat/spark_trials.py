@@ -9,7 +9,7 @@ Spark Connect session sets hyperopt's attributes as hyperopt's own constructor d
 tests/test_compat.py fails loudly when hyperopt moves one of HYPEROPT_ATTRIBUTES.
 """
 
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 # Set by SparkTrials.__init__ in every supported hyperopt (runtime-ml's Connect constructor sets
 # them too); `_resource_profile` only where SparkTrials takes a resource_profile.
@@ -20,30 +20,30 @@ RESUMPTION = "_runtime_ml_resumption"  # the search trials_from_run loaded (trac
 OVERRIDDEN = ("insert_trial_docs", "new_trial_ids")
 
 
-def session(trials) -> Any:
+def session(trials: Any) -> Any:
     """The SparkSession the SparkTrials runs on, or None."""
     return getattr(trials, "_spark", None)
 
 
-def resource_profile(trials) -> Any:
+def resource_profile(trials: Any) -> Any:
     """The trials' ResourceProfile (None when not given, or where hyperopt drops it: local)."""
     return getattr(trials, "_resource_profile", None)
 
 
-def can_cancel_jobs(trials) -> bool:
+def can_cancel_jobs(trials: Any) -> bool:
     """False where hyperopt found that Spark cannot cancel job groups (pinned threads off)."""
     return bool(getattr(trials, "_spark_supports_job_cancelling", True))
 
 
-def cancelled(trials) -> bool:
+def cancelled(trials: Any) -> bool:
     return bool(getattr(trials, "_fmin_cancelled", False))
 
 
-def cancelled_reason(trials) -> Optional[str]:
+def cancelled_reason(trials: Any) -> Optional[str]:
     return getattr(trials, "_fmin_cancelled_reason", None)
 
 
-def mark_cancelled(trials, reason) -> bool:
+def mark_cancelled(trials: Any, reason: str) -> bool:
     """Record the fmin's cancellation as hyperopt does; True the first time."""
     if cancelled(trials):
         return False
@@ -52,11 +52,11 @@ def mark_cancelled(trials, reason) -> bool:
     return True
 
 
-def remember_requested_parallelism(trials, value) -> None:
+def remember_requested_parallelism(trials: Any, value: Any) -> None:
     setattr(trials, REQUESTED_PARALLELISM, value)
 
 
-def requested_parallelism(trials) -> Any:
+def requested_parallelism(trials: Any) -> Any:
     """The parallelism as the user passed it to SparkTrials (None when not given)."""
     if hasattr(trials, REQUESTED_PARALLELISM):
         return getattr(trials, REQUESTED_PARALLELISM)
@@ -65,16 +65,16 @@ def requested_parallelism(trials) -> Any:
     return getattr(trials, "parallelism", None)
 
 
-def mark_resumption(trials, resumption) -> None:
+def mark_resumption(trials: Any, resumption: Any) -> None:
     setattr(trials, RESUMPTION, resumption)
 
 
-def resumption(trials) -> Any:
+def resumption(trials: Any) -> Any:
     """What trials_from_run loaded into these trials, or None."""
     return getattr(trials, RESUMPTION, None)
 
 
-def override(trials, **methods) -> None:
+def override(trials: Any, **methods: Callable[..., Any]) -> None:
     """Replace OVERRIDDEN methods on the instance (undo with restore_methods)."""
     unknown = set(methods) - set(OVERRIDDEN)
     if unknown:
@@ -83,7 +83,7 @@ def override(trials, **methods) -> None:
         setattr(trials, name, method)
 
 
-def restore_methods(trials) -> None:
+def restore_methods(trials: Any) -> None:
     """Back to the class's methods (idempotent)."""
     for name in OVERRIDDEN:
         trials.__dict__.pop(name, None)

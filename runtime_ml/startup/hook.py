@@ -12,6 +12,8 @@ SparkTrials` only ever sees the patched class.
 
 import os
 import sys
+from types import ModuleType
+from typing import Dict, List, Optional
 
 from runtime_ml import conf
 from runtime_ml.startup.import_hooks import PostImportHook
@@ -52,7 +54,7 @@ else:
 """
 
 
-def pth_line(redundant_zips=None):
+def pth_line(redundant_zips: Optional[Dict[str, List[int]]] = None) -> str:
     """The .pth line: the bootstrap, and the step that moves the recorded redundant zips last."""
     if not redundant_zips:
         return PTH_LINE
@@ -67,7 +69,7 @@ class HyperoptImportHook(PostImportHook):
 
     target = TARGET_MODULE
 
-    def after_exec(self, module):
+    def after_exec(self, module: ModuleType) -> None:
         from runtime_ml.driver import patch
 
         patch.patch_module(module)
@@ -87,7 +89,7 @@ def _installed_hook():
     return None
 
 
-def install():
+def install() -> bool:
     """Put the finder first on sys.meta_path (idempotent). Honors RUNTIME_ML_DISABLED."""
     if conf.runtime_disabled():
         return False
@@ -96,7 +98,7 @@ def install():
     return True
 
 
-def uninstall():
+def uninstall() -> None:
     """Remove the finders, the .pth bootstrap included (idempotent).
 
     Modules already patched stay patched: see runtime_ml.deactivate.

@@ -5,7 +5,8 @@ Imports nothing: the startup hook runs in every Python process.
 """
 
 import sys
-from typing import Optional
+from types import ModuleType
+from typing import Any, Optional
 
 
 class _LoaderProxy:
@@ -32,10 +33,10 @@ class PostImportHook:
 
     target: Optional[str] = None
 
-    def after_exec(self, module):
+    def after_exec(self, module: ModuleType) -> None:
         raise NotImplementedError
 
-    def find_spec(self, fullname, path=None, target=None):
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
         if fullname != self.target:
             return None
         for finder in sys.meta_path:

@@ -16,6 +16,7 @@ leaves a zip where it is if it changed since (a Spark upgrade), or when RUNTIME_
 """
 
 import os
+from typing import Dict, List, Optional
 
 # The startup hook imports this module in PySpark's processes: zipfile and sysconfig are imported
 # only by the install-time functions.
@@ -59,7 +60,8 @@ def matches_installed(zip_path, site_dirs):
     return versions_seen > 0
 
 
-def redundant_zips(spark_home=None, site_dirs=None):
+def redundant_zips(spark_home: Optional[str] = None,
+                   site_dirs: Optional[List[str]] = None) -> Dict[str, List[int]]:
     """{real path: [size, mtime_ns]} of the Spark zips this interpreter's packages make redundant.
 
     Looks at the installed pyspark's own zips (pip's pyspark is its own SPARK_HOME) and those

@@ -10,7 +10,7 @@ import math
 import os
 import re
 from dataclasses import asdict, dataclass, field, replace
-from typing import Optional
+from typing import Any, Dict, Optional, Tuple
 
 from runtime_ml import log
 from runtime_ml.compat import spark_private
@@ -63,7 +63,7 @@ class ClusterFacts:
     notes: list = field(default_factory=list)
     conf_only: bool = False  # read over Spark Connect: no executor list to wait for
 
-    def slot_facts(self):
+    def slot_facts(self) -> SlotFacts:
         return SlotFacts(
             slots=self.slots,
             slots_source=self.slots_source,
@@ -75,7 +75,7 @@ class ClusterFacts:
         )
 
     @property
-    def executors_pending(self):
+    def executors_pending(self) -> bool:
         """Executors the conf promises (or any, for a cluster) have not all registered yet."""
         if self.dynamic_allocation or self.master_kind == "local" or self.conf_only:
             return False
@@ -86,10 +86,10 @@ class ClusterFacts:
         listed_cores = sum(e.cores for e in self.executors)
         return 0 < listed_cores < self.slots * self.task_cpus
 
-    def as_dict(self):
+    def as_dict(self) -> Dict[str, Any]:
         return asdict(self)
 
-    def for_profile(self, slots, source):
+    def for_profile(self, slots: Optional[int], source: str) -> "ClusterFacts":
         """The same facts, with the slots of the trials' ResourceProfile."""
         return replace(self, slots=slots, slots_source=source, cpu_slots=None)
 
@@ -97,7 +97,7 @@ class ClusterFacts:
 # ---------------------------------------------------------------- pure helpers
 
 
-def master_kind(master):
+def master_kind(master: Optional[str]) -> str:
     master = (master or "").strip()
     if _LOCAL.match(master):
         return "local"
@@ -153,7 +153,8 @@ def slots_from_conf(master, executor_instances, executor_cores, task_cpus, execu
     return None
 
 
-def potential_slots(max_executors, executor_cores, task_cpus, executor_gpus, task_gpus):
+def potential_slots(max_executors: Optional[int], executor_cores: Optional[int], task_cpus: int,
+                    executor_gpus: Optional[float], task_gpus: Optional[float]) -> Optional[int]:
     if not max_executors or executor_cores is None:
         return None
     return max_executors * slots_per_executor(executor_cores, task_cpus, executor_gpus, task_gpus)
@@ -188,7 +189,7 @@ def profile_slots_from_cores(executor_cores, profile_task_cpus):
 # ---------------------------------------------------------------- reading Spark
 
 
-def read_profile_slots(spark, facts, profile):
+def read_profile_slots(spark: Any, facts: "ClusterFacts", profile: Any) -> Tuple[int, str]:
     """(slots, source) for the trials' ResourceProfile (SparkTrials(resource_profile=...)).
 
     Spark's own count for that profile (maxNumConcurrentTasks, private, as for the default
@@ -208,7 +209,7 @@ def read_profile_slots(spark, facts, profile):
                        f"{type(error).__name__})")
 
 
-def read_cluster_facts(spark, wait_seconds=0.0):
+def read_cluster_facts(spark: Any, wait_seconds: float = 0.0) -> "ClusterFacts":
     """Read the facts from a live SparkSession (never creates one).
 
     Executors register seconds after a session starts: with `wait_seconds`, wait (polling) until

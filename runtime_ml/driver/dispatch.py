@@ -157,7 +157,7 @@ class Dispatcher:
         with self._wake:
             self._wake.notify_all()
 
-    def start(self):
+    def start(self) -> None:
         self.objective = self.launcher.ship(self.payload)
         self.payload = None
         # One long-lived launcher thread per slot: a new Python thread per trial would pay for a
@@ -170,7 +170,7 @@ class Dispatcher:
         self._thread = threading.Thread(target=self._run, name="runtime-ml-dispatcher", daemon=True)
         self._thread.start()
 
-    def stop(self):
+    def stop(self) -> None:
         """Stop launching, wait for the dispatcher and every launcher thread, free the shipped
         objective."""
         with self._wake:
@@ -193,7 +193,7 @@ class Dispatcher:
             note_after_launch(self.internal_errors, "freeing the shipped objective",
                               "the results are kept.", error)
 
-    def cancel(self, reason):
+    def cancel(self, reason: str) -> None:
         """Cancel running and queued trials, as hyperopt's SparkTrials does (from any thread)."""
         with self._wake:
             if spark_trials.mark_cancelled(self.trials, reason):
@@ -515,13 +515,13 @@ class SlotAwareFMinIter(FMinIter):
         return super().is_cancelled or bool(self.stopped_early and self.stopped_early())
 
     @property
-    def max_queue_len(self):
+    def max_queue_len(self) -> int:
         if self.free_slots is not None:
             return max(1, self.free_slots())
         return self._fixed_queue_len
 
     @max_queue_len.setter
-    def max_queue_len(self, value):
+    def max_queue_len(self, value: int) -> None:
         self._fixed_queue_len = value
 
 

@@ -2,6 +2,7 @@
 
 import inspect
 import logging
+from typing import Any, Optional
 
 from runtime_ml import conf, log
 from runtime_ml.compat import spark_trials, versions
@@ -49,7 +50,7 @@ def spark_session_of(trials):
         return None
 
 
-def algo_name(algo):
+def algo_name(algo: Any) -> str:
     """`tpe.suggest` -> 'hyperopt.tpe' (also through functools.partial)."""
     target = getattr(algo, "func", algo)
     return getattr(target, "__module__", None) or type(target).__name__
@@ -200,6 +201,6 @@ class FminCall:
         except FallBackToStock:  # runtime-ml's dispatch could not start; nothing was launched
             return original(self.trials, *self.args, **self.kwargs)
 
-    def finish(self, result=None, error=None):
+    def finish(self, result: Any = None, error: Optional[BaseException] = None) -> None:
         if self.tracker is not None:
             self.tracker.finish(self.trials, error)

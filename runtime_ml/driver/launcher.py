@@ -18,11 +18,11 @@ import pickle
 import shutil
 import tempfile
 import uuid
-from typing import Any
+from typing import Any, Callable
 
 from runtime_ml.compat import versions
 from runtime_ml.driver import stock_log
-from runtime_ml.worker.executor import ArrowTrialTask, ArtifactObjective, FileObjective
+from runtime_ml.worker.executor import ArrowTrialTask, ArtifactObjective, FileObjective, TrialTask
 
 JOB_GROUP_PREFIX = "Hyperopt_SparkTrials_"
 
@@ -74,7 +74,7 @@ class ClassicLauncher:
         self._directory = None
         self._one_row: Any = None
 
-    def ship(self, payload):
+    def ship(self, payload: bytes) -> Any:
         """Send the pickled objective to the executors once; returns the handle a TrialTask
         carries (its `.value` on the executor is the objective)."""
         master = self.sc.master
@@ -90,7 +90,7 @@ class ClassicLauncher:
             self._one_row = self._one_row.withResources(self.resource_profile)
         return handle
 
-    def thread_target(self, target):
+    def thread_target(self, target: Callable[[], None]) -> Callable[[], None]:
         """`target` for a launcher thread: it carries the caller's Spark local properties
         (scheduler pool, tags) and runs its jobs in the trials' job group."""
 
@@ -104,15 +104,15 @@ class ClassicLauncher:
 
         return inheriting(self.spark, launching)
 
-    def run(self, task):
+    def run(self, task: TrialTask) -> Any:
         """Run one trial's task as a Spark job; returns what the task yielded. Raises what ended
         the job (a cancellation, a lost executor)."""
         return self._one_row.mapPartitions(task).collect()[0]
 
-    def cancel(self):
+    def cancel(self) -> None:
         self.sc.cancelJobGroup(self.job_group)
 
-    def close(self):
+    def close(self) -> None:
         """Free the objective's broadcast on the driver and the executors, or remove its file."""
         broadcast, self._broadcast = self._broadcast, None
         if broadcast is not None:
@@ -165,14 +165,14 @@ class ConnectLauncher:
         self.interrupt_on_cancel = True
         self._directory = None
 
-    def ship(self, payload):
+    def ship(self, payload: bytes) -> Any:
         """Add the pickled objective to the session as a file artifact (Connect has no broadcast)."""
         name = ARTIFACT_PREFIX + self.tag[len(TAG_PREFIX):] + ".pkl"
         self._directory, path = write_temporary(payload, name)
         self.spark.addArtifacts(path, file=True)
         return ArtifactObjective(name)
 
-    def thread_target(self, target):
+    def thread_target(self, target: Callable[[], None]) -> Callable[[], None]:
         def launching():
             self.spark.addTag(self.tag)
             try:
@@ -182,16 +182,16 @@ class ConnectLauncher:
 
         return inheriting(self.spark, launching)
 
-    def run(self, task):
+    def run(self, task: TrialTask) -> Any:
         options = {"profile": self.resource_profile} if self.resource_profile is not None else {}
         frame = self.spark.range(1, numPartitions=1).mapInArrow(ArrowTrialTask(task),
                                                                 "output binary", **options)
         return pickle.loads(frame.collect()[0][0])
 
-    def cancel(self):
+    def cancel(self) -> None:
         self.spark.interruptTag(self.tag)
 
-    def close(self):
+    def close(self) -> None:
         """Remove the local copy of the objective's file (Connect keeps session artifacts until
         the session ends)."""
         self._directory = remove_temporary(self._directory)

@@ -41,10 +41,10 @@ class Decision:
     requested: object
     reasons: list = field(default_factory=list)
 
-    def warn(self, text):
+    def warn(self, text: str) -> None:
         self.reasons.append(Reason("warning", text))
 
-    def info(self, text):
+    def info(self, text: str) -> None:
         self.reasons.append(Reason("info", text))
 
 
@@ -91,7 +91,8 @@ def normalize_request(requested):
     return whole, None
 
 
-def decide_parallelism(requested, max_evals, algo_name, facts, cap=MAX_CONCURRENT_TRIALS):
+def decide_parallelism(requested: object, max_evals: Optional[int], algo_name: str,
+                       facts: SlotFacts, cap: int = MAX_CONCURRENT_TRIALS) -> Decision:
     request, note = normalize_request(requested)
     decision = Decision(parallelism=1, requested=requested)
     if note:

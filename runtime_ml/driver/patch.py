@@ -16,6 +16,8 @@ import functools
 import inspect
 import sys
 import threading
+from types import ModuleType
+from typing import Optional
 
 from runtime_ml import conf, log
 from runtime_ml.compat import spark_trials, versions
@@ -50,14 +52,14 @@ def _say_once(problem):
         logger.warning("%s.", problem)
 
 
-def is_patched(spark_module=None):
+def is_patched(spark_module: Optional[ModuleType] = None) -> bool:
     spark_module = spark_module or sys.modules.get("hyperopt.spark")
     if spark_module is None:
         return False
     return hasattr(spark_module.SparkTrials.__dict__.get("fmin"), ORIGINAL_ATTR)
 
 
-def patch_module(spark_module):
+def patch_module(spark_module: ModuleType) -> bool:
     """Patch `hyperopt.spark` in place. Idempotent; never raises outside strict mode."""
     if conf.runtime_disabled():
         return False
@@ -87,7 +89,7 @@ def patch_module(spark_module):
     return True
 
 
-def unpatch_module(spark_module):
+def unpatch_module(spark_module: ModuleType) -> None:
     """Put the identical original methods back. Idempotent."""
     with _lock:
         for name in _WRAPPERS:

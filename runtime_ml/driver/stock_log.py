@@ -17,7 +17,7 @@ def job_group(group, description, interrupt_on_cancel):
                   f"{interrupt_on_cancel}")
 
 
-def trial_started(tid):
+def trial_started(tid: int) -> None:
     logger.debug(f"trial task {tid} started")
 
 

@@ -18,6 +18,7 @@ and the credential options to `runtime-ml tracking-credentials`, which
 import os
 import shlex
 import tempfile
+from typing import Dict, Mapping, Optional, Tuple
 from urllib.parse import unquote, urlparse
 
 from runtime_ml.redaction import redacted_uri, without_userinfo
@@ -53,8 +54,10 @@ def _read_secret(path, option):
     return value
 
 
-def gather(uri, username=None, password_file=None, token_file=None, from_env=False,
-           environ=None):
+def gather(uri: str, username: Optional[str] = None, password_file: Optional[str] = None,
+           token_file: Optional[str] = None, from_env: bool = False,
+           environ: Optional[Mapping[str, str]] = None
+           ) -> Tuple[str, Dict[str, str], Dict[str, str]]:
     """(URI to store, {variable: value}, {variable: where it came from}) from the options."""
     environ = os.environ if environ is None else environ
     stored, uri_user, uri_password = split_uri(uri)
@@ -91,14 +94,14 @@ def gather(uri, username=None, password_file=None, token_file=None, from_env=Fal
     return stored, values, sources
 
 
-def file_text(values):
+def file_text(values: Dict[str, str]) -> str:
     lines = ["# runtime-ml: MLflow tracking credentials, written by install-runtime-ml.sh "
              "(mode 0600; sourced by spark-env.sh)."]
     lines += [f"export {name}={shlex.quote(values[name])}" for name in sorted(values)]
     return "\n".join(lines) + "\n"
 
 
-def write_private(path, text, owner=None):
+def write_private(path: str, text: str, owner: Optional[str] = None) -> None:
     """Write `text` to `path` readable by its owner only, replacing it atomically."""
     directory = os.path.dirname(os.path.abspath(path))
     handle, temporary = tempfile.mkstemp(dir=directory, prefix=".runtime-ml-credentials-")
@@ -117,7 +120,7 @@ def write_private(path, text, owner=None):
         raise
 
 
-def describe(uri, sources, path):
+def describe(uri: str, sources: Dict[str, str], path: str) -> str:
     """The init script's log line: where each credential came from, never its value."""
     if not sources:
         return f"MLflow tracking URI {redacted_uri(uri)}; no credentials"

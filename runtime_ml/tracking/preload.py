@@ -75,7 +75,7 @@ def start() -> bool:
         return True
 
 
-def wait(timeout=None) -> None:
+def wait(timeout: Optional[float] = None) -> None:
     """Until the background import has ended (from any thread but its own)."""
     thread = _thread
     if thread is not None and thread is not threading.current_thread():

@@ -26,6 +26,7 @@ import os
 import socket
 import types
 from datetime import datetime, timezone
+from typing import Any, Dict, List, Optional, Set
 
 from runtime_ml import log
 from runtime_ml.compat import spark_trials
@@ -102,20 +103,20 @@ class SearchKeys:
 
     __slots__ = ("space", "algorithm", "objective", "search")
 
-    def __init__(self, space, algorithm, objective):
+    def __init__(self, space: str, algorithm: str, objective: str):
         self.space, self.algorithm, self.objective = space, algorithm, objective
         self.search = hashlib.sha256(f"{space}/{algorithm}/{objective}".encode()).hexdigest()[:16]
 
     @classmethod
-    def of(cls, fn, space, algo, algo_name):
+    def of(cls, fn: Any, space: Any, algo: Any, algo_name: str) -> "SearchKeys":
         return cls(space_key(space), algorithm_key(algo, algo_name), objective_key(fn))
 
-    def tags(self, suffix=""):
+    def tags(self, suffix: str = "") -> Dict[str, str]:
         tags = {SEARCH_TAG + suffix: self.search}
         tags.update({tag + suffix: getattr(self, part) for part, tag in KEY_TAGS})
         return tags
 
-    def differences(self, tags, suffix=""):
+    def differences(self, tags: Dict[str, str], suffix: str = "") -> List[str]:
         """The parts ('space', 'algorithm', 'objective') in which a run's tags differ."""
         return [part for part, tag in KEY_TAGS if tags.get(tag + suffix) != getattr(self, part)]
 
@@ -220,7 +221,7 @@ def searches_in(tags):
     return sorted(found, key=lambda item: item[0] != "")
 
 
-def summary(records):
+def summary(records: List[dict]) -> str:
     ok = sum(1 for r in records if (r.get("result") or {}).get("status") == "ok"
              and r["state"] == DONE)
     return f"{len(records)} finished trials ({ok} ok, {len(records) - ok} failed)"
@@ -244,7 +245,7 @@ class Resumption:
         self.keys_tags = keys_tags  # the parent's tags, to compare keys with the new fmin's
         self.loaded = False  # the records are in the SparkTrials
 
-    def labels(self):
+    def labels(self) -> Set[str]:
         return set().union(*(r["vals"] for r in self.records)) if self.records else set()
 
 
@@ -286,7 +287,7 @@ def load_into(trials, resumption):
     resumption.loaded = True
 
 
-def check_space(resumption, space):
+def check_space(resumption: "Resumption", space: Any) -> None:
     """trials_from_run's trials must be trials of this fmin's space: the same labels."""
     from runtime_ml.errors import UserInputError
 
@@ -412,7 +413,8 @@ def reopen(client, resumption, end_run):
     resumption.stale_runs = []
 
 
-def trials_from_run(run_id, fmin_uuid=None, **sparktrials_arguments):
+def trials_from_run(run_id: str, fmin_uuid: Optional[str] = None,
+                    **sparktrials_arguments: Any) -> Any:
     """A SparkTrials holding the finished trials of the search tracked in MLflow run `run_id`.
 
     `fmin(..., trials=trials_from_run(run_id))` continues that run: its trials count toward

@@ -18,7 +18,7 @@ import time
 import uuid
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any, NamedTuple, Optional
+from typing import Any, Dict, List, NamedTuple, Optional, Set, Tuple
 from urllib.parse import urlparse
 
 from runtime_ml import log
@@ -54,7 +54,7 @@ BATCH_SIZE = 100  # params + tags per log_batch
 # ------------------------------------------------------------------ pure helpers
 
 
-def fmin_uuid():
+def fmin_uuid() -> str:
     return uuid.uuid4().hex[:6]
 
 
@@ -178,7 +178,7 @@ def runs_view_link(uri, experiment_id, genai_ui):
     return link + "?workflowType=machine_learning" if genai_ui else link
 
 
-def first_line(error):
+def first_line(error: object) -> str:
     return (str(error).strip().splitlines() or [""])[0]
 
 
@@ -319,10 +319,10 @@ class _DaemonPool:
             thread.join(max(0.0, deadline - time.monotonic()))
 
 
-def uri_advice(uri):
+def uri_advice(uri: Optional[str]) -> str:
     """How to point MLflow at a usable store, for a warning about a URI it refused."""
     looks_like_host_port = re.fullmatch(r"[\w.-]+:\d+/?", uri or "") is not None
-    server = f"http://{uri.rstrip('/')}" if looks_like_host_port else "http://<host>:5000"
+    server = f"http://{(uri or '').rstrip('/')}" if looks_like_host_port else "http://<host>:5000"
     return (f"Set MLFLOW_TRACKING_URI (or call mlflow.set_tracking_uri) to a tracking server such "
             f"as {server}, or a database such as sqlite:////absolute/path/mlflow.db.")
 
@@ -457,8 +457,9 @@ def executor_environment(uri, facts, driver_address):
 class FminTracker:
     """Tracks one SparkTrials fmin call; implements the dispatcher's per-trial hooks."""
 
-    def __init__(self, client, uri, experiment_id, parent_id, own_parent, suffix, uuid_,
-                 space, executor_env):
+    def __init__(self, client: Any, uri: str, experiment_id: str, parent_id: Optional[str],
+                 own_parent: bool, suffix: str, uuid_: str, space: Any,
+                 executor_env: Dict[str, str]):
         """`parent_id` None: this fmin's own parent run is still to be made (open_parent)."""
         self.client = client
         self.uri = uri
@@ -479,20 +480,23 @@ class FminTracker:
         self.pool = _DaemonPool(1 if is_local_store(uri) else 4)
         self._lock = threading.Lock()
         self._broken = False
-        self._child_runs = {}  # tid -> the Future of its run, asked for at its start
-        self._started_tids = set()  # trials whose run was asked for
-        self._creating = []  # (Future, time.monotonic() asked) of child runs not made yet
+        self._child_runs: Dict[int, Future] = {}  # tid -> the Future of its run, asked for at its start
+        self._started_tids: Set[int] = set()  # trials whose run was asked for
+        # (Future, time.monotonic() asked) of child runs not made yet
+        self._creating: List[Tuple[Future, float]] = []
         self._last_probe = -math.inf
-        self.earlier_tids = set()  # trials of an earlier search on the same SparkTrials
-        self.internal_errors = []  # runtime-ml's own errors, raised after the fmin in strict mode
-        self._pending = []
+        self.earlier_tids: Set[int] = set()  # trials of an earlier search on the same SparkTrials
+        # runtime-ml's own errors, raised after the fmin in strict mode
+        self.internal_errors: List[BaseException] = []
+        self._pending: List[Future] = []
         self._best_loss = math.inf
         self._finished_count = 0
 
     # -- start
     @classmethod
-    def start(cls, trials, arguments, decision, facts, algo, keys, resume_wanted=False,
-              driver_address=None):
+    def start(cls, trials: Any, arguments: Dict[str, Any], decision: Any, facts: Any, algo: Any,
+              keys: Any, resume_wanted: bool = False, driver_address: Optional[str] = None
+              ) -> Optional["FminTracker"]:
         """Start tracking one fmin: a new parent run (or the active run), or the earlier search it
         continues (trials_from_run, or `resume_wanted` and a matching unfinished search); None
         when it runs untracked (said why). `driver_address`: spark.driver.host, where executors on
@@ -545,7 +549,7 @@ class FminTracker:
             self._later(self._label_the_experiment)
 
     @property
-    def parent_id(self):
+    def parent_id(self) -> Optional[str]:
         """The parent run's id (waiting for it while it is made), None if it could not be made."""
         try:
             return self._parent.result(timeout=RUN_CREATE_DEADLINE)
@@ -647,7 +651,7 @@ class FminTracker:
                 self.pool.submit(self._guarded, function.__name__.strip("_"), function, *args))
 
     # -- per trial (dispatcher threads)
-    def trial_started(self, trial):
+    def trial_started(self, trial: dict) -> dict:
         """Asks for the trial's child run in the background (the trial does not wait for it) and
         returns the environment that lets the objective find that run (trial_run)."""
         if self._broken:
@@ -687,7 +691,7 @@ class FminTracker:
             self._break("creating trial runs", TimeoutError(
                 f"no trial run made within {RUN_CREATE_DEADLINE:.0f} s, and /health: {why}"))
 
-    def trial_finished(self, trial, printed=None):
+    def trial_finished(self, trial: dict, printed: Optional[str] = None) -> None:
         ended = _ms()
         with self._lock:
             created = self._child_runs.pop(trial["tid"], None)
@@ -803,7 +807,7 @@ class FminTracker:
             self._log_batch(run_id, metrics=metrics, params=own, tags=tags)
 
     # -- end of the fmin call (the caller's thread)
-    def finish(self, trials, error=None):
+    def finish(self, trials: Any, error: Optional[BaseException] = None) -> None:
         from hyperopt import base
         from mlflow.entities import Metric
 

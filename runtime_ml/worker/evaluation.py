@@ -17,6 +17,8 @@ executor: an objective that asks for `expr, memo, ctrl` (`fmin_pass_expr_memo_ct
 values that cannot be pickled.
 """
 
+from typing import Any
+
 import numpy as np
 from hyperopt import STATUS_OK, STATUS_STRINGS, pyll
 from hyperopt.base import Ctrl, InvalidLoss, InvalidResultStatus, use_obj_for_literal_in_memo
@@ -28,20 +30,20 @@ def _memo(domain, config):
     return memo
 
 
-def space_values(domain, config):
+def space_values(domain: Any, config: dict) -> Any:
     """What `Domain.evaluate(config, ctrl=None)` passes to the objective."""
     return pyll.rec_eval(domain.expr, memo=_memo(domain, config),
                          print_node_on_error=domain.rec_eval_print_node_on_error)
 
 
-def call_objective(domain, config):
+def call_objective(domain: Any, config: dict) -> Any:
     """The objective's return value for `config`, called as `Domain.evaluate` calls it."""
     if domain.pass_expr_memo_ctrl:
         return domain.fn(expr=domain.expr, memo=_memo(domain, config), ctrl=None)
     return domain.fn(space_values(domain, config))
 
 
-def hyperopt_result(value):
+def hyperopt_result(value: Any) -> dict:
     """The objective's return value as hyperopt's result dict, or hyperopt's exception for it."""
     if isinstance(value, (float, int, np.number)):
         return {"loss": float(value), "status": STATUS_OK}

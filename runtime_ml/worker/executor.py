@@ -16,7 +16,7 @@ import os
 import pickle
 import sys
 import traceback
-from typing import Optional
+from typing import Any, Callable, Dict, Optional
 
 from runtime_ml import log
 from runtime_ml.compat import versions
@@ -181,10 +181,10 @@ def freeze_worker_heap_once():
 class PlainParams:
     """The trial's parameter values, evaluated from the space on the driver and pickled there."""
 
-    def __init__(self, pickled):
+    def __init__(self, pickled: bytes):
         self.pickled = pickled
 
-    def call(self, fn):
+    def call(self, fn: Callable[..., Any]) -> Any:
         return fn(pickle.loads(self.pickled))
 
 
@@ -193,11 +193,11 @@ class SpaceOnExecutor:
     objective that asks for `expr, memo, ctrl`, or values that cannot be pickled on the driver.
     Only these trials import hyperopt on the executor."""
 
-    def __init__(self, pickled_space, config):
+    def __init__(self, pickled_space: bytes, config: dict):
         self.pickled_space = pickled_space
         self.config = config
 
-    def call(self, fn):
+    def call(self, fn: Callable[..., Any]) -> Any:
         from hyperopt.base import Domain
 
         from runtime_ml.worker.evaluation import call_objective
@@ -206,7 +206,7 @@ class SpaceOnExecutor:
         return call_objective(domain, self.config)
 
 
-def shipped_output(value):
+def shipped_output(value: Any) -> Any:
     """What the objective returned, as it travels to the driver: a number as it is, anything else
     as dict(value), the conversion hyperopt's Domain.evaluate makes (and fails with) first."""
     numpy = sys.modules.get("numpy")  # a numpy number implies numpy is loaded
@@ -230,7 +230,8 @@ class TrialTask:
     the end of what the trial printed (PrintedOutput), or None when `keep_output` is off.
     """
 
-    def __init__(self, objective, params, env, reuse_worker=True, keep_output=True):
+    def __init__(self, objective: Any, params: "PlainParams | SpaceOnExecutor", env: Dict[str, str],
+                 reuse_worker: bool = True, keep_output: bool = True):
         self.objective = objective
         self.params = params
         self.env = env
@@ -282,7 +283,7 @@ class PrintedOutput:
         self._size = 0
         self._saved: Optional[tuple] = None
 
-    def write(self, text):
+    def write(self, text: str) -> None:
         if isinstance(text, str) and text:
             self._parts.append(text)
             self._size += len(text)
@@ -290,7 +291,7 @@ class PrintedOutput:
                 self._parts = [self.text()]
                 self._size = len(self._parts[0])
 
-    def text(self):
+    def text(self) -> str:
         return "".join(self._parts)[-self.limit:]
 
     def __enter__(self):
@@ -351,11 +352,11 @@ class FileObjective:
     """The objective in a file every worker can open (`path`), read and unpickled once per Python
     worker (cached_objective keeps only the newest fmin's)."""
 
-    def __init__(self, path):
+    def __init__(self, path: str):
         self.path = path
 
     @property
-    def value(self):
+    def value(self) -> Any:
         return cached_objective(self.path, self._load)
 
     def _load(self):
@@ -378,7 +379,7 @@ class ArtifactObjective(FileObjective):
 class ArrowTrialTask:
     """A TrialTask as a `mapInArrow` function (Spark Connect): its output, pickled, in one row."""
 
-    def __init__(self, task):
+    def __init__(self, task: TrialTask):
         self.task = task
 
     def __call__(self, batches):

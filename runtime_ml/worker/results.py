@@ -12,6 +12,7 @@ as the Python values MLflow and JSON take.
 import math
 import numbers
 from collections.abc import Mapping
+from typing import Any, Optional
 
 EXPECTED = "return a number (the loss) or {'loss': <number>, 'status': STATUS_OK}"
 STATUS_STRINGS = ("new", "running", "suspended", "ok", "fail")  # hyperopt.STATUS_STRINGS
@@ -46,7 +47,7 @@ def result_problem(value):
     return None
 
 
-def with_result_hint(traceback_text, value):
+def with_result_hint(traceback_text: str, value: Any) -> str:
     """The traceback of hyperopt's rejection of `value` (what the objective returned) with an
     explanation appended to its last line (the error message that MLflow's `error_message` tag and
     hyperopt's trial error show)."""
@@ -56,12 +57,12 @@ def with_result_hint(traceback_text, value):
     return traceback_text.rstrip("\n") + f" [runtime-ml: {problem}]\n"
 
 
-def is_nan_loss(result):
+def is_nan_loss(result: Optional[dict]) -> bool:
     loss = (result or {}).get("loss")
     return (result or {}).get("status") == "ok" and isinstance(loss, float) and math.isnan(loss)
 
 
-def plain(value):
+def plain(value: Any) -> Any:
     """numpy scalars and arrays as plain Python values (floats read back identical from JSON)."""
     if hasattr(value, "item") and getattr(value, "shape", None) == ():
         return value.item()

@@ -25,7 +25,7 @@ import functools
 import os
 import sys
 import time
-from typing import Any
+from typing import Any, Dict
 
 from runtime_ml import log
 from runtime_ml.compat import versions
@@ -50,7 +50,8 @@ UNREACHABLE_SECONDS = 60.0  # how long a worker that found the server unreachabl
 _unreachable_until: dict = {}  # tracking URI -> time.monotonic() until which it is not asked here
 
 
-def pending_trial_environment(fmin_uuid, tid, tracking_uri, experiment_id):
+def pending_trial_environment(fmin_uuid: str, tid: int, tracking_uri: str,
+                              experiment_id: str) -> Dict[str, str]:
     """The environment variables that let the objective find its trial's run, still being made."""
     return {TRIAL_RUN_KEY: f"{fmin_uuid}:{tid}", TRIAL_TRACKING_URI: tracking_uri,
             TRIAL_EXPERIMENT_ID: str(experiment_id)}

@@ -32,3 +32,25 @@ def logger() -> logging.Logger:
         if kind not in kinds:
             found.addFilter(kind())
     return found
+
+
+class _WhileRootUnconfigured(logging.StreamHandler):
+    """stderr, only while the root logger has no handler. Once it has one (the application set
+    up logging, or a library did: MLflow 2.9's database store configures the root logger), a line
+    reaches it by propagation and is printed there, once."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not logging.getLogger().handlers:
+            super().emit(record)
+
+
+def show_when_unconfigured() -> None:
+    """Like hyperopt's own loggers: when the application configured no logging at all, print
+    runtime-ml's INFO and WARNING lines to stderr instead of dropping the INFO ones."""
+    found = logger()
+    if not found.handlers and not logging.getLogger().handlers:
+        handler = _WhileRootUnconfigured()
+        handler.setFormatter(logging.Formatter(DEFAULT_FORMAT))
+        found.addHandler(handler)
+        if found.level == logging.NOTSET:
+            found.setLevel(logging.INFO)

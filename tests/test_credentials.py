@@ -68,19 +68,3 @@ def test_the_log_line_names_sources_never_values():
                                 "/conf/c.sh")
     assert "pw-123" not in line and "https://me:***@host" in line
     assert "MLFLOW_TRACKING_PASSWORD from the URI" in line and "/conf/c.sh (mode 0600)" in line
-
-
-def test_runtime_mls_lines_carry_the_prefix_once_and_no_secret_from_the_first_import():
-    """Before any fmin: the application's own log format, one "runtime-ml: ", the password masked."""
-    import sys
-
-    code = ("import logging, sys; logging.basicConfig(stream=sys.stdout, "
-            "format='%(levelname)s:%(name)s:%(message)s'); "
-            "from runtime_ml import policy; "
-            "policy.logger.warning('could not reach %s', 'https://me:s3cret-pw@host'); "
-            "policy.logger.warning('runtime-ml: already prefixed')")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                          env={**os.environ, "MLFLOW_TRACKING_PASSWORD": "s3cret-pw"})
-    assert done.stdout.splitlines() == [
-        "WARNING:runtime_ml:runtime-ml: could not reach https://me:***@host",
-        "WARNING:runtime_ml:runtime-ml: already prefixed"]

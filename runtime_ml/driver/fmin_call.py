@@ -1,7 +1,6 @@
 """What runtime-ml does around one SparkTrials fmin call (the patch in `patch.py` calls this)."""
 
 import inspect
-import logging
 from typing import Any, Optional
 
 from runtime_ml import conf, log
@@ -21,17 +20,6 @@ from runtime_ml.policy import FallBackToStock
 from runtime_ml.tracking import resume
 
 logger = log.logger()
-
-
-def make_messages_visible():
-    """Like hyperopt's own loggers: when the application configured no logging at all, print
-    runtime-ml's INFO and WARNING lines to stderr instead of dropping the INFO ones."""
-    if not logger.handlers and not logging.getLogger().handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter(log.DEFAULT_FORMAT))
-        logger.addHandler(handler)
-        if logger.level == logging.NOTSET:
-            logger.setLevel(logging.INFO)
 
 
 def spark_session_of(trials):
@@ -79,7 +67,7 @@ class FminCall:
         return call
 
     def _prepare(self):
-        make_messages_visible()
+        log.show_when_unconfigured()
         # The user's mistakes first: raised before any cluster wait, trial or MLflow run.
         check_timeout(self.arguments.get("timeout"))
         note = timeout_note(self.arguments.get("timeout"))

@@ -5,6 +5,7 @@ import sys
 import hyperopt
 import hyperopt.spark
 import pytest
+from conftest import runs_of
 from hyperopt import Trials, hp, rand, tpe
 
 from runtime_ml import conf
@@ -138,6 +139,32 @@ def test_internal_errors_fail_open_and_hyperopt_runs_once(
     warnings = [r for r in runtime_log.records if "internal error" in r.getMessage()]
     assert len(warnings) == 1 and warnings[0].exc_info[0] is RuntimeError
     assert not {"insert_trial_docs", "new_trial_ids"} & set(vars(trials))  # no override left
+
+
+def test_a_tracked_fmin_that_falls_back_to_stock_after_tracking_started_records_every_trial(
+        spark, active, tracked, monkeypatch):
+    """Shipping the objective fails after the parent run was asked for: stock hyperopt's dispatch
+    runs the trials, and each gets its child run after the fact (its own times, params, loss), so
+    the parent's counts match its children."""
+    client, experiment_id = tracked
+
+    def explode(*args, **kwargs):
+        raise RuntimeError("runtime-ml bug")
+
+    monkeypatch.setattr(launcher.ClassicLauncher, "ship", explode)
+    monkeypatch.delenv(conf.STRICT.name, raising=False)
+    trials = hyperopt.SparkTrials(parallelism=2, spark_session=spark)
+    hyperopt.fmin(quadratic, SPACE, algo=rand.suggest, max_evals=3, trials=trials)
+    [parent], children = runs_of(client, experiment_id)
+    assert parent.info.status == "FINISHED" and parent.data.metrics["total_trials_count"] == 3
+    assert sorted(c.data.tags["trial_id"] for c in children) == ["0", "1", "2"]
+    by_tid = {t["tid"]: t for t in trials.trials}
+    for child in children:
+        trial = by_tid[int(child.data.tags["trial_id"])]
+        assert child.info.status == "FINISHED"
+        assert child.data.metrics["loss"] == trial["result"]["loss"]
+        assert float(child.data.params["x"]) == trial["misc"]["vals"]["x"][0]
+        assert child.info.start_time <= child.info.end_time
 
 
 def test_strict_mode_raises_internal_errors(spark, active, monkeypatch):

@@ -7,6 +7,7 @@ child run: trial_run), a store that stops answering switches tracking off for th
 with one warning, and a write the store refuses costs only that write (failure_kind).
 """
 
+import datetime
 import ipaddress
 import math
 import os
@@ -280,6 +281,15 @@ def _ms(seconds=None):
     return int((time.time() if seconds is None else seconds) * 1000)
 
 
+def _doc_ms(value, default):
+    """A trial document's time (hyperopt's naive UTC datetime) in ms, or `default`."""
+    if not isinstance(value, datetime.datetime):
+        return default
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=datetime.timezone.utc)
+    return _ms(value.timestamp())
+
+
 # ------------------------------------------------------------------ I/O
 
 
@@ -486,6 +496,7 @@ class FminTracker:
         self._creating: List[Tuple[Future, float]] = []
         self._last_probe = -math.inf
         self.earlier_tids: Set[int] = set()  # trials of an earlier search on the same SparkTrials
+        self.held_tids: Set[int] = set()  # trials the SparkTrials held at the start (have runs)
         # runtime-ml's own errors, raised after the fmin in strict mode
         self.internal_errors: List[BaseException] = []
         self._pending: List[Future] = []
@@ -510,6 +521,7 @@ class FminTracker:
         tracker = cls(client, uri, search.experiment_id, search.parent_id, search.own_parent,
                       search.suffix, search.fmin_uuid, arguments["space"],
                       executor_environment(uri, facts, driver_address))
+        tracker.held_tids = earlier_tids
         if search.resumption is None:  # a continued search counts the trials it loaded too
             tracker.earlier_tids = earlier_tids
         tracker._begin(trials, arguments, decision, algo, keys, search.resumption)
@@ -750,11 +762,14 @@ class FminTracker:
         return (metrics, [Param(k, v) for k, v in params.items()], tags,
                 RUN_STATUS_OF_OUTCOME[status], ended)
 
-    def _unstarted_child(self, trial, ended):
-        """A trial cancelled before it started: a KILLED run of its own, as hyperopt counts it."""
-        run = self._create_child(trial["tid"], ended)
+    def _child_after_the_fact(self, trial, now):
+        """The run of a trial that ended without runtime-ml's per-trial hooks, with the times its
+        document holds (a trial cancelled before it started: KILLED, as hyperopt counts it)."""
+        started, ended = (_doc_ms(trial.get(key), now) for key in ("book_time", "refresh_time"))
+        loss = float(trial["result"]["loss"]) if trial_outcome(trial) == "success" else None
+        run = self._create_child(trial["tid"], started)
         if run is not None:
-            self._end_child(run.info.run_id, *self._child_result(trial, None, ended))
+            self._end_child(run.info.run_id, *self._child_result(trial, loss, max(started, ended)))
 
     def _create_child(self, tid, started):
         """The trial's run, nested in the parent once that exists (None: the parent was not made)."""
@@ -827,10 +842,13 @@ class FminTracker:
                 "cancelled_trials_count": outcomes.count("cancelled"),
                 "total_trials_count": len(outcomes),
             }
-            for trial in ended:  # a trial cancelled before it started gets its run too
-                if trial["state"] == base.JOB_STATE_CANCEL and trial["tid"] not in \
-                        self._started_tids:
-                    self._later(self._unstarted_child, trial, now)
+            # A trial whose start runtime-ml's dispatch never saw gets its run too, after the
+            # fact: one cancelled before it started, or every trial when the fmin fell back to
+            # stock hyperopt's dispatch after tracking had started.
+            with_runs = self._started_tids | self.held_tids
+            for trial in ended:
+                if trial["tid"] not in with_runs:
+                    self._later(self._child_after_the_fact, trial, now)
             self._later(self._log_counts,
                         [Metric(k + self.suffix, float(v), now, 0) for k, v in counts.items()])
             if self.own_parent:

@@ -521,7 +521,8 @@ class FminTracker:
         tracker = cls(client, uri, search.experiment_id, search.parent_id, search.own_parent,
                       search.suffix, search.fmin_uuid, arguments["space"],
                       executor_environment(uri, facts, driver_address))
-        tracker.held_tids = earlier_tids
+        # every trial held now has a run: an earlier fmin's, or one of the search just loaded
+        tracker.held_tids = {trial["tid"] for trial in versions.unsynced_trial_docs(trials)}
         if search.resumption is None:  # a continued search counts the trials it loaded too
             tracker.earlier_tids = earlier_tids
         tracker._begin(trials, arguments, decision, algo, keys, search.resumption)

@@ -33,6 +33,22 @@ if "PYTHON_WORKER_FACTORY_SECRET" not in os.environ:
     )
 
 
+MEASURED = []  # what the tests measured, in the run's summary (the closing notes quote it)
+
+
+@pytest.fixture
+def measured():
+    """`measured(line)`: the line goes into the "measured" section at the end of the run."""
+    return MEASURED.append
+
+
+def pytest_terminal_summary(terminalreporter):
+    if MEASURED:
+        terminalreporter.section("measured")
+        for line in MEASURED:
+            terminalreporter.write_line(line)
+
+
 @pytest.fixture(scope="session")
 def spark():
     """The suite's one local[2] session (Spark start-up costs 10-20 s here)."""

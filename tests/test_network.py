@@ -275,7 +275,7 @@ def tracking_legs(hosts):
 
 
 def test_the_seeds_job_on_the_driver_host_tracks_trials_from_both_worker_hosts(hosts,
-                                                                                tracking_legs):
+                                                                                tracking_legs, measured):
     job = tracking_legs.leg("server")
     parents, children = runs_in(hosts.mlflow.uri, tracking_legs.experiment)
     assert len(parents) == 1 and len(children) == 8, job.output[-3000:]
@@ -285,11 +285,11 @@ def test_the_seeds_job_on_the_driver_host_tracks_trials_from_both_worker_hosts(h
     by_host = Counter(c.data.params["host"] for c in children)
     assert set(by_host) == {hosts.address["w1"], hosts.address["w2"]}, by_host
     assert all("x_seen" in c.data.metrics and "loss" in c.data.metrics for c in children)
-    print(f"scenario a: {job.result['seconds']:.1f} s, trials per host {dict(by_host)}")
+    measured(f"scenario a: {job.result['seconds']:.1f} s, trials per host {dict(by_host)}")
 
 
 def test_a_localhost_tracking_uri_on_the_driver_reaches_executors_on_other_hosts(hosts,
-                                                                                 tracking_legs):
+                                                                                 tracking_legs, measured):
     # executors on other hosts get the driver's address instead of their own localhost
     job = tracking_legs.leg("localhost")
     assert (f"log to the MLflow server http://localhost:5001 at the driver's address: "
@@ -300,13 +300,13 @@ def test_a_localhost_tracking_uri_on_the_driver_reaches_executors_on_other_hosts
     by_host = Counter(c.data.params["host"] for c in children)
     assert set(by_host) <= {hosts.address["w1"], hosts.address["w2"]} and by_host, by_host
     mlflow_seconds = [t["mlflow_seconds"] for t in job.result["trials"]]
-    print(f"scenario b (localhost URI, server on 0.0.0.0): {job.result['seconds']:.1f} s, "
+    measured(f"scenario b (localhost URI, server on 0.0.0.0): {job.result['seconds']:.1f} s, "
           f"trials per host {dict(by_host)}, objective's MLflow calls "
           f"{max(mlflow_seconds):.2f} s at most")
 
 
 def test_a_loopback_only_server_is_one_clear_warning_and_no_trial_waits_on_retries(
-        tracking_legs):
+        tracking_legs, measured):
     job = tracking_legs.leg("loopback")
     warnings = [line for line in job.output.splitlines() if "names this machine's loopback"
                 in line]
@@ -320,7 +320,7 @@ def test_a_loopback_only_server_is_one_clear_warning_and_no_trial_waits_on_retri
     assert sorted((status, child) for status, child, _ in runs) == \
         [("FINISHED", False)] + [("FINISHED", True)] * 8
     assert not any("host" in params for _, child, params in runs if child)
-    print(f"scenario b (loopback-only server): {job.result['seconds']:.1f} s, objective's "
+    measured(f"scenario b (loopback-only server): {job.result['seconds']:.1f} s, objective's "
           f"MLflow calls {max(mlflow_seconds):.2f} s at most")
 
 
@@ -369,7 +369,7 @@ def accounted_for(hosts, job):
     return calls, children
 
 
-def test_a_worker_host_killed_mid_fmin_loses_no_trial(hosts):
+def test_a_worker_host_killed_mid_fmin_loses_no_trial(hosts, measured):
     process, record, log = hosts.submit("driver", 6, 4.0)
     try:
         wait_for_logging_on(hosts, record, hosts.address["w2"])
@@ -393,14 +393,14 @@ def test_a_worker_host_killed_mid_fmin_loses_no_trial(hosts):
     [trial] = [c for c in children if c.info.run_id == attempts[0].data.tags["mlflow.parentRunId"]]
     assert trial.data.params["host"] == hosts.address["w2"]
     assert trial.data.tags["runtime_ml.attempts"] == "2" and trial.info.status == "FINISHED"
-    print(f"scenario d: {job.result['seconds']:.1f} s, states "
+    measured(f"scenario d: {job.result['seconds']:.1f} s, states "
           f"{Counter(t['state'] for t in job.result['trials'])}, calls per host "
           f"{Counter(h for h, _ in job.calls())}, objectives run twice "
           f"{sum(n > 1 for n in calls.values())}")
     hosts.wait_for_workers(2)
 
 
-def test_mlflow_unreachable_from_the_worker_hosts_mid_fmin_keeps_every_trial(hosts):
+def test_mlflow_unreachable_from_the_worker_hosts_mid_fmin_keeps_every_trial(hosts, measured):
     process, record, log = hosts.submit("driver", 6, 3.0)
     try:
         wait_for_logging_on(hosts, record, hosts.address["w1"])
@@ -425,12 +425,12 @@ def test_mlflow_unreachable_from_the_worker_hosts_mid_fmin_keeps_every_trial(hos
     assert local and "RUNNING" not in {c.info.status for c in children}
     mlflow_seconds = sorted(t["mlflow_seconds"] or 0.0 for t in job.result["trials"])
     failed = sum(t["state"] == 3 for t in job.result["trials"])
-    print(f"scenario e: {job.result['seconds']:.1f} s, {len(local)} of {len(children)} trials "
+    measured(f"scenario e: {job.result['seconds']:.1f} s, {len(local)} of {len(children)} trials "
           f"logged locally, {failed} failed on the cut, objective's MLflow calls took "
           f"{mlflow_seconds[0]:.1f}-{mlflow_seconds[-1]:.1f} s")
 
 
-def test_mlflow_unreachable_from_the_driver_mid_fmin_changes_no_result(hosts):
+def test_mlflow_unreachable_from_the_driver_mid_fmin_changes_no_result(hosts, measured):
     process, record, log = hosts.submit("driver", 6, 3.0)
     try:
         wait_for_logging_on(hosts, record, hosts.address["w1"])
@@ -447,10 +447,10 @@ def test_mlflow_unreachable_from_the_driver_mid_fmin_changes_no_result(hosts):
     stopped = [line for line in job.output.splitlines()
                if "runtime-ml: " in line and "WARNING" in line and "MLflow" in line]
     assert len(stopped) == 1, stopped
-    print(f"scenario f: {job.result['seconds']:.1f} s; {stopped[0]}")
+    measured(f"scenario f: {job.result['seconds']:.1f} s; {stopped[0]}")
 
 
-def test_a_worker_host_partitioned_mid_fmin_loses_no_trial_and_rejoins(hosts):
+def test_a_worker_host_partitioned_mid_fmin_loses_no_trial_and_rejoins(hosts, measured):
     process, record, log = hosts.submit("driver", 6, 4.0)
     try:
         wait_for_logging_on(hosts, record, hosts.address["w2"])
@@ -467,16 +467,16 @@ def test_a_worker_host_partitioned_mid_fmin_loses_no_trial_and_rejoins(hosts):
     # the partitioned trial ran again on w1 (its first run went on, cut off, and its result was
     # never heard of): as with stock's job per trial
     assert sum(n > 1 for n in calls.values()) >= 1, calls
-    print(f"scenario c: {job.result['seconds']:.1f} s, calls per host "
+    measured(f"scenario c: {job.result['seconds']:.1f} s, calls per host "
           f"{Counter(h for h, _ in job.calls())}, objectives run twice "
           f"{sum(n > 1 for n in calls.values())}")
     # restored, the worker registers again (Spark's worker reconnects to the master)
     started = time.monotonic()
     hosts.wait_for_workers(2, timeout=120)
-    print(f"scenario c: w2 alive again {time.monotonic() - started:.0f} s after the job ended")
+    measured(f"scenario c: w2 alive again {time.monotonic() - started:.0f} s after the job ended")
 
 
-def test_a_search_whose_driver_host_died_continues_from_another_host_with_resume_on(hosts):
+def test_a_search_whose_driver_host_died_continues_from_another_host_with_resume_on(hosts, measured):
     """The driver host dies (every process, SIGKILL) mid-search; the same job submitted from
     another host with spark.runtimeml.hyperopt.resume=true evaluates only the rest."""
     import mlflow
@@ -510,11 +510,11 @@ def test_a_search_whose_driver_host_died_continues_from_another_host_with_resume
     assert parents[0].data.metrics["total_trials_count"] == 16
     # the second driver evaluated only the trials the first one had not finished
     assert sum(name.startswith("second-") for name in os.listdir(records)) == 16 - loaded
-    print(f"scenario h: {loaded} trials loaded from the first driver's search, "
+    measured(f"scenario h: {loaded} trials loaded from the first driver's search, "
           f"{16 - loaded} evaluated by the second")
 
 
-def test_dynamic_allocation_scales_each_fmin_up_to_every_slot_of_both_worker_hosts(hosts):
+def test_dynamic_allocation_scales_each_fmin_up_to_every_slot_of_both_worker_hosts(hosts, measured):
     conf = ("spark.dynamicAllocation.enabled=true",
             "spark.dynamicAllocation.shuffleTracking.enabled=true",
             "spark.dynamicAllocation.initialExecutors=1", "spark.dynamicAllocation.minExecutors=0",
@@ -534,8 +534,8 @@ def test_dynamic_allocation_scales_each_fmin_up_to_every_slot_of_both_worker_hos
     parents, _ = runs_in(hosts.mlflow.uri, job.record.name)
     assert [p.data.params["actual_parallelism"] for p in parents] == ["2", "2"]
     for index, fmin_report in enumerate(job.result["fmins"]):
-        print(f"scenario g, fmin {index + 1}: {fmin_report['seconds']:.1f} s for 6 x 2 s, "
+        measured(f"scenario g, fmin {index + 1}: {fmin_report['seconds']:.1f} s for 6 x 2 s, "
               f"executors at its start {fmin_report['registered_at_start']}, all slots busy "
               f"{max(fmin_report['first_start_per_host'].values()):.1f} s after the call, trials "
               f"per host {fmin_report['trials_per_host']}")
-    print(f"scenario g: executors released {job.result['released_after']:.1f} s after fmin 1")
+    measured(f"scenario g: executors released {job.result['released_after']:.1f} s after fmin 1")

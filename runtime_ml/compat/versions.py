@@ -1,10 +1,12 @@
 """The support matrix, and which code path each version takes.
 
 Everything version-dependent in runtime-ml asks here; with spark_trials.py (hyperopt's SparkTrials
-attributes) and mlflow_private.py (MLflow's private calls), the compatibility story is in this one
-package. tests/test_compat.py states every path per version and runs the installed version's path.
-Versions are read from package metadata (no import of the packages themselves).
+attributes), spark_private.py (the py4j calls into the driver's JVM) and mlflow_private.py
+(MLflow's private calls), the compatibility story is in this one package. tests/test_compat.py
+states every path per version and runs the installed version's path. Versions are read from
+package metadata (no import of the packages themselves).
 """
+
 import re
 import sys
 from typing import Any, List, Optional, Tuple

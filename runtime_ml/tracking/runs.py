@@ -496,7 +496,7 @@ class FminTracker:
         self._creating: List[Tuple[Future, float]] = []
         self._last_probe = -math.inf
         self.earlier_tids: Set[int] = set()  # trials of an earlier search on the same SparkTrials
-        self.held_tids: Set[int] = set()  # trials the SparkTrials held at the start (have runs)
+        self.held_tids: Set[int] = set()  # trials held once the search was chosen: with runs
         # runtime-ml's own errors, raised after the fmin in strict mode
         self.internal_errors: List[BaseException] = []
         self._pending: List[Future] = []

@@ -599,6 +599,33 @@ def test_a_fork_during_the_background_import_waits_for_it_and_the_child_can_use_
     assert "Exception ignored" not in done.stderr, done.stderr
 
 
+def test_a_users_import_of_an_mlflow_module_during_the_background_import_waits_for_it():
+    """`from mlflow.tracking import ...` while the background import is inside MLflow (held there
+    for 2 s): Python itself waits only for `import mlflow`; this import used to fail with
+    "partially initialized module 'mlflow.tracking'"."""
+    done = run_python("""
+        import builtins, sys, threading, time
+
+        class HeldImport:
+            def find_spec(self, name, path=None, target=None):
+                if name == "mlflow.tracking" and \\
+                        threading.current_thread().name == "runtime-ml-mlflow-import":
+                    time.sleep(2)
+                return None
+
+        sys.meta_path.insert(0, HeldImport())
+        import runtime_ml
+        runtime_ml.activate()
+        import hyperopt
+        from runtime_ml.tracking import preload
+        assert preload._thread.is_alive(), "the import is over before the user's"
+        from mlflow.tracking import MlflowClient, fluent
+        print(callable(fluent.start_run), builtins.__import__ is preload._plain_import)
+        """, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "True True"  # and the import statement is plain again
+
+
 # ------------------------------------------------------------------ clusters, in subprocesses
 
 

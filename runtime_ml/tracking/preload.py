@@ -12,6 +12,7 @@ conf switches tracking off. A fork (os.fork, multiprocessing) waits for the impo
 child process inherits a half-imported module.
 """
 
+import builtins
 import importlib.util
 import os
 import sys
@@ -71,8 +72,24 @@ def start() -> bool:
 
         if hasattr(os, "register_at_fork"):
             os.register_at_fork(before=wait)
+        builtins.__import__ = _import_after_the_background_one
         _thread.start()
         return True
+
+
+_plain_import = builtins.__import__
+# At most, so that an import that the background one itself waits for cannot hang the process.
+IMPORT_WAIT_SECONDS = 60.0
+
+
+def _import_after_the_background_one(name, globals=None, locals=None, fromlist=(), level=0):
+    """`import` while the background import runs: another thread's import of MLflow or one of its
+    modules waits for it first. Python waits for a package being imported elsewhere only when the
+    package itself is asked for: `from mlflow.tracking import MlflowClient` would run MLflow's
+    modules in two threads at once and fail ("partially initialized module 'mlflow.tracking'")."""
+    if level == 0 and (name == "mlflow" or name.startswith("mlflow.")):
+        wait(IMPORT_WAIT_SECONDS)
+    return _plain_import(name, globals, locals, fromlist, level)
 
 
 def wait(timeout: Optional[float] = None) -> None:
@@ -104,3 +121,6 @@ def _import():
             mlflow_private.load_database_store(uri)
     except BaseException:  # the fmin's own import reports what is wrong, where the user sees it
         pass
+    finally:
+        if builtins.__import__ is _import_after_the_background_one:
+            builtins.__import__ = _plain_import

@@ -563,17 +563,15 @@ def test_a_pyspark_worker_or_a_user_who_switched_tracking_off_never_imports_mlfl
     assert json.loads(off.stdout.splitlines()[-1]) == {"started": False, "mlflow": False}
 
 
-def test_a_fork_during_the_background_import_waits_for_it_and_the_child_can_use_mlflow():
-    # Held also where MLflow first imports concurrent.futures.thread, whose fork handlers (lock
-    # acquired before a fork, released after) would be registered while the fork waits: the
-    # release without the acquire printed "Exception ignored ... release unlocked lock" when
-    # SparkSession.builder started the JVM.
-    done = run_python("""
+def held_background_import(*names):
+    """The start of a script that imports hyperopt after activating runtime-ml, with the background
+    MLflow import held for 2 s as it reaches each module of `names` (`preload` is imported)."""
+    return f"""
         import os, sys, threading, time
 
-        class HeldImport:  # holds the background import in the middle of MLflow for 2 s
+        class HeldImport:
             def find_spec(self, name, path=None, target=None):
-                if name in ("mlflow.tracking", "concurrent.futures.thread") and \\
+                if name in {names!r} and \\
                         threading.current_thread().name == "runtime-ml-mlflow-import":
                     time.sleep(2)
                 return None
@@ -583,6 +581,15 @@ def test_a_fork_during_the_background_import_waits_for_it_and_the_child_can_use_
         runtime_ml.activate()
         import hyperopt
         from runtime_ml.tracking import preload
+        """
+
+
+def test_a_fork_during_the_background_import_waits_for_it_and_the_child_can_use_mlflow():
+    # Held also where MLflow first imports concurrent.futures.thread, whose fork handlers (lock
+    # acquired before a fork, released after) would be registered while the fork waits: the
+    # release without the acquire printed "Exception ignored ... release unlocked lock" when
+    # SparkSession.builder started the JVM.
+    done = run_python(held_background_import("mlflow.tracking", "concurrent.futures.thread") + """
         assert preload._thread.is_alive(), "the import is over before the fork"
         pid = os.fork()
         if pid == 0:
@@ -603,21 +610,8 @@ def test_a_users_import_of_an_mlflow_module_during_the_background_import_waits_f
     """`from mlflow.tracking import ...` while the background import is inside MLflow (held there
     for 2 s): Python itself waits only for `import mlflow`; this import used to fail with
     "partially initialized module 'mlflow.tracking'"."""
-    done = run_python("""
-        import builtins, sys, threading, time
-
-        class HeldImport:
-            def find_spec(self, name, path=None, target=None):
-                if name == "mlflow.tracking" and \\
-                        threading.current_thread().name == "runtime-ml-mlflow-import":
-                    time.sleep(2)
-                return None
-
-        sys.meta_path.insert(0, HeldImport())
-        import runtime_ml
-        runtime_ml.activate()
-        import hyperopt
-        from runtime_ml.tracking import preload
+    done = run_python(held_background_import("mlflow.tracking") + """
+        import builtins
         assert preload._thread.is_alive(), "the import is over before the user's"
         from mlflow.tracking import MlflowClient, fluent
         print(callable(fluent.start_run), builtins.__import__ is preload._plain_import)

@@ -4,27 +4,36 @@ Every measurement runs in a new Python process with a new Spark session (a new J
 Python workers) and times its first fmin ("cold"), then a second one in the same session
 ("warm"). Stock SparkTrials is measured the same way with RUNTIME_ML_DISABLED=1. Four parts:
 - scale-out: 64 trials of 1 s at parallelism 8 on local[8] (target: cold efficiency >= 0.90),
-  beside the same schedule of bare one-task PySpark jobs (what a fresh session allows);
-- throughput: 32 trials of 0.05 s at parallelism 4 on local[4] (target: cold >= 10x stock);
+  beside the same schedule of bare one-task PySpark jobs (what a fresh session allows; target for
+  the default configuration: cold <= 1.05x those jobs);
+- throughput: 32 trials of 0.05 s at parallelism 4 on local[4] (target: cold >= 10x stock, in the
+  default configuration);
 - closure: 32 trials of 0 s at parallelism 2 on local[2], the objective closing over 10 KB to
   90 MB of data (target: 90 MB <= 1.15x 10 KB), with a plot of wall time against closure size
   (stock and runtime-ml);
 - footprint: a Python worker's resident memory and heavy imports after one trivial trial, against
   a worker that ran a bare PySpark task (target: no hyperopt/scipy/mlflow, under 80 MB).
+runtime-ml is measured untracked and in the default configuration (TRACKED: MLflow tracking on,
+MLflow's default store in a directory of its own that exists, hyperopt imported at the script's
+top as the seeds' job does, mlflow not imported by the script).
 """
 
 import argparse
+import atexit
 import json
 import math
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 
 from common import MODES, print_table, quiet_logs, save_plot, spark_session, timed_fmin
 
 PARTS = ("scaleout", "throughput", "closure", "footprint")
 BARE = "bare PySpark"  # one-task jobs from P threads, no hyperopt (job_floor.py's schedule)
+TRACKED = "runtime-ml tracked"  # the default configuration
 CLOSURE_SIZES = (10_000, 3_000_000, 30_000_000, 90_000_000)
 
 
@@ -42,8 +51,11 @@ def objective_for(spec):
 
 def child(spec):
     """One fresh session: the cold and the warm fmin (or the worker footprint)."""
+    if spec.get("mode") == TRACKED:
+        import hyperopt  # noqa: F401  (the seeds' job's first line)
     quiet_logs()
-    spark = spark_session(spec["master"], remote=spec.get("remote", False))
+    spark = spark_session(spec["master"], remote=spec.get("remote", False),
+                          tracking=spec.get("mode") == TRACKED)
     try:
         if "footprint" in spec:
             return footprint_of(spark, spec["footprint"])
@@ -55,8 +67,8 @@ def child(spec):
             return {phase: timed_schedule(spark, spec["max_evals"], spec["parallelism"],
                                           spec["sleep"]) for phase in ("cold", "warm")}
         objective = objective_for(spec)
-        return {phase: timed_fmin(spark, spec["mode"], objective, spec["max_evals"],
-                                  spec["parallelism"])
+        mode = "runtime-ml" if spec["mode"] == TRACKED else spec["mode"]
+        return {phase: timed_fmin(spark, mode, objective, spec["max_evals"], spec["parallelism"])
                 for phase in ("cold", "warm")}
     finally:
         spark.stop()
@@ -123,12 +135,34 @@ def footprint_of(spark, what):
 
 # ------------------------------------------------------------------ in the parent
 
+_store_home = None  # the tracked mode's working directory: MLflow's default store, made once
+
+
+def tracked_home():
+    """A directory whose MLflow default store (./mlflow.db or ./mlruns) already exists: a user's
+    first fmin of the day, not the store's first one ever."""
+    global _store_home
+    if _store_home is None:
+        _store_home = tempfile.mkdtemp(prefix="runtime-ml-bench-")
+        atexit.register(shutil.rmtree, _store_home, True)
+        subprocess.run([sys.executable, "-c", "import mlflow; mlflow.MlflowClient()"
+                        ".search_experiments()"], cwd=_store_home, env=default_tracking_env(),
+                       check=True, capture_output=True, timeout=600)
+    return _store_home
+
+
+def default_tracking_env():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env.pop("RUNTIME_ML_DISABLED", None)
+    return env
+
+
 def fresh_session(spec):
     """Run `child(spec)` in a new Python process; returns what it measured."""
-    env = dict(os.environ)
-    env.pop("RUNTIME_ML_DISABLED", None)
-    done = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], env=env,
-                          capture_output=True, text=True, timeout=1800)
+    env = default_tracking_env()
+    cwd = tracked_home() if spec.get("mode") == TRACKED else None
+    done = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", json.dumps(spec)],
+                          env=env, cwd=cwd, capture_output=True, text=True, timeout=1800)
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     if done.returncode != 0 or not lines:
         sys.stderr.write(done.stdout[-3000:] + done.stderr[-3000:])
@@ -151,7 +185,7 @@ def med(samples, phase):
 
 def scaleout(options):
     p, n, sleep = 8, 64, 1.0
-    modes = ("runtime-ml", BARE)
+    modes = (TRACKED, "runtime-ml", BARE)
     samples = rounds_of({"master": f"local[{p}]", "sleep": sleep, "max_evals": n,
                          "parallelism": p}, modes, options.rounds)
     ideal = math.ceil(n / p) * sleep
@@ -165,25 +199,30 @@ def scaleout(options):
     print_table(["", "", "median s", "efficiency", "rounds"], rows)
     print(f"runtime-ml cold efficiency: {ideal / med(samples['runtime-ml'], 'cold'):.2f} (target "
           f">= 0.90; {BARE} cold: {ideal / med(samples[BARE], 'cold'):.2f})")
+    print(f"default configuration (tracked) cold / {BARE} cold: "
+          f"{med(samples[TRACKED], 'cold') / med(samples[BARE], 'cold'):.2f}x (target <= 1.05x); "
+          f"untracked: {med(samples['runtime-ml'], 'cold') / med(samples[BARE], 'cold'):.2f}x")
 
 
 def throughput(options):
     p, n, sleep = 4, 32, 0.05
+    modes = MODES + (TRACKED,)
     samples = rounds_of({"master": f"local[{p}]", "sleep": sleep, "max_evals": n,
-                         "parallelism": p}, MODES, options.rounds)
+                         "parallelism": p}, modes, options.rounds)
     print(f"\nthroughput, first fmin: {n} trials of {sleep} s at parallelism {p} on local[{p}], "
           f"{options.rounds} fresh session(s) per mode")
     rows = []
-    for mode in MODES:
+    for mode in modes:
         for phase in ("cold", "warm"):
             rows.append([mode, phase, f"{med(samples[mode], phase):.2f}",
                          f"{n / med(samples[mode], phase):.1f}",
                          " ".join(f"{s[phase]:.2f}" for s in samples[mode])])
     print_table(["", "", "median s", "trials/s", "rounds"], rows)
     for phase in ("cold", "warm"):
-        ratio = med(samples["stock"], phase) / med(samples["runtime-ml"], phase)
         target = " (target >= 10x)" if phase == "cold" else ""
-        print(f"{phase}: runtime-ml / stock {ratio:.1f}x{target}")
+        print(f"{phase}: runtime-ml / stock, default configuration (tracked) "
+              f"{med(samples['stock'], phase) / med(samples[TRACKED], phase):.1f}x{target}, "
+              f"untracked {med(samples['stock'], phase) / med(samples['runtime-ml'], phase):.1f}x")
 
 
 def closure(options):

@@ -563,20 +563,38 @@ def test_a_pyspark_worker_or_a_user_who_switched_tracking_off_never_imports_mlfl
     assert json.loads(off.stdout.splitlines()[-1]) == {"started": False, "mlflow": False}
 
 
-def held_background_import(*names):
+def held_background_import(*names, seconds=2, before_hyperopt="pass"):
     """The start of a script that imports hyperopt after activating runtime-ml, with the background
-    MLflow import held for 2 s as it reaches each module of `names` (`preload` is imported)."""
+    MLflow import held for `seconds` as it runs each module of `names` (`preload` is imported).
+    Held in the module's execution, as a slow import is: a finder that slept would hold Python's
+    global import lock, and every other thread's imports with it. `before_hyperopt`: one line
+    run before hyperopt is imported (e.g. starting Spark, whose JVM start would wait for the
+    import)."""
     return f"""
-        import os, sys, threading, time
+        import importlib.machinery, os, sys, threading, time
+
+        class HeldLoader:
+            def __init__(self, loader):
+                self.loader = loader
+
+            def __getattr__(self, name):
+                return getattr(self.loader, name)
+
+            def exec_module(self, module):
+                time.sleep({seconds})
+                self.loader.exec_module(module)
 
         class HeldImport:
             def find_spec(self, name, path=None, target=None):
                 if name in {names!r} and \\
                         threading.current_thread().name == "runtime-ml-mlflow-import":
-                    time.sleep(2)
+                    spec = importlib.machinery.PathFinder.find_spec(name, path)
+                    spec.loader = HeldLoader(spec.loader)
+                    return spec
                 return None
 
         sys.meta_path.insert(0, HeldImport())
+        {before_hyperopt}
         import runtime_ml
         runtime_ml.activate()
         import hyperopt
@@ -618,6 +636,78 @@ def test_a_users_import_of_an_mlflow_module_during_the_background_import_waits_f
         """, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "True True"  # and the import statement is plain again
+
+
+def test_an_fmin_launches_while_mlflow_loads_only_when_the_environment_names_the_store():
+    def known(importing, environ, needs_the_store):
+        return tracking.store_known_while_importing(importing, environ, needs_the_store,
+                                                    file_exists=lambda path: path == "/tmp/m.db")
+
+    sqlite = {"MLFLOW_TRACKING_URI": "sqlite:////tmp/m.db"}
+    assert known(True, sqlite, False) == ("sqlite:////tmp/m.db", "0")
+    assert known(True, dict(sqlite, MLFLOW_EXPERIMENT_ID="7"), False) == ("sqlite:////tmp/m.db", "7")
+    assert known(True, {"MLFLOW_TRACKING_URI": "sqlite:////tmp/new.db"}, False) is None  # no tables
+    assert known(True, {"MLFLOW_TRACKING_URI": "postgresql://db/mlflow"}, False) == (
+        "postgresql://db/mlflow", "0")
+    assert known(True, {"MLFLOW_TRACKING_URI": "http://h:5000"}, False) == ("http://h:5000", "0")
+    assert known(False, sqlite, False) is None  # loaded: the application may have chosen a target
+    assert known(True, sqlite, True) is None  # a search to resume or continue: its trials first
+    assert known(True, dict(sqlite, MLFLOW_EXPERIMENT_NAME="x"), False) is None  # a lookup
+    assert known(True, dict(sqlite, MLFLOW_RUN_ID="r"), False) is None
+    for uri in ("", "databricks", "./mlruns", "file:///tmp/mlruns"):  # only MLflow resolves these
+        assert known(True, {"MLFLOW_TRACKING_URI": uri} if uri else {}, False) is None
+
+
+def test_the_first_trials_launch_while_mlflow_is_imported_and_still_log_into_their_runs(tmp_path):
+    """The background import held 4 s inside MLflow, an fmin right after `import hyperopt`: its
+    first trial launches before the import ends (the fmin used to wait for it), and every trial's
+    run is made after it, nested, with its own start, result and the objective's own metric."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow.MlflowClient(uri).search_experiments()  # a store that exists
+    spark = ('from pyspark.sql import SparkSession; spark = SparkSession.builder.master("local[2]")'
+             '.config("spark.ui.enabled", "false").getOrCreate()')
+    done = run_python(held_background_import("mlflow.tracking", seconds=4,
+                                              before_hyperopt=spark) + """
+        import datetime, json
+        from hyperopt import SparkTrials, fmin, hp, tpe
+
+        assert preload.running(), "the import is over before the fmin"
+        import_ended = []
+        threading.Thread(target=lambda: (preload.wait(), import_ended.append(time.time())),
+                         daemon=True).start()
+
+        def objective(x):
+            import mlflow
+            mlflow.log_metric("seen", x)
+            return x * x
+
+        trials = SparkTrials(parallelism=2)
+        fmin(objective, hp.uniform("x", -1, 1), algo=tpe.suggest, max_evals=4, trials=trials,
+             show_progressbar=False)
+        utc = datetime.timezone.utc
+        first_launch = min(t["book_time"] for t in trials.trials).replace(tzinfo=utc).timestamp()
+        from mlflow import MlflowClient
+
+        client = MlflowClient()
+        runs = client.search_runs(["0"])
+        parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+        children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+        print(json.dumps({
+            "launched before the import ended": first_launch < import_ended[0],
+            "parents": [r.info.status for r in parents],
+            "nested": sorted({r.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
+                              for r in children}),
+            "children": sorted((r.info.status, r.data.metrics.get("loss") == r.data.metrics["seen"] ** 2)
+                               for r in children),
+            "a run starts when its trial did": min(r.info.start_time for r in children) / 1000
+            < import_ended[0],
+        }))
+        spark.stop()
+        """, env={"MLFLOW_TRACKING_URI": uri}, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.splitlines()[-1]) == {
+        "launched before the import ended": True, "parents": ["FINISHED"], "nested": [True],
+        "children": [["FINISHED", True]] * 4, "a run starts when its trial did": True}
 
 
 # ------------------------------------------------------------------ clusters, in subprocesses

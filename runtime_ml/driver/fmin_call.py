@@ -163,13 +163,9 @@ class FminCall:
                 raise
             import mlflow
 
-            from runtime_ml.redaction import redacted_uri
-            from runtime_ml.tracking.runs import first_line, uri_advice
+            from runtime_ml.tracking.runs import could_not_start
 
-            uri = mlflow.get_tracking_uri()
-            logger.warning("MLflow tracking to %r could not start (%s: %s); this fmin "
-                           "runs untracked. %s", redacted_uri(uri), type(error).__name__,
-                           first_line(error), uri_advice(uri))
+            could_not_start(mlflow.get_tracking_uri(), error)
             return None
 
     def execute(self, original):

@@ -4,7 +4,9 @@
 MLflow's table mappings), and tracking needs MLflow when an fmin starts, before its first trial
 launches. A user's script imports hyperopt at its top, then starts Spark, reads its data and
 defines the objective: a daemon thread imports MLflow meanwhile, so the first fmin finds it loaded
-(when the user imported MLflow first, or the fmin comes at once, the import is simply shared).
+(when the user imported MLflow first, the import is simply shared). An fmin that comes before the
+import ends launches its first trials meanwhile when MLFLOW_TRACKING_URI names the store
+(tracking.runs.store_known_while_importing), and waits for the rest otherwise.
 
 Skipped where nothing will be tracked: in PySpark's Python workers (they import only what the
 objective needs), when MLflow is missing or already loaded, and when the running SparkContext's
@@ -90,6 +92,12 @@ def _import_after_the_background_one(name, globals=None, locals=None, fromlist=(
     if level == 0 and (name == "mlflow" or name.startswith("mlflow.")):
         wait(IMPORT_WAIT_SECONDS)
     return _plain_import(name, globals, locals, fromlist, level)
+
+
+def running() -> bool:
+    """Whether the background import is still under way."""
+    thread = _thread
+    return thread is not None and thread.is_alive()
 
 
 def wait(timeout: Optional[float] = None) -> None:

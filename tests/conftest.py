@@ -1,3 +1,4 @@
+import fcntl
 import json
 import logging
 import os
@@ -6,6 +7,7 @@ import socket
 import subprocess
 import sys
 import sysconfig
+import tempfile
 import textwrap
 import time
 import urllib.request
@@ -25,7 +27,7 @@ if "PYTHON_WORKER_FACTORY_SECRET" not in os.environ:
     os.environ["PYSPARK_PYTHON"] = sys.executable
     os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
     # MLflow 3 defaults to ./mlflow.db: keep every test's runs out of the working tree.
-    _MLFLOW_HOME = Path(__import__("tempfile").mkdtemp(prefix="runtime-ml-tests-mlflow-"))
+    _MLFLOW_HOME = Path(tempfile.mkdtemp(prefix="runtime-ml-tests-mlflow-"))
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{_MLFLOW_HOME / 'default.db'}"
     # Objectives defined in test modules are pickled by reference: workers must import them too.
     os.environ["PYTHONPATH"] = os.pathsep.join(
@@ -35,11 +37,27 @@ if "PYTHON_WORKER_FACTORY_SECRET" not in os.environ:
 
 MEASURED = []  # what the tests measured, in the run's summary (the closing notes quote it)
 
+# `make test` runs the suite in two pytest-xdist workers, a module at a time in collection order.
+# These modules come first: they take the longest and mostly wait (for Spark's failure detection,
+# for servers and clusters to start), so the other modules run beside them instead of after them.
+FIRST = ("test_network.py", "test_cluster_start.py", "test_connect.py")
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: index for index, name in enumerate(FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(FIRST)))
+
 
 @pytest.fixture
-def measured():
-    """`measured(line)`: the line goes into the "measured" section at the end of the run."""
-    return MEASURED.append
+def measured(request):
+    """`measured(line)`: the line goes into the "measured" section at the end of the run (from a
+    pytest-xdist worker too: it travels in the test's report)."""
+    return lambda line: request.node.user_properties.append(("measured", line))
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "teardown":
+        MEASURED.extend(value for key, value in report.user_properties if key == "measured")
 
 
 def pytest_terminal_summary(terminalreporter):
@@ -279,9 +297,21 @@ def init_script(*args, env=None):
 
 @pytest.fixture(scope="session")
 def wheelhouse(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("wheelhouse")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                    "-w", str(directory), str(REPO)], check=True, capture_output=True)
+    """A directory holding runtime-ml's wheel, built once per run: pytest-xdist's workers share it
+    (two builds at once would collide in the source tree's build/ directory)."""
+    root = tmp_path_factory.getbasetemp()
+    if "PYTEST_XDIST_WORKER" in os.environ:
+        root = root.parent  # the run's directory, above each worker's own
+    directory = root / "wheelhouse"
+    with open(root / "wheelhouse.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not directory.exists():
+            building = Path(tempfile.mkdtemp(dir=root))
+            done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps",
+                                   "--no-build-isolation", "-q", "-w", str(building), str(REPO)],
+                                  capture_output=True, text=True)
+            assert done.returncode == 0, done.stdout + done.stderr
+            building.rename(directory)
     return directory
 
 

@@ -86,7 +86,12 @@ def _outcome(compute):
         return type(error), str(error)
 
 
-@pytest.mark.parametrize("value", RETURN_VALUES, ids=repr)
+def _value_id(value):
+    """The same id in every process (pytest-xdist's workers compare their collections)."""
+    return value.__name__ if callable(value) else repr(value)
+
+
+@pytest.mark.parametrize("value", RETURN_VALUES, ids=_value_id)
 def test_the_result_made_on_the_driver_is_the_one_domain_evaluate_makes(value):
     from runtime_ml.worker.evaluation import hyperopt_result
     from runtime_ml.worker.executor import shipped_output

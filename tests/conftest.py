@@ -9,6 +9,7 @@ import sys
 import sysconfig
 import tempfile
 import textwrap
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -41,6 +42,15 @@ MEASURED = []  # what the tests measured, in the run's summary (the closing note
 # These modules come first: they take the longest and mostly wait (for Spark's failure detection,
 # for servers and clusters to start), so the other modules run beside them instead of after them.
 FIRST = ("test_network.py", "test_cluster_start.py", "test_connect.py")
+
+
+def pytest_configure(config):
+    # Every JVM the suite starts (Spark drivers and executors, masters, workers, Connect servers)
+    # compiles with the JIT's first tier only: they live seconds and run tiny jobs, and the second
+    # tier's compilations cost a third of a JVM's CPU here (a local session's start and first jobs:
+    # 16 s of CPU -> 10 s), which the two workers of `make test` share on two cores. Not in the
+    # benchmarks, which measure what users meet.
+    os.environ.setdefault("JAVA_TOOL_OPTIONS", "-XX:TieredStopAtLevel=1")
 
 
 def pytest_collection_modifyitems(items):
@@ -358,6 +368,13 @@ def runs_of(client, experiment_id):
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     return parents, children
+
+
+def leaked_threads(before=frozenset()):
+    """runtime-ml's threads alive now but not `before` (threading.enumerate() before the fmin: a
+    test before it may have left tracking threads waiting on a server it killed)."""
+    return [t.name for t in threading.enumerate()
+            if t.name.startswith("runtime-ml-") and t not in before]
 
 
 def tracking_warnings(log):

@@ -9,9 +9,9 @@ import time
 import hyperopt
 import numpy as np
 import pytest
-from conftest import run_python
+from conftest import leaked_threads, run_python
 from hyperopt import STATUS_OK, hp, rand, tpe
-from hyperopt.base import JOB_STATE_CANCEL, JOB_STATE_DONE, JOB_STATE_ERROR, JOB_STATE_RUNNING
+from hyperopt.base import JOB_STATE_ERROR
 from objectives import (
     Marker,
     closes_over,
@@ -36,10 +36,6 @@ def run(spark, fn, max_evals, parallelism=2, algo=rand.suggest, seed=0, **kwargs
     best = hyperopt.fmin(fn, SPACE, algo=algo, max_evals=max_evals, trials=trials,
                          rstate=np.random.default_rng(seed), show_progressbar=False, **kwargs)
     return trials, best, time.monotonic() - started
-
-
-def leaked_threads():
-    return [t.name for t in threading.enumerate() if t.name.startswith("runtime-ml-")]
 
 
 def test_never_more_running_trials_than_the_decided_parallelism(spark, active, tmp_path):
@@ -150,47 +146,9 @@ def test_a_trials_printed_output_is_kept_to_its_last_characters_and_streams_are_
     assert (sys.stdout, sys.stderr, logging.getLogger().handlers) == (stdout, stderr, handlers)
 
 
-def test_timeout_cancels_running_trials_and_keeps_completed_ones(spark, active):
-    def slow_when_positive(x):
-        time.sleep(60 if x > 0 else 0.05)
-        return x ** 2
-
-    trials, best, elapsed = run(spark, slow_when_positive, 30, trials_timeout=3, seed=4)
-    assert elapsed < 20  # cancelled, not waiting for the 60 s trials
-    assert trials._fmin_cancelled_reason == "fmin run timeout"
-    assert trials.count_cancelled_trials() >= 1 and trials.count_successful_trials() >= 1
-    states = {t["state"] for t in trials._dynamic_trials}
-    assert JOB_STATE_RUNNING not in states and states <= {JOB_STATE_DONE, JOB_STATE_CANCEL}
-    assert best["x"] <= 0
-    assert leaked_threads() == []
-
-
 def test_loss_threshold_stops_proposing(spark, active):
     trials, _, _ = run(spark, lambda x: 0.0, 40, loss_threshold=0.5)
     assert trials.count_total_trials() < 40
-
-
-def test_keyboard_interrupt_cancels_spark_jobs_and_propagates(spark, active):
-    import _thread
-
-    def slow(x):
-        time.sleep(60)
-        return x
-
-    timer = threading.Timer(4.0, _thread.interrupt_main)
-    timer.start()
-    trials = hyperopt.SparkTrials(parallelism=2, spark_session=spark)
-    with pytest.raises(KeyboardInterrupt):
-        hyperopt.fmin(slow, SPACE, algo=rand.suggest, max_evals=4, trials=trials,
-                      show_progressbar=False)
-    timer.cancel()
-    assert trials._fmin_cancelled_reason == "fmin run cancelled by user"
-    assert JOB_STATE_RUNNING not in {t["state"] for t in trials._dynamic_trials}
-    deadline = time.monotonic() + 15
-    while spark.sparkContext.statusTracker().getActiveJobsIds() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert spark.sparkContext.statusTracker().getActiveJobsIds() == []
-    assert leaked_threads() == []
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

@@ -2,8 +2,7 @@
 
 Each test states one guarantee of README.md's "Guarantees" section. Related guarantees tested
 elsewhere: the MLflow server down from the start (test_tracking), runtime-ml's own internals raising
-(test_fmin_paths: fail open, hyperopt's loop runs once), KeyboardInterrupt and timeout cancelling
-Spark jobs (test_dispatch).
+(test_fmin_paths: fail open, hyperopt's loop runs once).
 """
 
 import _thread
@@ -16,8 +15,9 @@ from pathlib import Path
 import hyperopt
 import mlflow
 import pytest
-from conftest import KEY, fmin, runs_of, tracking_warnings
+from conftest import KEY, fmin, leaked_threads, runs_of, tracking_warnings
 from hyperopt import STATUS_FAIL, STATUS_OK, hp
+from hyperopt.base import JOB_STATE_CANCEL, JOB_STATE_DONE, JOB_STATE_RUNNING
 from mlflow.entities import ViewType
 
 from runtime_ml.errors import UserInputError
@@ -149,11 +149,15 @@ def test_timeout_cancels_spark_jobs_keeps_completed_trials_and_ends_every_run(sp
         time.sleep(60 if x > 0 else 0.05)
         return x ** 2
 
+    threads_before = set(threading.enumerate())
     trials, best = fmin(spark, slow_when_positive, hp.uniform("x", -1, 1), 40, trials_timeout=3,
                         seed=4)  # its first two trials are quick
     assert no_active_spark_jobs(spark)
+    assert trials._fmin_cancelled_reason == "fmin run timeout"
     assert trials.count_successful_trials() >= 1 and trials.count_cancelled_trials() >= 1
+    assert {t["state"] for t in trials._dynamic_trials} <= {JOB_STATE_DONE, JOB_STATE_CANCEL}
     assert best["x"] <= 0  # the outcome hyperopt gives: the best completed trial
+    assert leaked_threads(threads_before) == []
     [parent], children = runs_of(client, experiment_id)
     assert parent.info.status == "FINISHED"
     assert {c.info.status for c in children} <= {"FINISHED", "KILLED"}
@@ -170,13 +174,19 @@ def test_ctrl_c_cancels_spark_jobs_propagates_unchanged_and_ends_every_run(spark
         time.sleep(0.05 if x < 0 else 60)
         return x
 
+    threads_before = set(threading.enumerate())
     timer = threading.Timer(4.0, _thread.interrupt_main)
     timer.start()
+    trials = hyperopt.SparkTrials(parallelism=2, spark_session=spark)
     with pytest.raises(KeyboardInterrupt) as raised:
-        fmin(spark, quick_then_slow, hp.uniform("x", -1, 1), 40)
+        hyperopt.fmin(quick_then_slow, hp.uniform("x", -1, 1), algo=hyperopt.rand.suggest,
+                      max_evals=40, trials=trials, show_progressbar=False)
     timer.cancel()
     assert type(raised.value) is KeyboardInterrupt
     assert no_active_spark_jobs(spark)
+    assert trials._fmin_cancelled_reason == "fmin run cancelled by user"
+    assert JOB_STATE_RUNNING not in {t["state"] for t in trials._dynamic_trials}
+    assert leaked_threads(threads_before) == []
     [parent], children = runs_of(client, experiment_id)
     assert parent.info.status == "KILLED"
     assert "RUNNING" not in {c.info.status for c in children}

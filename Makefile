@@ -33,8 +33,8 @@ demo: venv
 	$(RUN) $(PY) -m runtime_ml.demo
 
 # The linter (ruff.toml) and the type checker (mypy.ini) first: they take seconds.
-# The suite in two workers (pytest-xdist), a test module at a time, in collection order: the slowest
-# modules, which mostly wait, first (tests/conftest.py, FIRST).
+# The suite in two workers (pytest-xdist), a test module at a time, in collection order: the
+# slowest modules first (tests/conftest.py, FIRST).
 test: venv
 	$(VENV)/bin/ruff check runtime_ml tests benchmarks
 	$(VENV)/bin/mypy

@@ -38,10 +38,14 @@ if "PYTHON_WORKER_FACTORY_SECRET" not in os.environ:
 
 MEASURED = []  # what the tests measured, in the run's summary (the closing notes quote it)
 
-# `make test` runs the suite in two pytest-xdist workers, a module at a time in collection order.
-# These modules come first: they take the longest and mostly wait (for Spark's failure detection,
-# for servers and clusters to start), so the other modules run beside them instead of after them.
-FIRST = ("test_network.py", "test_cluster_start.py", "test_connect.py")
+# `make test` runs the suite in two pytest-xdist workers, a module at a time in collection order,
+# each worker taking the next module when it is done with one. The modules that take longest come
+# first (this order: their times on one worker, newest pin, longest first), so that the run ends on
+# short modules and neither worker waits long for the other.
+FIRST = ("test_network.py", "test_cluster_start.py", "test_fidelity.py", "test_connect.py",
+         "test_cluster.py", "test_tracking.py", "test_dispatch.py", "test_reliability.py",
+         "test_hyperopt_suite.py", "test_fmin_paths.py", "test_resume.py", "test_cancellation.py",
+         "test_doctor.py")
 
 
 def pytest_configure(config):
@@ -75,6 +79,17 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.section("measured")
         for line in MEASURED:
             terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def default_store():
+    """The suite's default MLflow store (MLFLOW_TRACKING_URI above) made before the first test:
+    MLflow 2.9 sets up the process's logging when it makes a sqlite store's tables (alembic's
+    fileConfig replaces the root logger's handlers), which drops the log records of whichever test
+    happens to make the store, and that depends on which modules a pytest-xdist worker ran before."""
+    import mlflow
+
+    mlflow.MlflowClient().search_experiments(max_results=1)
 
 
 @pytest.fixture(scope="session")
@@ -171,8 +186,10 @@ class MlflowServer:
         self.process = None
 
     def start(self, timeout=120):
-        import time
+        return self.launch().wait_until_up(timeout)
 
+    def launch(self):
+        """Starts the server's process (without waiting for it to answer: wait_until_up)."""
         mlflow_cli = str(Path(sys.executable).parent / "mlflow")
         env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
         auth = []
@@ -194,6 +211,9 @@ class MlflowServer:
             self.log = open(self.root / "server.log", "ab")
             self.process = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT,
                                             env=env, start_new_session=True)
+        return self
+
+    def wait_until_up(self, timeout=120):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.answers():

@@ -59,7 +59,7 @@ class NetworkHosts:
         self.master_url = f"spark://{self.address['master']}:7077"
         (root / "mlflow").mkdir()
         self.mlflow = MlflowServer(root / "mlflow", host=self.address["mlflow"], port=5000,
-                                   spawn=self.spawner("mlflow")).start()
+                                   spawn=self.spawner("mlflow"))
 
     def spawner(self, name):
         return lambda argv, env, log_name: self.net.spawn(name, argv, env, log_name)
@@ -70,13 +70,16 @@ class NetworkHosts:
                         SPARK_LOCAL_HOSTNAME=self.address[name], SPARK_NO_DAEMONIZE="1",
                         **extra)
 
-    def start_spark(self, timeout=120):
+    def start(self, timeout=120):
+        """The MLflow host's server, the master and the workers, started at the same time."""
+        self.mlflow.launch()
         spark_class = str(SPARK_HOME / "bin" / "spark-class")
         self.net.spawn("master", [spark_class, "org.apache.spark.deploy.master.Master", "--host",
                                   self.address["master"], "--port", "7077", "--webui-port",
                                   "8080"], self.env("master"), "master")
         for name in WORKERS:
             self.start_worker(name)
+        self.mlflow.wait_until_up(timeout)
         self.wait_for_workers(2, timeout)
 
     def start_worker(self, name):
@@ -158,7 +161,7 @@ def hosts(tmp_path_factory, wheelhouse):
     root = tmp_path_factory.mktemp("hosts")
     cluster = NetworkHosts(root, wheelhouse)
     try:
-        cluster.start_spark()
+        cluster.start()
         yield cluster
     finally:
         cluster.stop()
@@ -241,8 +244,10 @@ class TrackingLegs:
         self.hosts = hosts
 
     def run(self):
-        self.everywhere.start()
-        self.loopback.start()
+        for server in (self.everywhere, self.loopback):
+            server.launch()
+        for server in (self.everywhere, self.loopback):
+            server.wait_until_up()
         self.job = self.hosts.run("driver", 8, 0.5, env={
             "NETWORK_JOB_LEGS": json.dumps(list(self.uri.items()))})
         self.experiment = self.job.record.name

@@ -147,6 +147,40 @@ def read_spark_flag(setting: Setting, spark: Any) -> FlagReading:
     return FlagReading(parsed, "spark conf", raw)
 
 
+def spark_conf_dir(environ: Optional[Mapping[str, str]] = None) -> Optional[str]:
+    """The directory whose spark-defaults.conf a Spark application started here reads, as
+    spark-submit finds it: SPARK_CONF_DIR, else SPARK_HOME/conf, else the installed pyspark's conf
+    (pyspark located, not imported)."""
+    environ = os.environ if environ is None else environ
+    if environ.get("SPARK_CONF_DIR"):
+        return environ["SPARK_CONF_DIR"]
+    if environ.get("SPARK_HOME"):
+        return os.path.join(environ["SPARK_HOME"], "conf")
+    import importlib.util
+
+    spec = importlib.util.find_spec("pyspark")
+    if spec is None or not spec.origin:
+        return None
+    return os.path.join(os.path.dirname(spec.origin), "conf")
+
+
+def read_defaults_file(path: str) -> Optional[dict]:
+    """spark-defaults.conf as a dict (whitespace- or '='-separated, # comments); None when it
+    cannot be read."""
+    values = {}
+    try:
+        with open(path) as lines:
+            for line in lines:
+                line = line.strip()
+                if not line or line.startswith("#"):
+                    continue
+                key, _, value = line.replace("=", " ", 1).partition(" ")
+                values[key.strip()] = value.strip()
+    except OSError:
+        return None
+    return values
+
+
 def spark_defaults_text() -> str:
     """The runtime's Spark conf keys with their defaults, as spark-defaults.conf lines."""
     lines = ["# runtime-ml: Spark conf keys read by runtime-ml, with their defaults."]

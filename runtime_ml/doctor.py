@@ -39,42 +39,13 @@ def hook_state(python=sys.executable):
     return {"installed": installed, "path": path, "python": python}
 
 
-def spark_conf_dir():
-    if os.environ.get("SPARK_CONF_DIR"):
-        return os.environ["SPARK_CONF_DIR"]
-    if os.environ.get("SPARK_HOME"):
-        return os.path.join(os.environ["SPARK_HOME"], "conf")
-    try:
-        import pyspark
-
-        return os.path.join(os.path.dirname(pyspark.__file__), "conf")
-    except ImportError:
-        return None
-
-
-def read_defaults_file(path):
-    """spark-defaults.conf as a dict (whitespace- or '='-separated, # comments)."""
-    values = {}
-    try:
-        with open(path) as lines:
-            for line in lines:
-                line = line.strip()
-                if not line or line.startswith("#"):
-                    continue
-                key, _, value = line.replace("=", " ", 1).partition(" ")
-                values[key.strip()] = value.strip()
-    except OSError:
-        return None
-    return values
-
-
 def flag_state(setting, session_conf=None, cli_conf=None):
     """A boolean Spark conf and where it comes from: --conf, the session, the conf file, or its
     default."""
     key = setting.name
-    directory = spark_conf_dir()
+    directory = conf.spark_conf_dir()
     defaults_path = os.path.join(directory, "spark-defaults.conf") if directory else None
-    file_values = read_defaults_file(defaults_path) if defaults_path else None
+    file_values = conf.read_defaults_file(defaults_path) if defaults_path else None
     if cli_conf and key in cli_conf:
         raw, source = cli_conf[key], "--conf"
     elif session_conf is not None and session_conf.get(key) is not None:

@@ -563,6 +563,19 @@ def test_a_pyspark_worker_or_a_user_who_switched_tracking_off_never_imports_mlfl
     assert json.loads(off.stdout.splitlines()[-1]) == {"started": False, "mlflow": False}
 
 
+def test_an_admin_who_switched_tracking_off_in_spark_defaults_spares_the_driver_mlflows_import(
+        tmp_path):
+    """hyperopt imported before Spark starts: the conf file Spark will read says no tracking."""
+    (tmp_path / "spark-defaults.conf").write_text(f"# the admins' switch\n{KEY}  false\n")
+    off = run_python(PRELOAD_REPORT, env={"SPARK_CONF_DIR": str(tmp_path)})
+    assert off.returncode == 0, off.stderr
+    assert json.loads(off.stdout.splitlines()[-1]) == {"started": False, "mlflow": False}
+    (tmp_path / "spark-defaults.conf").write_text(f"{KEY}=true\n")
+    on = run_python(PRELOAD_REPORT, env={"SPARK_CONF_DIR": str(tmp_path)})
+    assert on.returncode == 0, on.stderr
+    assert json.loads(on.stdout.splitlines()[-1])["started"] is True
+
+
 def held_background_import(*names, seconds=2, before_hyperopt="pass"):
     """The start of a script that imports hyperopt after activating runtime-ml, with the background
     MLflow import held for `seconds` as it runs each module of `names` (`preload` is imported).

@@ -10,8 +10,9 @@ import ends launches its first trials meanwhile when MLFLOW_TRACKING_URI names t
 
 Skipped where nothing will be tracked: in PySpark's Python workers (they import only what the
 objective needs), when MLflow is missing or already loaded, and when the running SparkContext's
-conf switches tracking off. A fork (os.fork, multiprocessing) waits for the import to end, so no
-child process inherits a half-imported module.
+conf switches tracking off (before Spark starts: the spark-defaults.conf it will read). A fork
+(os.fork, multiprocessing) waits for the import to end, so no child process inherits a
+half-imported module.
 """
 
 import builtins
@@ -37,15 +38,21 @@ def in_pyspark_worker(environ=None, modules=None) -> bool:
 
 
 def tracking_switched_off() -> bool:
-    """The running SparkContext's conf says no tracking (no context yet: not known, so False)."""
+    """The running SparkContext's conf says no tracking; with no context yet, the
+    spark-defaults.conf a Spark application started here would read (where admins switch it off
+    for a cluster). Not known: False."""
     context_class = getattr(sys.modules.get("pyspark"), "SparkContext", None)
     context = getattr(context_class, "_active_spark_context", None)
     if context is None:
-        return False
-    try:
-        value = context.getConf().get(conf.TRACK_HYPEROPT.name, None)
-    except Exception:
-        return False
+        directory = conf.spark_conf_dir()
+        values = directory and conf.read_defaults_file(
+            os.path.join(directory, "spark-defaults.conf"))
+        value = values.get(conf.TRACK_HYPEROPT.name) if values else None
+    else:
+        try:
+            value = context.getConf().get(conf.TRACK_HYPEROPT.name, None)
+        except Exception:
+            return False
     return conf.parse_spark_bool(value) is False
 
 

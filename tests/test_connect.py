@@ -131,7 +131,7 @@ def test_a_failing_objective_runs_once_per_trial_and_fails_as_in_hyperopt(scenar
 
 def test_a_timeout_interrupts_the_running_trials_and_leaves_no_operation_or_tag(scenario):
     timeout = part(scenario, "timeout")
-    # (that a timeout keeps the finished trials is shown on classic Spark: test_dispatch.py)
+    # (that a timeout keeps the finished trials is shown on classic Spark: test_reliability.py)
     assert timeout["reason"] == "fmin run timeout" and timeout["seconds"] < 30
     assert timeout["states"] == [JOB_STATE_CANCEL]
     assert timeout["running operations"] == [] and timeout["tags left"] == []

@@ -147,21 +147,23 @@ def read_spark_flag(setting: Setting, spark: Any) -> FlagReading:
     return FlagReading(parsed, "spark conf", raw)
 
 
-def spark_conf_dir(environ: Optional[Mapping[str, str]] = None) -> Optional[str]:
-    """The directory whose spark-defaults.conf a Spark application started here reads, as
-    spark-submit finds it: SPARK_CONF_DIR, else SPARK_HOME/conf, else the installed pyspark's conf
-    (pyspark located, not imported)."""
+def spark_defaults_path(environ: Optional[Mapping[str, str]] = None) -> Optional[str]:
+    """The spark-defaults.conf a Spark application started here reads, as spark-submit finds it:
+    in SPARK_CONF_DIR, else SPARK_HOME/conf, else the installed pyspark's conf (pyspark located,
+    not imported)."""
     environ = os.environ if environ is None else environ
     if environ.get("SPARK_CONF_DIR"):
-        return environ["SPARK_CONF_DIR"]
-    if environ.get("SPARK_HOME"):
-        return os.path.join(environ["SPARK_HOME"], "conf")
-    import importlib.util
+        directory = environ["SPARK_CONF_DIR"]
+    elif environ.get("SPARK_HOME"):
+        directory = os.path.join(environ["SPARK_HOME"], "conf")
+    else:
+        import importlib.util
 
-    spec = importlib.util.find_spec("pyspark")
-    if spec is None or not spec.origin:
-        return None
-    return os.path.join(os.path.dirname(spec.origin), "conf")
+        spec = importlib.util.find_spec("pyspark")
+        if spec is None or not spec.origin:
+            return None
+        directory = os.path.join(os.path.dirname(spec.origin), "conf")
+    return os.path.join(directory, "spark-defaults.conf")
 
 
 def read_defaults_file(path: str) -> Optional[dict]:

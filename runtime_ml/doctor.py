@@ -43,8 +43,7 @@ def flag_state(setting, session_conf=None, cli_conf=None):
     """A boolean Spark conf and where it comes from: --conf, the session, the conf file, or its
     default."""
     key = setting.name
-    directory = conf.spark_conf_dir()
-    defaults_path = os.path.join(directory, "spark-defaults.conf") if directory else None
+    defaults_path = conf.spark_defaults_path()
     file_values = conf.read_defaults_file(defaults_path) if defaults_path else None
     if cli_conf and key in cli_conf:
         raw, source = cli_conf[key], "--conf"

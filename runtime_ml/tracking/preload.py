@@ -44,9 +44,8 @@ def tracking_switched_off() -> bool:
     context_class = getattr(sys.modules.get("pyspark"), "SparkContext", None)
     context = getattr(context_class, "_active_spark_context", None)
     if context is None:
-        directory = conf.spark_conf_dir()
-        values = directory and conf.read_defaults_file(
-            os.path.join(directory, "spark-defaults.conf"))
+        path = conf.spark_defaults_path()
+        values = conf.read_defaults_file(path) if path else None
         value = values.get(conf.TRACK_HYPEROPT.name) if values else None
     else:
         try:

@@ -1,7 +1,8 @@
 """Every Spark conf key and environment variable runtime-ml reads, with its default.
 
 Parsing is pure; reading a SparkSession happens only in `read_spark_flag`, which is handed the
-session (runtime-ml never creates one).
+session (runtime-ml never creates one), and reading spark-defaults.conf only in
+`read_defaults_file`.
 """
 
 from __future__ import annotations

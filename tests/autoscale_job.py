@@ -13,6 +13,7 @@ import time
 from collections import Counter
 
 from hyperopt import STATUS_OK, SparkTrials, fmin, hp, tpe
+from job_output import say
 from pyspark.sql import SparkSession
 
 trials_per_fmin, seconds, record_dir = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
@@ -53,5 +54,5 @@ while executors() > 0 and time.time() - ended < 120:
     time.sleep(0.5)
 report["released_after"] = time.time() - ended if executors() == 0 else None
 report["fmins"].append(one_fmin())
-print("RESULT " + json.dumps(report))
+say("RESULT " + json.dumps(report))
 spark.stop()

@@ -16,6 +16,7 @@ import sys
 import time
 
 from hyperopt import STATUS_OK, SparkTrials, fmin, hp, tpe
+from job_output import say
 from pyspark.sql import SparkSession
 
 max_evals, seconds, record_dir = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
@@ -49,14 +50,14 @@ def tune(record):
     except Exception as raised:  # reported in RESULT: some scenarios end with every trial failed
         error = f"{type(raised).__name__}: {raised}"
     elapsed = time.monotonic() - started
-    print("RESULT " + json.dumps({
+    say("RESULT " + json.dumps({
         "seconds": elapsed, "error": error,
         "trials": [{"tid": t["tid"], "state": t["state"], "x": t["misc"]["vals"]["x"][0],
                     "host": (t.get("result") or {}).get("host"),
                     "mlflow_seconds": (t.get("result") or {}).get("mlflow_seconds"),
                     "error": (t.get("misc") or {}).get("error")}
                    # every trial, failed ones too (trials.trials holds only NEW, RUNNING, DONE)
-                   for t in trials._dynamic_trials]}), flush=True)
+                   for t in trials._dynamic_trials]}))
 
 
 legs = json.loads(os.environ.get("NETWORK_JOB_LEGS", "null"))
@@ -64,7 +65,7 @@ if legs is None:
     tune(record_dir)
 else:
     for name, tracking_uri in legs:
-        print(f"LEG {name}", flush=True)
+        say(f"LEG {name}")
         os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
         os.mkdir(os.path.join(record_dir, name))
         tune(os.path.join(record_dir, name))

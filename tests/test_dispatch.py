@@ -9,7 +9,7 @@ import time
 import hyperopt
 import numpy as np
 import pytest
-from conftest import leaked_threads, run_python
+from conftest import fmin, leaked_threads, run_python
 from hyperopt import STATUS_OK, hp, rand, tpe
 from hyperopt.base import JOB_STATE_ERROR
 from objectives import (
@@ -29,17 +29,8 @@ def sleepy(record_dir, seconds, x):
     return (x - 1) ** 2
 
 
-def run(spark, fn, max_evals, parallelism=2, algo=rand.suggest, seed=0, **kwargs):
-    trials = hyperopt.SparkTrials(parallelism=parallelism, spark_session=spark,
-                                  timeout=kwargs.pop("trials_timeout", None))
-    started = time.monotonic()
-    best = hyperopt.fmin(fn, SPACE, algo=algo, max_evals=max_evals, trials=trials,
-                         rstate=np.random.default_rng(seed), show_progressbar=False, **kwargs)
-    return trials, best, time.monotonic() - started
-
-
 def test_never_more_running_trials_than_the_decided_parallelism(spark, active, tmp_path):
-    trials, _, _ = run(spark, functools.partial(sleepy, str(tmp_path), 0.4), 8, parallelism=2)
+    trials, _ = fmin(spark, functools.partial(sleepy, str(tmp_path), 0.4), SPACE, 8, parallelism=2)
     intervals = read_intervals(tmp_path)
     assert len(intervals) == 8 and trials.actual_parallelism == 2
     assert peak_concurrency(intervals) == 2
@@ -47,7 +38,7 @@ def test_never_more_running_trials_than_the_decided_parallelism(spark, active, t
 
 
 def test_python_workers_are_reused_across_trials(spark, active, tmp_path):
-    run(spark, functools.partial(sleepy, str(tmp_path), 0.0), 8, parallelism=1)
+    fmin(spark, functools.partial(sleepy, str(tmp_path), 0.0), SPACE, 8, parallelism=1)
     # local[2] keeps at most 2 idle workers; stock SparkTrials forks one per trial (8).
     assert len({i["pid"] for i in read_intervals(tmp_path)}) <= 2
 
@@ -60,7 +51,7 @@ def worker_gc_state(x):
 
 
 def test_a_reused_worker_runs_later_trials_with_its_imports_frozen_out_of_gc(spark, active):
-    trials, _, _ = run(spark, worker_gc_state, 6, parallelism=1)
+    trials, _ = fmin(spark, worker_gc_state, SPACE, 6, parallelism=1)
     by_worker = {}
     for trial in sorted(trials.trials, key=lambda t: t["tid"]):
         by_worker.setdefault(trial["result"]["pid"], []).append(trial["result"]["frozen"])
@@ -93,7 +84,7 @@ def test_failing_objective_is_a_failed_trial_and_fmin_completes(spark, active):
             raise ValueError(f"bad x {x}")
         return x ** 2
 
-    trials, best, _ = run(spark, sometimes_fails, 8)
+    trials, best = fmin(spark, sometimes_fails, SPACE, 8)
     errors = [t for t in trials._dynamic_trials if t["state"] == JOB_STATE_ERROR]
     assert errors and len(errors) + trials.count_successful_trials() == 8
     error_type, traceback_text = errors[0]["misc"]["error"]
@@ -109,7 +100,7 @@ def builds_a_spark_session(x):
 
 
 def test_an_objective_building_a_spark_session_fails_with_pysparks_own_reason(spark, active):
-    trials, _, _ = run(spark, builds_a_spark_session, 2, return_argmin=False)
+    trials, _ = fmin(spark, builds_a_spark_session, SPACE, 2, return_argmin=False)
     for trial in trials._dynamic_trials:
         error_type, traceback_text = trial["misc"]["error"]
         # PySpark's exception does not survive pickling: its type and traceback travel as text
@@ -124,7 +115,7 @@ def prints_then_fails(x):
 
 
 def test_a_failed_trials_warning_shows_the_last_lines_it_printed(spark, active, runtime_log):
-    run(spark, prints_then_fails, 2, return_argmin=False)
+    fmin(spark, prints_then_fails, SPACE, 2, return_argmin=False)
     warnings = [r.getMessage() for r in runtime_log.records
                 if "failed; the last lines it printed" in r.getMessage()]
     assert len(warnings) == 2, warnings
@@ -147,13 +138,13 @@ def test_a_trials_printed_output_is_kept_to_its_last_characters_and_streams_are_
 
 
 def test_loss_threshold_stops_proposing(spark, active):
-    trials, _, _ = run(spark, lambda x: 0.0, 40, loss_threshold=0.5)
+    trials, _ = fmin(spark, lambda x: 0.0, SPACE, 40, loss_threshold=0.5)
     assert trials.count_total_trials() < 40
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_tpe_still_finds_the_minimum_of_a_quadratic(spark, active, seed):
-    trials, best, _ = run(spark, lambda x: (x - 1) ** 2, 40, parallelism=2, algo=tpe.suggest,
+    trials, best = fmin(spark, lambda x: (x - 1) ** 2, SPACE, 40, parallelism=2, algo=tpe.suggest,
                           seed=seed)
     assert min(trials.losses()) < 0.05
     assert abs(best["x"] - 1) < 0.25
@@ -171,7 +162,7 @@ def test_at_parallelism_one_tpe_proposes_exactly_what_it_proposes_under_stock_sp
     proposals = {}
     for mode, disabled in (("stock", "1"), ("runtime-ml", "")):
         monkeypatch.setenv("RUNTIME_ML_DISABLED", disabled)
-        trials, _, _ = run(spark, functools.partial(sleepy, str(tmp_path), 1.0), 6,
+        trials, _ = fmin(spark, functools.partial(sleepy, str(tmp_path), 1.0), SPACE, 6,
                            parallelism=1, algo=algo, seed=7)
         proposals[mode] = [t["misc"]["vals"]["x"][0] for t in sorted(trials, key=lambda t: t["tid"])]
     assert len(proposals["stock"]) == 6
@@ -187,7 +178,7 @@ def test_return_argmin_false_gives_the_space_value(spark, active):
 
 
 def test_user_max_queue_len_is_respected(spark, active):
-    trials, _, _ = run(spark, lambda x: x ** 2, 6, parallelism=2, max_queue_len=3)
+    trials, _ = fmin(spark, lambda x: x ** 2, SPACE, 6, parallelism=2, max_queue_len=3)
     assert trials.count_successful_trials() == 6
 
 
@@ -207,7 +198,7 @@ def test_a_raising_early_stop_fn_is_logged_and_loses_no_slot(spark, active, capl
     def broken_stop(trials, *args):
         raise ValueError("user bug in early_stop_fn")
 
-    trials, _, _ = run(spark, lambda x: x ** 2, 6, early_stop_fn=broken_stop)
+    trials, _ = fmin(spark, lambda x: x ** 2, SPACE, 6, early_stop_fn=broken_stop)
     assert trials.count_successful_trials() == 6
     assert any("user bug in early_stop_fn" in (r.exc_text or str(r.exc_info)) for r in caplog.records
                if r.name == "runtime_ml" and r.exc_info)
@@ -224,7 +215,7 @@ def test_trials_run_in_the_callers_job_group_and_cancelling_it_stops_them(spark,
     try:
         canceller = threading.Timer(4, sc.cancelJobGroup, args=("notebook-statement-7",))
         canceller.start()
-        trials, _, _ = run(spark, functools.partial(sleepy_result, 1.0), 30, parallelism=2)
+        trials, _ = fmin(spark, functools.partial(sleepy_result, 1.0), SPACE, 30, parallelism=2)
         canceller.join()
     finally:
         for key in ("spark.jobGroup.id", "spark.job.description", "spark.job.interruptOnCancel"):
@@ -248,7 +239,7 @@ def test_trials_run_with_the_callers_spark_local_properties(spark, active):
     sc = spark.sparkContext
     sc.setLocalProperty("spark.scheduler.pool", "users-pool")
     try:
-        trials, _, _ = run(spark, pool_of_its_task, 4)
+        trials, _ = fmin(spark, pool_of_its_task, SPACE, 4)
     finally:
         sc.setLocalProperty("spark.scheduler.pool", None)
     assert [t["result"]["pool"] for t in trials.trials] == ["users-pool"] * 4
@@ -273,7 +264,7 @@ def leaves_state_behind(x):
 
 
 def test_a_reused_worker_starts_each_trial_with_the_process_state_of_the_first(spark, active):
-    trials, _, _ = run(spark, leaves_state_behind, 6, parallelism=1)
+    trials, _ = fmin(spark, leaves_state_behind, SPACE, 6, parallelism=1)
     results = [t["result"] for t in sorted(trials.trials, key=lambda t: t["tid"])]
     pids = [r["pid"] for r in results]
     assert len(set(pids)) < len(pids)  # the worker was reused
@@ -303,7 +294,7 @@ def test_an_objective_choosing_its_own_mlflow_target_logs_there_as_on_stock(spar
     client, experiment_id = tracked
     store = f"sqlite:///{tmp_path / 'objective.db'}" if own == "store" else None
     experiment = f"objective-owned-{tmp_path.name}"
-    trials, _, _ = run(spark, functools.partial(objective_with_its_own_mlflow, store, experiment),
+    trials, _ = fmin(spark, functools.partial(objective_with_its_own_mlflow, store, experiment), SPACE,
                        4, parallelism=1)
     assert trials.count_successful_trials() == 4
     # the next trial on the reused worker started with the trial's tracking URI again
@@ -318,7 +309,7 @@ def test_fresh_worker_per_trial_runs_every_trial_in_a_new_python_worker(spark, a
     key = "spark.runtimeml.hyperopt.freshWorkerPerTrial"
     spark.conf.set(key, "true")
     try:
-        trials, _, _ = run(spark, worker_gc_state, 4, parallelism=1)
+        trials, _ = fmin(spark, worker_gc_state, SPACE, 4, parallelism=1)
     finally:
         spark.conf.unset(key)
     assert len({t["result"]["pid"] for t in trials.trials}) == 4
@@ -351,7 +342,7 @@ def test_the_objective_is_unpickled_once_per_worker_and_dropped_after_its_fmin(s
                                                                                tmp_path):
     pids = {}
     for label in ("first", "second"):
-        trials, _, _ = run(spark, functools.partial(closes_over, Marker(str(tmp_path), label)), 6,
+        trials, _ = fmin(spark, functools.partial(closes_over, Marker(str(tmp_path), label)), SPACE, 6,
                            parallelism=2)
         assert {t["result"]["label"] for t in trials.trials} == {label}
         pids[label] = {t["result"]["pid"] for t in trials.trials}
@@ -368,7 +359,7 @@ def test_the_objective_is_unpickled_once_per_worker_and_dropped_after_its_fmin(s
 
 def test_the_objectives_pickled_size_is_logged_once_per_fmin(spark, active, runtime_log):
     payload = bytes(300_000)
-    run(spark, lambda x: x ** 2 + len(payload) * 0, 3)
+    fmin(spark, lambda x: x ** 2 + len(payload) * 0, SPACE, 3)
     sizes = [r.getMessage() for r in runtime_log.records if "pickled;" in r.getMessage()]
     assert len(sizes) == 1 and "the objective is 0.3 MB pickled" in sizes[0], sizes
 
@@ -403,7 +394,7 @@ def test_an_internal_error_after_launch_fails_only_that_trial(spark, active, mon
     client, experiment_id = tracked
     monkeypatch.delenv("RUNTIME_ML_STRICT")
     one_trial_breaks_the_task_builder(monkeypatch, [])
-    trials, _, _ = run(spark, lambda x: x ** 2, 4, parallelism=2)
+    trials, _ = fmin(spark, lambda x: x ** 2, SPACE, 4, parallelism=2)
     assert trials.count_failed_trials() == 1 and trials.count_successful_trials() == 3
     [failed] = [t for t in trials._dynamic_trials if t["state"] == JOB_STATE_ERROR]
     assert "runtime-ml bug while building a task" in failed["misc"]["error"][1]
@@ -415,4 +406,4 @@ def test_in_strict_mode_an_internal_error_after_launch_raises_after_the_fmin(spa
                                                                               monkeypatch):
     one_trial_breaks_the_task_builder(monkeypatch, [])
     with pytest.raises(RuntimeError, match="runtime-ml bug while building a task"):
-        run(spark, lambda x: x ** 2, 3, parallelism=2)
+        fmin(spark, lambda x: x ** 2, SPACE, 3, parallelism=2)

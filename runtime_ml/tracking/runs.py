@@ -155,6 +155,10 @@ def error_summary(error_tuple):
 PROGRAMMING_ERRORS = (AttributeError, TypeError, NameError, KeyError, IndexError, AssertionError)
 
 
+class TrackingStopped(Exception):
+    """Tracking stopped (said once, where it stopped): what needed the store is skipped."""
+
+
 def failure_kind(error, store_answers):
     """What a failed MLflow call means: 'internal' (runtime-ml's own bug), 'unreachable' (the
     store does not answer: stop tracking) or 'refused' (the store said no to this one request).
@@ -164,7 +168,7 @@ def failure_kind(error, store_answers):
     """
     if isinstance(error, PROGRAMMING_ERRORS):
         return "internal"
-    if isinstance(error, (OSError, TimeoutError, FutureTimeout)):
+    if isinstance(error, (OSError, TimeoutError, FutureTimeout, TrackingStopped)):
         return "unreachable"
     return "refused" if store_answers() else "unreachable"
 
@@ -400,24 +404,22 @@ def store_known_while_importing(importing: bool, environ: Any, needs_the_store: 
     return uri, environ.get("MLFLOW_EXPERIMENT_ID") or "0"
 
 
+def store_not_needed_to_start(needs_the_store: bool, active_run: Any, chosen_experiment: Any,
+                              environ: Any) -> bool:
+    """Whether an fmin (MLflow loaded) can launch its first trials before the store has said that
+    it answers: a fresh search with its own parent run, in an experiment known without asking the
+    store (one mlflow.set_experiment chose, or the default: MLflow looks up MLFLOW_EXPERIMENT_NAME
+    and checks MLFLOW_EXPERIMENT_ID in the store). Not for a search to resume or continue, nor
+    inside an active run: where the trials go is read from the store."""
+    return not needs_the_store and active_run is None and (
+        chosen_experiment is not None
+        or not {"MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID"} & set(environ))
+
+
 def could_not_start(uri: str, error: BaseException) -> None:
     """The one warning of an fmin whose tracking could not start: it runs untracked."""
     logger.warning("MLflow tracking to %r could not start (%s: %s); this fmin runs untracked. %s",
                    redacted_uri(uri), type(error).__name__, first_line(error), uri_advice(uri))
-
-
-def open_store(resume_wanted):
-    """(mlflow, client, tracking URI), or None when this fmin runs untracked (said why)."""
-    try:
-        import mlflow
-        from mlflow import MlflowClient
-    except ImportError:
-        logger.warning("MLflow is not installed, so this fmin is not tracked (pip install mlflow).")
-        return None
-    uri = mlflow.get_tracking_uri()
-    if not answers(uri, resume_wanted):
-        return None
-    return mlflow, MlflowClient(uri), uri
 
 
 def answers(uri: str, resume_wanted: bool = False) -> bool:
@@ -510,7 +512,7 @@ class FminTracker:
                  own_parent: bool, suffix: str, uuid_: str, space: Any,
                  executor_env: Dict[str, str]):
         """`parent_id` None: this fmin's own parent run is still to be made (open_parent).
-        `client` None: MLflow is still being imported; the first pool task makes it (open_client)."""
+        `client` None: the store is still to be opened, by the first pool task (open_store)."""
         self._client: Future = Future()  # the MlflowClient; None when it could not be made
         if client is not None:
             self._client.set_result(client)
@@ -554,18 +556,30 @@ class FminTracker:
         continues (trials_from_run, or `resume_wanted` and a matching unfinished search); None
         when it runs untracked (said why). `driver_address`: spark.driver.host, where executors on
         other hosts reach this machine."""
-        known = store_known_while_importing(
-            preload.running(), os.environ,
-            resume_wanted or spark_trials.resumption(trials) is not None)
+        needs_the_store = resume_wanted or spark_trials.resumption(trials) is not None
+        known = store_known_while_importing(preload.running(), os.environ, needs_the_store)
         if known is not None:
-            return cls._start_while_mlflow_loads(trials, arguments, decision, facts, algo, keys,
-                                                 driver_address, *known)
-        opened = open_store(resume_wanted)
-        if opened is None:
+            return cls._start_fresh(trials, arguments, decision, facts, algo, keys,
+                                    driver_address, *known, client=None)
+        try:
+            import mlflow
+            from mlflow import MlflowClient
+        except ImportError:
+            logger.warning("MLflow is not installed, so this fmin is not tracked (pip install "
+                           "mlflow).")
             return None
-        mlflow, client, uri = opened
+        uri = mlflow.get_tracking_uri()
+        active = mlflow.active_run()
+        if store_not_needed_to_start(needs_the_store, active, versions.mlflow_fluent_state()[1],
+                                     os.environ):
+            return cls._start_fresh(trials, arguments, decision, facts, algo, keys,
+                                    driver_address, uri, mlflow_private.active_experiment_id(),
+                                    client=MlflowClient(uri))
+        if not answers(uri, resume_wanted):
+            return None
+        client = MlflowClient(uri)
         earlier_tids = {trial["tid"] for trial in versions.unsynced_trial_docs(trials)}
-        search = choose_search(client, mlflow.active_run(), trials, keys, resume_wanted)
+        search = choose_search(client, active, trials, keys, resume_wanted)
         tracker = cls(client, uri, search.experiment_id, search.parent_id, search.own_parent,
                       search.suffix, search.fmin_uuid, arguments["space"],
                       executor_environment(uri, facts, driver_address))
@@ -577,40 +591,49 @@ class FminTracker:
         return tracker
 
     @classmethod
-    def _start_while_mlflow_loads(cls, trials, arguments, decision, facts, algo, keys,
-                                  driver_address, uri, experiment_id):
-        """A fresh search with this fmin's own parent run, whose store is opened on the tracker's
-        first thread once MLflow is imported: the first trials launch meanwhile (their runs are
-        made with their own start times after it)."""
-        if not answers(uri):
-            return None
+    def _start_fresh(cls, trials, arguments, decision, facts, algo, keys, driver_address, uri,
+                     experiment_id, client):
+        """A fresh search with this fmin's own parent run: its first trials launch at once, while
+        the tracker's first thread asks whether the store answers (a server's /health: a round
+        trip, and up to HEALTH_TIMEOUT for one that is cut off) and, when MLflow is still being
+        imported (`client` None), makes the client once the import ends. Their runs are made
+        after that, with their own start times."""
         tracker = cls(None, uri, experiment_id, None, True, "", fmin_uuid(), arguments["space"],
                       executor_environment(uri, facts, driver_address))
         tracker.held_tids = tracker.earlier_tids = {
             trial["tid"] for trial in versions.unsynced_trial_docs(trials)}
-        tracker._pending.append(tracker.pool.submit(tracker._open_client))
+        tracker._pending.append(tracker.pool.submit(tracker._open_store, client))
         tracker._begin(trials, arguments, decision, algo, keys, None)
         return tracker
 
     @property
     def client(self) -> Any:
-        """The MlflowClient (waiting for it while it is made), None if it could not be made."""
-        return self._client.result()
+        """The MlflowClient (waiting for it while it is made); TrackingStopped when the store could
+        not be opened."""
+        client = self._client.result()
+        if client is None:
+            raise TrackingStopped()
+        return client
 
-    def _open_client(self):
-        """The store, opened on the tracker's first thread: a store MLflow refuses leaves this fmin
-        untracked (said once), as when it is refused before the first trial."""
+    def _open_store(self, client):
+        """On the tracker's first thread: a server that does not answer leaves this fmin untracked,
+        as does a store MLflow refuses (each said once, as when found before the first trial).
+        `client` None: MLflow was still being imported; it is made here."""
         try:
-            from mlflow import MlflowClient
+            if not answers(self.uri):
+                client = None
+            elif client is None:
+                from mlflow import MlflowClient
 
-            client = MlflowClient(self.uri)
+                client = MlflowClient(self.uri)
         except Exception as error:
-            with self._lock:
-                self._broken = True
             if failure_kind(error, lambda: True) == "internal":
                 self.internal_errors.append(error)
             could_not_start(self.uri, error)
             client = None
+        if client is None:
+            with self._lock:
+                self._broken = True
         self._client.set_result(client)
 
     def _begin(self, trials, arguments, decision, algo, keys, resumption):
@@ -658,7 +681,7 @@ class FminTracker:
     def _open_parent(self):
         """This fmin's own parent run, made on the tracker's first thread while the first trials
         launch; a store that cannot make it stops tracking (said once)."""
-        if self.client is None:  # the store could not be opened (said once)
+        if self._client.result() is None:  # the store could not be opened (said once)
             self._parent.set_result(None)
             return
         try:
@@ -887,15 +910,18 @@ class FminTracker:
         self._on_parent(self.client.set_terminated, status, ended)
 
     def _end_child(self, run_id, metrics, params, tags, status, ended, printed=None):
-        """The trial's result (and what it printed, as an artifact), then the end of its run; a
-        result the store refuses still ends the run."""
+        """The trial's result (and what it printed, as an artifact) and the end of its run, asked
+        for at once: the end goes on another pool thread, so fmin returns one round trip sooner
+        after its last trial. A result the store refuses does not keep the run from ending."""
+        self._later(self._end_run, run_id, status, ended)
         try:
             self._log_result(run_id, metrics, params, tags)
             if printed:
                 self.client.log_text(run_id, printed, PRINTED_ARTIFACT)
         except Exception as error:
-            if self._failed(f"writing the result of trial run {run_id}", error) == "unreachable":
-                return  # tracking is off: the run stays as it is (said once)
+            self._failed(f"writing the result of trial run {run_id}", error)
+
+    def _end_run(self, run_id, status, ended):
         end_run_quietly(self.client, run_id, status, ended)
 
     def _log_result(self, run_id, metrics, params, tags):

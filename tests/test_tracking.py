@@ -4,6 +4,8 @@ import functools
 import json
 import logging
 import os
+import socket
+import threading
 import time
 
 import hyperopt
@@ -104,6 +106,7 @@ def test_a_failed_mlflow_call_stops_tracking_only_when_the_store_no_longer_answe
     assert tracking.failure_kind(refused, lambda: False) == "unreachable"
     assert tracking.failure_kind(ConnectionRefusedError(), lambda: True) == "unreachable"
     assert tracking.failure_kind(TimeoutError(), lambda: True) == "unreachable"
+    assert tracking.failure_kind(tracking.TrackingStopped(), lambda: True) == "unreachable"
     assert tracking.failure_kind(TypeError("runtime-ml's bug"), lambda: True) == "internal"
 
 
@@ -524,6 +527,55 @@ def test_server_down_from_the_start_same_result_one_warning(spark, active, runti
     assert len(warnings) == 1 and "http://127.0.0.1:9" in warnings[0]
 
 
+class HeldHealth:
+    """A "server" whose /health is held until `marker` exists (or 30 s), then dropped unanswered;
+    `answered_after_marker` says whether the marker came while the request was held."""
+
+    def __init__(self, marker):
+        self.marker = marker
+        self.answered_after_marker = None
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.uri = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self):
+        with self._listener, self._listener.accept()[0] as connection:
+            connection.recv(65536)
+            deadline = time.monotonic() + 30
+            while not self.marker.exists() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            self.answered_after_marker = self.marker.exists()
+
+    def join(self):
+        self._thread.join(40)
+
+
+def test_the_first_trials_launch_while_the_servers_health_is_asked_and_no_answer_is_one_warning(
+        spark, active, runtime_log, monkeypatch, tmp_path):
+    """The /health request is held until a trial has started: the fmin used to wait for the answer
+    (a round trip, or HEALTH_TIMEOUT for a server that is cut off) before its first launch."""
+    monkeypatch.setattr(tracking, "HEALTH_TIMEOUT", 35.0)
+    marker = tmp_path / "a trial started"
+    server = HeldHealth(marker)
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(server.uri)
+
+    def objective(x):
+        marker.touch()
+        return (x - 0.3) ** 2
+
+    try:
+        trials, _ = fmin(spark, objective, hp.uniform("x", 0, 1), 4)
+    finally:
+        mlflow.set_tracking_uri(previous)
+        server.join()
+    assert server.answered_after_marker is True
+    assert trials.count_successful_trials() == 4
+    [warning] = tracking_warnings(runtime_log)
+    assert server.uri in warning and "runs untracked" in warning
+
+
 # ------------------------------------------------------------------ MLflow imported in the background
 
 PRELOAD_REPORT = """
@@ -649,6 +701,18 @@ def test_a_users_import_of_an_mlflow_module_during_the_background_import_waits_f
         """, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "True True"  # and the import statement is plain again
+
+
+def test_an_fmin_launches_before_the_store_answers_only_where_the_runs_go_is_known_without_it():
+    def known(needs_the_store=False, active_run=None, chosen=None, **environ):
+        return tracking.store_not_needed_to_start(needs_the_store, active_run, chosen, environ)
+
+    assert known()  # the default experiment
+    assert known(chosen="7", MLFLOW_EXPERIMENT_NAME="x")  # mlflow.set_experiment chose it
+    assert not known(needs_the_store=True)  # a search to resume or continue is read first
+    assert not known(active_run=object())  # the active run's params are read first
+    assert not known(MLFLOW_EXPERIMENT_NAME="x")  # MLflow looks the name up in the store
+    assert not known(MLFLOW_EXPERIMENT_ID="7")  # and checks the id there
 
 
 def test_an_fmin_launches_while_mlflow_loads_only_when_the_environment_names_the_store():

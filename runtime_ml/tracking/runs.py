@@ -1,8 +1,8 @@
 """MLflow tracking of SparkTrials fmin calls, with the names Databricks Runtime ML used.
 
 One parent run per fmin call (the active run if there is one), one nested child run per trial.
-Only MLflow's public client API. Tracking never hurts the tuning: every MLflow call after the store
-is opened runs on daemon threads off the trials' path (no trial waits for the parent run or its
+Only MLflow's public client API. Tracking never hurts the tuning: MLflow's calls run on daemon
+threads off the trials' path (no trial waits for the store's health probe, the parent run or its
 child run: trial_run), a store that stops answering switches tracking off for the rest of the call
 with one warning, and a write the store refuses costs only that write (failure_kind).
 """
@@ -46,6 +46,7 @@ TRIAL_HTTP_LIMITS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
                      "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
 RUN_CREATE_DEADLINE = 10.0  # the longest a trial's result waits for its child run to exist
 FINISH_DEADLINE = 30.0  # the longest fmin waits at the end for queued logging
+SERVER_THREADS = 10  # the connections MLflow's HTTP session keeps (MLFLOW_HTTP_POOL_MAXSIZE, 10)
 MAX_TAG_VALUE = resume.TAG_LIMIT  # MLflow's limits (mlflow.utils.validation) in 2.9
 MAX_PARAM_VALUE = 6000
 MAX_KEY = 250
@@ -528,10 +529,11 @@ class FminTracker:
         self.executor_env = executor_env
         self.link: Optional[str] = None  # the experiment's runs in the server's UI
         self.choices = choice_labels(space)
-        # A server answers several requests at once; a local store's writes are CPU work under
-        # the GIL and one file's lock, where more threads only cost more (measured: 32 trial
-        # runs into sqlite took 0.8 s of CPU on one thread, 1.0 s on four).
-        self.pool = _DaemonPool(1 if is_local_store(uri) else 4)
+        # A server answers several requests at once (when the fmin finishes, the last trials'
+        # results and ends and the parent's counts and end all go out together); a local store's
+        # writes are CPU work under the GIL and one file's lock, where more threads only cost
+        # more (measured: 32 trial runs into sqlite took 0.8 s of CPU on one thread, 1.0 s on four).
+        self.pool = _DaemonPool(1 if is_local_store(uri) else SERVER_THREADS)
         self._lock = threading.Lock()
         self._broken = False
         self._child_runs: Dict[int, Future] = {}  # tid -> the Future of its run, asked for at its start

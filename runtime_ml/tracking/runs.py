@@ -302,6 +302,7 @@ class _DaemonPool:
     """A few daemon threads for MLflow calls: a stalled server never holds up interpreter exit."""
 
     def __init__(self, size):
+        self.size = size
         self._queue: queue.Queue = queue.Queue()
         self._threads = [
             threading.Thread(target=self._work, name=f"runtime-ml-tracking-{i}", daemon=True)
@@ -912,16 +913,22 @@ class FminTracker:
         self._on_parent(self.client.set_terminated, status, ended)
 
     def _end_child(self, run_id, metrics, params, tags, status, ended, printed=None):
-        """The trial's result (and what it printed, as an artifact) and the end of its run, asked
-        for at once: the end goes on another pool thread, so fmin returns one round trip sooner
-        after its last trial. A result the store refuses does not keep the run from ending."""
-        self._later(self._end_run, run_id, status, ended)
+        """The trial's result (and what it printed, as an artifact) and the end of its run. With
+        threads to spare (a server), both are asked for at once, the end as a task of its own: fmin
+        returns one round trip sooner after its last trial. A result the store refuses does not
+        keep the run from ending; a store that stops answering leaves it as it is."""
+        concurrent = self.pool.size > 1
+        if concurrent:
+            self._later(self._end_run, run_id, status, ended)
         try:
             self._log_result(run_id, metrics, params, tags)
             if printed:
                 self.client.log_text(run_id, printed, PRINTED_ARTIFACT)
         except Exception as error:
-            self._failed(f"writing the result of trial run {run_id}", error)
+            if self._failed(f"writing the result of trial run {run_id}", error) == "unreachable":
+                return  # tracking is off (said once)
+        if not concurrent:
+            self._end_run(run_id, status, ended)
 
     def _end_run(self, run_id, status, ended):
         end_run_quietly(self.client, run_id, status, ended)

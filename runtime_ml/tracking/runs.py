@@ -302,7 +302,6 @@ class _DaemonPool:
     """A few daemon threads for MLflow calls: a stalled server never holds up interpreter exit."""
 
     def __init__(self, size):
-        self.size = size
         self._queue: queue.Queue = queue.Queue()
         self._threads = [
             threading.Thread(target=self._work, name=f"runtime-ml-tracking-{i}", daemon=True)
@@ -531,7 +530,7 @@ class FminTracker:
         self.link: Optional[str] = None  # the experiment's runs in the server's UI
         self.choices = choice_labels(space)
         # A server answers several requests at once (when the fmin finishes, the last trials'
-        # results and ends and the parent's counts and end all go out together); a local store's
+        # results and ends and the parent's counts and end go out side by side); a local store's
         # writes are CPU work under the GIL and one file's lock, where more threads only cost
         # more (measured: 32 trial runs into sqlite took 0.8 s of CPU on one thread, 1.0 s on four).
         self.pool = _DaemonPool(1 if is_local_store(uri) else SERVER_THREADS)
@@ -913,24 +912,15 @@ class FminTracker:
         self._on_parent(self.client.set_terminated, status, ended)
 
     def _end_child(self, run_id, metrics, params, tags, status, ended, printed=None):
-        """The trial's result (and what it printed, as an artifact) and the end of its run. With
-        threads to spare (a server), both are asked for at once, the end as a task of its own: fmin
-        returns one round trip sooner after its last trial. A result the store refuses does not
-        keep the run from ending; a store that stops answering leaves it as it is."""
-        concurrent = self.pool.size > 1
-        if concurrent:
-            self._later(self._end_run, run_id, status, ended)
+        """The trial's result (and what it printed, as an artifact), then the end of its run; a
+        result the store refuses still ends the run."""
         try:
             self._log_result(run_id, metrics, params, tags)
             if printed:
                 self.client.log_text(run_id, printed, PRINTED_ARTIFACT)
         except Exception as error:
             if self._failed(f"writing the result of trial run {run_id}", error) == "unreachable":
-                return  # tracking is off (said once)
-        if not concurrent:
-            self._end_run(run_id, status, ended)
-
-    def _end_run(self, run_id, status, ended):
+                return  # tracking is off: the run stays as it is (said once)
         end_run_quietly(self.client, run_id, status, ended)
 
     def _log_result(self, run_id, metrics, params, tags):

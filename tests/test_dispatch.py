@@ -145,7 +145,7 @@ def test_loss_threshold_stops_proposing(spark, active):
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_tpe_still_finds_the_minimum_of_a_quadratic(spark, active, seed):
     trials, best = fmin(spark, lambda x: (x - 1) ** 2, SPACE, 40, parallelism=2, algo=tpe.suggest,
-                          seed=seed)
+                        seed=seed)
     assert min(trials.losses()) < 0.05
     assert abs(best["x"] - 1) < 0.25
 
@@ -163,7 +163,7 @@ def test_at_parallelism_one_tpe_proposes_exactly_what_it_proposes_under_stock_sp
     for mode, disabled in (("stock", "1"), ("runtime-ml", "")):
         monkeypatch.setenv("RUNTIME_ML_DISABLED", disabled)
         trials, _ = fmin(spark, functools.partial(sleepy, str(tmp_path), 1.0), SPACE, 6,
-                           parallelism=1, algo=algo, seed=7)
+                         parallelism=1, algo=algo, seed=7)
         proposals[mode] = [t["misc"]["vals"]["x"][0] for t in sorted(trials, key=lambda t: t["tid"])]
     assert len(proposals["stock"]) == 6
     assert proposals["runtime-ml"] == proposals["stock"]

@@ -12,8 +12,10 @@ SparkTrials suite (test_hyperopt_suite) runs stock's code as it is.
 import functools
 import logging
 import math
+import os
 import sys
 import time
+import uuid
 
 import hyperopt
 import numpy as np
@@ -364,24 +366,35 @@ def test_a_loss_threshold_stops_as_on_stock(spark, active, monkeypatch):
     assert ours == stock == ("returned", (True, True))
 
 
-def sleeps(x):
-    time.sleep(1)
-    return x
+def first_instant_then_sleeps(marker):
+    """An objective whose first trial returns at once and whose later ones outlast any timeout
+    here: a timed-out fmin has a finished trial and a running one whatever the machine's speed
+    (stock's first result can take 5 s on a loaded machine: its 1 s polls, a worker start)."""
+    def objective(x):
+        try:
+            os.close(os.open(marker, os.O_CREAT | os.O_EXCL))
+        except FileExistsError:
+            time.sleep(60)
+        return x
+    return objective
 
 
 @pytest.mark.parametrize("where", ["SparkTrials", "fmin"])
-def test_a_timeout_keeps_finished_trials_and_cancels_the_rest(spark, active, monkeypatch, where):
+def test_a_timeout_keeps_finished_trials_and_cancels_the_rest(spark, active, monkeypatch, tmp_path,
+                                                               where):
     def run():
+        timeout = 8
         trials = hyperopt.SparkTrials(parallelism=1, spark_session=spark,
-                                      timeout=5 if where == "SparkTrials" else None)
-        hyperopt.fmin(sleeps, SPACE, algo=rand.suggest, max_evals=20, trials=trials,
-                      timeout=5 if where == "fmin" else None, show_progressbar=False,
+                                      timeout=timeout if where == "SparkTrials" else None)
+        hyperopt.fmin(first_instant_then_sleeps(str(tmp_path / uuid.uuid4().hex)), SPACE,
+                      algo=rand.suggest, max_evals=20, trials=trials,
+                      timeout=timeout if where == "fmin" else None, show_progressbar=False,
                       rstate=np.random.default_rng(7))
         return (trials._fmin_cancelled, trials._fmin_cancelled_reason,
-                trials.count_successful_trials() >= 1, trials.count_cancelled_trials() >= 1)
+                trials.count_successful_trials(), trials.count_cancelled_trials() >= 1)
 
     ours, stock = both_ways(monkeypatch, run, short_polls=False)
-    assert ours == stock == ("returned", (True, "fmin run timeout", True, True))
+    assert ours == stock == ("returned", (True, "fmin run timeout", 1, True))
 
 
 def test_timeout_cancels_a_running_trial_with_hyperopts_lines(spark, active, caplog):

@@ -8,6 +8,10 @@ the background meanwhile). Each measurement is its own process, rounds alternate
 - 32 trials of 0.5 s at parallelism 4, tracked to a real `mlflow server` on 127.0.0.1, and to the
   same server 50 ms away (tests/tcp_proxy.py holds each direction 25 ms).
 Targets (issue 23): sqlite <= 1.15x untracked; a server 50 ms away <= 1.03x.
+
+Beside each time, the CPU the fmin used (from /proc): the driver process's, the MLflow server's
+(its process and children), and the whole machine's idle CPU-seconds; what tracking costs in CPU,
+and whether the machine had it to spare, is what bounds the ratio on a small machine.
 """
 
 import argparse
@@ -20,6 +24,44 @@ import time
 from pathlib import Path
 
 from common import REPO, median
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def machine_cpu():
+    """(busy, idle) CPU-seconds of the whole machine since boot."""
+    with open("/proc/stat") as stat:
+        fields = [int(v) for v in stat.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields) - idle) / TICK, idle / TICK
+
+
+def process_cpu(pids):
+    """CPU-seconds used so far by these processes and their children, living or waited for."""
+    total = 0.0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(v) for v in fields[11:15]) / TICK  # utime stime cutime cstime
+    return total
+
+
+def server_pids(server):
+    """The server's process and its children (the web server's workers)."""
+    root = server.process.pid
+    children = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    if int(stat.read().rsplit(")", 1)[1].split()[1]) == root:
+                        children.append(int(entry))
+            except OSError:
+                continue
+    return [root, *children]
 
 KEY = "spark.databricks.mlflow.trackHyperopt.enabled"
 
@@ -34,9 +76,14 @@ def child(spec):
         import hyperopt  # noqa: F401  (the script's first line)
     quiet_logs()
     spark = spark_session(f"local[{spec['parallelism']}]", tracking=spec["tracking"])
+    servers = spec.get("server pids", [])
+    before = machine_cpu(), process_cpu([os.getpid()]), process_cpu(servers)
     seconds = timed_fmin(spark, "runtime-ml", sleeper(spec["sleep"]), spec["trials"],
                          spec["parallelism"])
-    print(json.dumps({"seconds": seconds, "mlflow imported": "mlflow" in sys.modules}))
+    after = machine_cpu(), process_cpu([os.getpid()]), process_cpu(servers)
+    print(json.dumps({"seconds": seconds, "mlflow imported": "mlflow" in sys.modules,
+                      "driver cpu": after[1] - before[1], "server cpu": after[2] - before[2],
+                      "idle cpu": after[0][1] - before[0][1]}))
     spark.stop()
 
 
@@ -48,22 +95,33 @@ def fresh(spec, uri):
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
         raise RuntimeError(f"the measured process failed:\n{done.stderr[-3000:]}")
-    return json.loads(lines[-1])["seconds"]
+    return json.loads(lines[-1])
 
 
-def measure(name, uri, sleep, rounds, trials=32, parallelism=4, hyperopt_first=False):
-    times = {False: [], True: []}
+def measure(name, uri, sleep, rounds, trials=32, parallelism=4, hyperopt_first=False,
+            server=None):
+    runs = {False: [], True: []}
     name += ", hyperopt imported first" if hyperopt_first else ", hyperopt imported at the fmin"
     for _ in range(rounds):
         for tracking in (False, True):
             spec = {"tracking": tracking, "sleep": sleep, "trials": trials,
-                    "parallelism": parallelism, "hyperopt_first": hyperopt_first}
-            times[tracking].append(fresh(spec, uri))
-    off, on = median(times[False]), median(times[True])
+                    "parallelism": parallelism, "hyperopt_first": hyperopt_first,
+                    "server pids": server_pids(server) if server else []}
+            runs[tracking].append(fresh(spec, uri))
+
+    def med(tracking, key):
+        return median([run[key] for run in runs[tracking]])
+
+    off, on = med(False, "seconds"), med(True, "seconds")
     print(f"{name}: {trials} x {sleep} s at parallelism {parallelism}, first fmin, "
           f"median of {rounds}: untracked {off:.2f} s, tracked {on:.2f} s, ratio {on / off:.2f} "
-          f"(runs: off {[round(t, 2) for t in times[False]]}, "
-          f"on {[round(t, 2) for t in times[True]]})")
+          f"(runs: off {[round(r['seconds'], 2) for r in runs[False]]}, "
+          f"on {[round(r['seconds'], 2) for r in runs[True]]})")
+    print(f"    CPU-seconds during the fmin, untracked / tracked: driver "
+          f"{med(False, 'driver cpu'):.2f} / {med(True, 'driver cpu'):.2f}, MLflow server "
+          f"{med(False, 'server cpu'):.2f} / {med(True, 'server cpu'):.2f}, machine idle "
+          f"{med(False, 'idle cpu'):.2f} / {med(True, 'idle cpu'):.2f} "
+          f"(of {os.cpu_count()} x the fmin's seconds)")
     return on / off
 
 
@@ -88,10 +146,10 @@ def main():
         proxy = DelayProxy("127.0.0.1", server.port, one_way=0.025)
         try:
             started = time.monotonic()
-            measure("mlflow server on 127.0.0.1", server.uri, 0.5, options.rounds)
+            measure("mlflow server on 127.0.0.1", server.uri, 0.5, options.rounds, server=server)
             for first in (False, True):
                 measure("mlflow server 50 ms away", f"http://127.0.0.1:{proxy.port}", 0.5,
-                        options.rounds, hyperopt_first=first)
+                        options.rounds, hyperopt_first=first, server=server)
         finally:
             proxy.stop()
             server.stop()

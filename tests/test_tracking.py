@@ -17,6 +17,7 @@ from hyperopt import STATUS_OK, hp, rand, tpe
 
 from runtime_ml.compat import mlflow_private
 from runtime_ml.tracking import runs as tracking
+from runtime_ml.tracking import store
 
 # ------------------------------------------------------------------ pure helpers
 
@@ -112,12 +113,12 @@ def test_a_failed_mlflow_call_stops_tracking_only_when_the_store_no_longer_answe
 
 def test_executor_uri_for_local_stores():
     here = {"127.0.0.1", "localhost"}
-    assert tracking.executor_tracking_uri("http://mlflow:5000", {"10.0.0.9"}, here) == (
+    assert store.executor_tracking_uri("http://mlflow:5000", {"10.0.0.9"}, here) == (
         "http://mlflow:5000", None)
-    assert tracking.executor_tracking_uri("sqlite:///runs.db", {"127.0.0.1"}, here, cwd="/w") == (
+    assert store.executor_tracking_uri("sqlite:///runs.db", {"127.0.0.1"}, here, cwd="/w") == (
         "sqlite:////w/runs.db", None)
-    assert tracking.executor_tracking_uri("mlruns", set(), here, cwd="/w") == ("/w/mlruns", None)
-    uri, why = tracking.executor_tracking_uri("sqlite:////abs/runs.db", {"10.0.0.9"}, here)
+    assert store.executor_tracking_uri("mlruns", set(), here, cwd="/w") == ("/w/mlruns", None)
+    uri, why = store.executor_tracking_uri("sqlite:////abs/runs.db", {"10.0.0.9"}, here)
     assert uri is None
     assert "sqlite:////abs/runs.db" in why and "10.0.0.9" in why and "set_tracking_uri" in why
 
@@ -134,41 +135,41 @@ def test_executors_on_other_machines_reach_a_loopback_server_at_the_drivers_addr
         return answers
 
     for loopback in ("http://localhost:5000", "http://127.0.0.1:5000", "http://[::1]:5000"):
-        uri, note = tracking.executor_tracking_uri(
+        uri, note = store.executor_tracking_uri(
             loopback, {"10.1.0.31"}, here, driver_address="10.1.0.20",
             answers=answers_on("10.1.0.20"))
         assert uri == "http://10.1.0.20:5000" and "10.1.0.31" in note and loopback in note
     # credentials and path stay; what is logged is redacted
-    uri, note = tracking.executor_tracking_uri(
+    uri, note = store.executor_tracking_uri(
         "https://user:secret@localhost:5443/mlflow", {"10.1.0.31"}, here,
         driver_address="10.1.0.20", answers=answers_on("10.1.0.20"))
     assert uri == "https://user:secret@10.1.0.20:5443/mlflow" and "secret" not in note
     # executors on this machine keep the URI as it is, and nothing is asked
     asked.clear()
-    assert tracking.executor_tracking_uri(
+    assert store.executor_tracking_uri(
         "http://localhost:5000", {"127.0.0.1", "10.1.0.20"}, here, driver_address="10.1.0.20",
         answers=answers_on("10.1.0.20")) == ("http://localhost:5000", None)
     assert asked == []
     # on a cluster whose executors have not registered yet (or may be added later), they may
     # run elsewhere: the driver's address, when the server answers there
-    uri, note = tracking.executor_tracking_uri(
+    uri, note = store.executor_tracking_uri(
         "http://localhost:5000", set(), here, driver_address="10.1.0.20",
         answers=answers_on("10.1.0.20"), more_may_come=True)
     assert uri == "http://10.1.0.20:5000" and "executors still to come" in note
     # ... unless the driver's own address is a loopback one: its executors are all here
-    assert tracking.executor_tracking_uri(
+    assert store.executor_tracking_uri(
         "http://localhost:5000", set(), here, driver_address="127.0.0.1",
         answers=answers_on("10.1.0.20"), more_may_come=True) == ("http://localhost:5000", None)
 
 
 def test_a_loopback_only_server_with_executors_elsewhere_is_one_clear_warning():
     here = {"127.0.0.1", "localhost", "10.1.0.20"}
-    uri, why = tracking.executor_tracking_uri(
+    uri, why = store.executor_tracking_uri(
         "http://localhost:5000", {"10.1.0.32", "10.1.0.31"}, here, driver_address="10.1.0.20",
         answers=lambda uri: False)
     assert uri is None
     assert "10.1.0.31, 10.1.0.32" in why and "--host 0.0.0.0" in why and "not recorded" in why
-    uri, why = tracking.executor_tracking_uri(
+    uri, why = store.executor_tracking_uri(
         "http://127.0.0.1:5000", {"10.1.0.31"}, here, driver_address="127.0.0.1",
         answers=lambda uri: True)
     assert uri is None and "driver's address for them is not known" in why
@@ -555,7 +556,7 @@ def test_the_first_trials_launch_while_the_servers_health_is_asked_and_no_answer
         spark, active, runtime_log, monkeypatch, tmp_path):
     """The /health request is held until a trial has started: the fmin used to wait for the answer
     (a round trip, or HEALTH_TIMEOUT for a server that is cut off) before its first launch."""
-    monkeypatch.setattr(tracking, "HEALTH_TIMEOUT", 35.0)
+    monkeypatch.setattr(store, "HEALTH_TIMEOUT", 35.0)
     marker = tmp_path / "a trial started"
     server = HeldHealth(marker)
     previous = mlflow.get_tracking_uri()
@@ -705,7 +706,7 @@ def test_a_users_import_of_an_mlflow_module_during_the_background_import_waits_f
 
 def test_an_fmin_launches_before_the_store_answers_only_where_the_runs_go_is_known_without_it():
     def known(needs_the_store=False, active_run=None, chosen=None, **environ):
-        return tracking.store_not_needed_to_start(needs_the_store, active_run, chosen, environ)
+        return store.not_needed_to_start(needs_the_store, active_run, chosen, environ)
 
     assert known()  # the default experiment
     assert known(chosen="7", MLFLOW_EXPERIMENT_NAME="x")  # mlflow.set_experiment chose it
@@ -717,8 +718,8 @@ def test_an_fmin_launches_before_the_store_answers_only_where_the_runs_go_is_kno
 
 def test_an_fmin_launches_while_mlflow_loads_only_when_the_environment_names_the_store():
     def known(importing, environ, needs_the_store):
-        return tracking.store_known_while_importing(importing, environ, needs_the_store,
-                                                    file_exists=lambda path: path == "/tmp/m.db")
+        return store.known_while_importing(importing, environ, needs_the_store,
+                                           file_exists=lambda path: path == "/tmp/m.db")
 
     sqlite = {"MLFLOW_TRACKING_URI": "sqlite:////tmp/m.db"}
     assert known(True, sqlite, False) == ("sqlite:////tmp/m.db", "0")

@@ -163,7 +163,7 @@ class FminCall:
                 raise
             import mlflow
 
-            from runtime_ml.tracking.runs import could_not_start
+            from runtime_ml.tracking.store import could_not_start
 
             could_not_start(mlflow.get_tracking_uri(), error)
             return None

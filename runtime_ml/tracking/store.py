@@ -1,0 +1,224 @@
+"""Where an fmin's runs go, and whether that store answers: the tracking URI executors use (a
+loopback server's URI with the driver's address for other machines, a local store made absolute
+or refused), a server's `/health`, the one warning of a store that cannot be tracked into, and
+whether a fresh search may launch its first trials before the store has answered. The decisions
+are pure functions; `server_unreachable` (and `answers`, `executor_environment` through it) asks
+the server."""
+
+import ipaddress
+import os
+import re
+import socket
+from typing import Any, Optional, Tuple
+from urllib.parse import urlparse
+
+from runtime_ml import log
+from runtime_ml.redaction import CREDENTIAL_ENV, redacted_uri, without_userinfo
+from runtime_ml.tracking import preload
+
+logger = log.logger()
+
+HEALTH_TIMEOUT = 3.0  # seconds to decide a tracking server is not there
+# What the objective's own MLflow calls in a trial may cost when the server cannot be reached from
+# its executor: MLflow's defaults retry one request for minutes (5-7 retries, 120 s timeouts);
+# here a request gives up after about 35 s (3 tries of at most 10 s, 1 s and 2 s apart). The
+# driver's own values of these variables, when set, travel instead.
+TRIAL_HTTP_LIMITS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+                     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+                     "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+
+
+def executor_tracking_uri(uri, executor_hosts, local_hosts, cwd=None, driver_address=None,
+                          answers=lambda uri: False, more_may_come=False):
+    """The tracking URI executors should use, and a line for the log: (uri, note) when they can
+    reach the store (note None when the URI travels as it is), (None, why) when they cannot.
+
+    A server URI travels as it is, but one that names this machine's loopback (localhost,
+    127.0.0.1: the usual `mlflow server` on the driver node) would send executors on other
+    machines to their own loopback, where each trial spends minutes in MLflow's retries. For them
+    the host becomes `driver_address` (the address Spark's executors reach the driver at) when the
+    server `answers` there. A local store (sqlite, file, plain path) works only when every executor
+    runs on this machine; a relative one is made absolute first. `more_may_come`: executors not
+    registered yet (or added later by dynamic allocation) may run on other machines.
+    """
+    parsed = urlparse(uri)
+    remote = sorted(host for host in executor_hosts if host not in local_hosts)
+    if not is_local_store(uri):
+        # executors reach a driver at a loopback address only from this machine
+        elsewhere = remote or (more_may_come and not is_loopback(driver_address or ""))
+        if not elsewhere or not is_loopback(parsed.hostname):
+            return uri, None
+        return _server_for_other_machines(uri, remote or ["executors still to come"],
+                                          driver_address, answers)
+    cwd = cwd or os.getcwd()
+    if parsed.scheme == "sqlite":
+        path = uri[len("sqlite:///"):]
+        absolute = uri if path.startswith("/") else f"sqlite:///{os.path.join(cwd, path)}"
+    elif parsed.scheme == "file":
+        path = parsed.path
+        absolute = uri if path.startswith("/") else f"file://{os.path.join(cwd, path)}"
+    else:
+        absolute = uri if os.path.isabs(uri) else os.path.join(cwd, uri)
+    if remote:
+        return None, (
+            f"the MLflow tracking URI {uri} is a local store that executors on other machines "
+            f"({', '.join(remote)}) cannot reach, so mlflow.log_* inside the objective is not "
+            "recorded (trial runs are still logged from the driver). Use a tracking server: "
+            "mlflow.set_tracking_uri('http://<host>:5000')."
+        )
+    return absolute, None
+
+
+def is_local_store(uri):
+    """Whether MLflow keeps the runs in this machine's files: sqlite, file, or a plain path."""
+    return urlparse(uri).scheme in ("", "file", "sqlite")
+
+
+def is_loopback(host):
+    """Whether a URI's host names the machine it is used on (localhost, 127.0.0.0/8, ::1)."""
+    if not host:
+        return False
+    if host.lower() in ("localhost", "ip6-localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _server_for_other_machines(uri, remote, driver_address, answers):
+    parsed = urlparse(uri)
+    shown = redacted_uri(uri)
+    if driver_address and not is_loopback(driver_address):
+        userinfo = parsed.netloc.rsplit("@", 1)[0] + "@" if "@" in parsed.netloc else ""
+        host = f"[{driver_address}]" if ":" in driver_address else driver_address
+        port = f":{parsed.port}" if parsed.port else ""
+        candidate = parsed._replace(netloc=f"{userinfo}{host}{port}").geturl()
+        if answers(candidate):
+            return candidate, (
+                f"executors on other machines ({', '.join(remote)}) log to the MLflow server "
+                f"{shown} at the driver's address: {redacted_uri(candidate)}")
+        where = (f"and the server does not answer at the driver's address {driver_address} "
+                 "either (it listens on loopback only: start it with `mlflow server --host "
+                 "0.0.0.0`, or use the driver's address in MLFLOW_TRACKING_URI)")
+    else:
+        where = ("and the driver's address for them is not known (use the server's own address "
+                 "in MLFLOW_TRACKING_URI)")
+    return None, (
+        f"the MLflow tracking URI {shown} names this machine's loopback, which executors on other "
+        f"machines ({', '.join(remote)}) cannot reach, {where}; so mlflow.log_* inside the "
+        "objective is not recorded (trial runs are still logged from the driver).")
+
+
+def local_host_names(driver_host=None):
+    names = {"127.0.0.1", "localhost", "::1", "0.0.0.0"}
+    for lookup in (socket.gethostname, socket.getfqdn):
+        try:
+            names.add(lookup())
+        except OSError:
+            pass
+    if driver_host:
+        names.add(driver_host)
+    return names
+
+
+def uri_advice(uri: Optional[str]) -> str:
+    """How to point MLflow at a usable store, for a warning about a URI it refused."""
+    looks_like_host_port = re.fullmatch(r"[\w.-]+:\d+/?", uri or "") is not None
+    server = f"http://{(uri or '').rstrip('/')}" if looks_like_host_port else "http://<host>:5000"
+    return (f"Set MLFLOW_TRACKING_URI (or call mlflow.set_tracking_uri) to a tracking server such "
+            f"as {server}, or a database such as sqlite:////absolute/path/mlflow.db.")
+
+
+def server_unreachable(uri):
+    """For http(s) tracking URIs: None when /health answers, else why not (bounded)."""
+    import urllib.request
+
+    if urlparse(uri).scheme not in ("http", "https"):
+        return None
+    try:
+        health = without_userinfo(uri).rstrip("/") + "/health"
+        with urllib.request.urlopen(health, timeout=HEALTH_TIMEOUT) as reply:
+            reply.read(64)
+        return None
+    except Exception as error:
+        return f"{type(error).__name__}: {error}"
+
+
+def known_while_importing(importing: bool, environ: Any, needs_the_store: bool,
+                                file_exists: Any = os.path.exists) -> Optional[Tuple[str, str]]:
+    """(tracking URI, experiment id) of an fmin whose first trials can launch while MLflow is still
+    being imported in the background, else None (the fmin opens the store first).
+
+    While that import runs the application has not used MLflow (its imports of MLflow wait for
+    the background one): no set_tracking_uri, set_experiment or active run. The target is then
+    MLflow's environment variables: a server or database URI, and MLFLOW_EXPERIMENT_ID or the
+    default experiment "0". Not when a search is to be resumed or continued (`needs_the_store`:
+    its trials are loaded before the first proposal), nor with an experiment named by
+    MLFLOW_EXPERIMENT_NAME (looked up in the store) or a run by MLFLOW_RUN_ID, nor for a sqlite
+    file that does not exist yet: the driver makes its tables before any trial, or the first
+    trials' objectives would make them at once, in each other's way."""
+    uri = environ.get("MLFLOW_TRACKING_URI", "")
+    scheme = uri.split(":", 1)[0].split("+", 1)[0].lower()
+    if (not importing or needs_the_store or "MLFLOW_EXPERIMENT_NAME" in environ
+            or "MLFLOW_RUN_ID" in environ
+            or scheme not in ("http", "https") + preload.DATABASE_SCHEMES):
+        return None
+    if scheme == "sqlite" and not (uri.startswith("sqlite:///")
+                                   and file_exists(uri[len("sqlite:///"):])):
+        return None
+    return uri, environ.get("MLFLOW_EXPERIMENT_ID") or "0"
+
+
+def not_needed_to_start(needs_the_store: bool, active_run: Any, chosen_experiment: Any,
+                              environ: Any) -> bool:
+    """Whether an fmin (MLflow loaded) can launch its first trials before the store has said that
+    it answers: a fresh search with its own parent run, in an experiment known without asking the
+    store (one mlflow.set_experiment chose, or the default: MLflow looks up MLFLOW_EXPERIMENT_NAME
+    and checks MLFLOW_EXPERIMENT_ID in the store). Not for a search to resume or continue, nor
+    inside an active run: where the trials go is read from the store."""
+    return not needs_the_store and active_run is None and (
+        chosen_experiment is not None
+        or not {"MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID"} & set(environ))
+
+
+def could_not_start(uri: str, error: BaseException) -> None:
+    """The one warning of an fmin whose tracking could not start: it runs untracked."""
+    logger.warning("MLflow tracking to %r could not start (%s: %s); this fmin runs untracked. %s",
+                   redacted_uri(uri), type(error).__name__, first_line(error), uri_advice(uri))
+
+
+def answers(uri: str, resume_wanted: bool = False) -> bool:
+    """Whether the store at `uri` can be tracked into: False, said in one warning, when it is a
+    tracking server whose /health does not answer."""
+    why = server_unreachable(uri)
+    if why is None:
+        return True
+    logger.warning("MLflow tracking server %s is unreachable (%s); this fmin runs untracked%s.",
+                   redacted_uri(uri), why,
+                   " and starts fresh (nothing to resume from)" if resume_wanted else "")
+    return False
+
+
+def executor_environment(uri, facts, driver_address):
+    """What a trial's environment needs to log into its run from an executor (empty when the
+    executors cannot reach the store: said in one line)."""
+    executor_uri, note = executor_tracking_uri(
+        uri, {e.host_port.rsplit(":", 1)[0] for e in facts.executors if e.id != "driver"},
+        local_host_names(driver_address), driver_address=driver_address,
+        answers=lambda candidate: server_unreachable(candidate) is None,
+        more_may_come=facts.master_kind not in ("local", "local-cluster") and (
+            facts.dynamic_allocation or not facts.executors))
+    if executor_uri is None:
+        logger.warning("%s", note)
+        return {}
+    if note:
+        logger.info("%s", note)
+    environment = {"MLFLOW_TRACKING_URI": executor_uri}
+    environment.update({k: os.environ[k] for k in CREDENTIAL_ENV if k in os.environ})
+    environment.update({k: os.environ.get(k, v) for k, v in TRIAL_HTTP_LIMITS.items()})
+    return environment
+
+
+def first_line(error: object) -> str:
+    return (str(error).strip().splitlines() or [""])[0]

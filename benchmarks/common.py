@@ -1,10 +1,15 @@
-"""Shared by the benchmarks: a Spark session, a timed fmin as stock or runtime-ml, tables, plots."""
+"""Shared by the benchmarks: a Spark session, a timed fmin as stock or runtime-ml, a real MLflow
+server, tables, plots."""
 
+import contextlib
 import os
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
+
+from runtime_ml.conf import TRACK_HYPEROPT
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results"
@@ -25,14 +30,29 @@ def spark_session(master, tracking=False, remote=False):
 
     if remote:
         spark = SparkSession.builder.remote(master).getOrCreate()
-        spark.conf.set("spark.databricks.mlflow.trackHyperopt.enabled", str(tracking).lower())
+        spark.conf.set(TRACK_HYPEROPT.name, str(tracking).lower())
         return spark
     spark = (SparkSession.builder.master(master).appName("runtime-ml benchmark")
              .config("spark.ui.enabled", "false")
-             .config("spark.databricks.mlflow.trackHyperopt.enabled", str(tracking).lower())
+             .config(TRACK_HYPEROPT.name, str(tracking).lower())
              .config("spark.ui.showConsoleProgress", "false").getOrCreate())
     spark.sparkContext.setLogLevel("ERROR")
     return spark
+
+
+@contextlib.contextmanager
+def mlflow_server():
+    """A real `mlflow server` on 127.0.0.1 (sqlite backend, the tests' MlflowServer) in a
+    temporary directory, stopped and removed afterwards."""
+    sys.path.insert(0, str(REPO / "tests"))
+    from conftest import MlflowServer
+
+    with tempfile.TemporaryDirectory() as scratch:
+        server = MlflowServer(Path(scratch)).start()
+        try:
+            yield server
+        finally:
+            server.stop()
 
 
 def quiet_logs():

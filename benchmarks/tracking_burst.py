@@ -7,14 +7,10 @@ recorded per second, and whether every run is there, FINISHED, with its loss (no
 
 import argparse
 import sys
-import tempfile
 import time
-from pathlib import Path
 
-from common import REPO, quiet_logs, spark_session, timed_fmin
+from common import mlflow_server, quiet_logs, spark_session, timed_fmin
 from objectives import sleeper
-
-KEY = "spark.databricks.mlflow.trackHyperopt.enabled"
 
 
 def main():
@@ -23,28 +19,22 @@ def main():
     parser.add_argument("--parallelism", type=int, default=8)
     options = parser.parse_args()
     quiet_logs()
-    sys.path.insert(0, str(REPO / "tests"))
     import mlflow
-    from conftest import MlflowServer
 
-    with tempfile.TemporaryDirectory() as scratch:
-        server = MlflowServer(Path(scratch)).start()
-        try:
-            mlflow.set_tracking_uri(server.uri)
-            spark = spark_session(f"local[{options.parallelism}]", tracking=True)
-            mlflow.set_experiment("burst-warm-up")
-            timed_fmin(spark, "runtime-ml", sleeper(0.0), 2 * options.parallelism,
-                       options.parallelism)
-            experiment = mlflow.set_experiment("burst")
-            started = time.monotonic()
-            seconds = timed_fmin(spark, "runtime-ml", sleeper(0.0), options.trials,
-                                 options.parallelism)
-            returned = time.monotonic() - started
-            spark.stop()
-            client = mlflow.MlflowClient(server.uri)
-            runs = client.search_runs([experiment.experiment_id], max_results=5000)
-        finally:
-            server.stop()
+    with mlflow_server() as server:
+        mlflow.set_tracking_uri(server.uri)
+        spark = spark_session(f"local[{options.parallelism}]", tracking=True)
+        mlflow.set_experiment("burst-warm-up")
+        timed_fmin(spark, "runtime-ml", sleeper(0.0), 2 * options.parallelism,
+                   options.parallelism)
+        experiment = mlflow.set_experiment("burst")
+        started = time.monotonic()
+        seconds = timed_fmin(spark, "runtime-ml", sleeper(0.0), options.trials,
+                             options.parallelism)
+        returned = time.monotonic() - started
+        spark.stop()
+        client = mlflow.MlflowClient(server.uri)
+        runs = client.search_runs([experiment.experiment_id], max_results=5000)
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     complete = [r for r in children if r.info.status == "FINISHED" and "loss" in r.data.metrics]
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]

@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import REPO, median
+from common import REPO, median, mlflow_server
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -62,9 +62,6 @@ def server_pids(server):
             except OSError:
                 continue
     return [root, *children]
-
-KEY = "spark.databricks.mlflow.trackHyperopt.enabled"
-
 
 def child(spec):
     """In the fresh process: Spark up, then the timed first fmin; prints its JSON."""
@@ -132,17 +129,14 @@ def main():
     options = parser.parse_args()
     if options.child:
         return child(json.loads(options.child))
-    sys.path.insert(0, str(REPO / "tests"))
-    from conftest import MlflowServer
-
     with tempfile.TemporaryDirectory() as scratch:
         store = f"sqlite:///{Path(scratch) / 'existing.db'}"
         fresh({"tracking": True, "sleep": 0.0, "trials": 2, "parallelism": 2}, store)  # made once
         for first in (False, True):
             measure("sqlite store that exists", store, 0.05, options.rounds, hyperopt_first=first)
-        from tcp_proxy import DelayProxy
+    with mlflow_server() as server:
+        from tcp_proxy import DelayProxy  # tests/, on the path with the server
 
-        server = MlflowServer(Path(scratch)).start()
         proxy = DelayProxy("127.0.0.1", server.port, one_way=0.025)
         try:
             started = time.monotonic()
@@ -152,7 +146,6 @@ def main():
                         options.rounds, hyperopt_first=first, server=server)
         finally:
             proxy.stop()
-            server.stop()
         print(f"(server rounds took {time.monotonic() - started:.0f} s)")
     return 0
 

@@ -6,13 +6,11 @@
 
 import argparse
 import sys
-import tempfile
-from pathlib import Path
 
-from common import REPO, compare, quiet_logs, spark_session, timed_fmin
+from common import compare, mlflow_server, quiet_logs, spark_session, timed_fmin
 from objectives import sleeper
 
-KEY = "spark.databricks.mlflow.trackHyperopt.enabled"
+from runtime_ml.conf import TRACK_HYPEROPT
 
 
 def main():
@@ -23,32 +21,26 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     options = parser.parse_args()
     quiet_logs()
-    sys.path.insert(0, str(REPO / "tests"))
     import mlflow
-    from conftest import MlflowServer
 
-    with tempfile.TemporaryDirectory() as scratch:
-        server = MlflowServer(Path(scratch)).start()
-        try:
-            mlflow.set_tracking_uri(server.uri)
-            mlflow.set_experiment("tracking-overhead")
-            spark = spark_session(f"local[{options.parallelism}]")
-            objective = sleeper(options.sleep)
-            spark.conf.set(KEY, "true")
-            timed_fmin(spark, "runtime-ml", sleeper(0.2), 2 * options.parallelism,
-                       options.parallelism)  # warm up workers and the server (tracked)
-            times = {"tracking off": [], "tracking on": []}
-            for round_ in range(options.rounds):
-                for label, flag in (("tracking off", "false"), ("tracking on", "true")):
-                    spark.conf.set(KEY, flag)
-                    times[label].append(timed_fmin(spark, "runtime-ml", objective, options.trials,
-                                                   options.parallelism, seed=round_))
-            spark.stop()
-            runs = mlflow.MlflowClient(server.uri).search_runs(
-                [mlflow.get_experiment_by_name("tracking-overhead").experiment_id],
-                max_results=5000)
-        finally:
-            server.stop()
+    with mlflow_server() as server:
+        mlflow.set_tracking_uri(server.uri)
+        mlflow.set_experiment("tracking-overhead")
+        spark = spark_session(f"local[{options.parallelism}]")
+        objective = sleeper(options.sleep)
+        spark.conf.set(TRACK_HYPEROPT.name, "true")
+        timed_fmin(spark, "runtime-ml", sleeper(0.2), 2 * options.parallelism,
+                   options.parallelism)  # warm up workers and the server (tracked)
+        times = {"tracking off": [], "tracking on": []}
+        for round_ in range(options.rounds):
+            for label, flag in (("tracking off", "false"), ("tracking on", "true")):
+                spark.conf.set(TRACK_HYPEROPT.name, flag)
+                times[label].append(timed_fmin(spark, "runtime-ml", objective, options.trials,
+                                               options.parallelism, seed=round_))
+        spark.stop()
+        runs = mlflow.MlflowClient(server.uri).search_runs(
+            [mlflow.get_experiment_by_name("tracking-overhead").experiment_id],
+            max_results=5000)
 
     print(f"tracking overhead: {options.trials} trials of {options.sleep} s, parallelism "
           f"{options.parallelism}, {options.rounds} alternating rounds, real MLflow server")

@@ -27,6 +27,27 @@ def peak_concurrency(intervals):
     return peak
 
 
+def quick_then_stalls(record_dir, quick, x):
+    """The first `quick` trials to start return at once, the later ones sleep 60 s (until a
+    timeout or a cancellation ends them). Each start leaves a numbered file: `started` counts
+    them, in the order the trials reached their executors."""
+    index = 0
+    while True:
+        try:
+            os.close(os.open(os.path.join(record_dir, f"started-{index}"),
+                             os.O_CREAT | os.O_EXCL))
+            break
+        except FileExistsError:
+            index += 1
+    if index >= quick:
+        time.sleep(60)
+    return x
+
+
+def started(record_dir):
+    return sum(1 for name in os.listdir(record_dir) if name.startswith("started-"))
+
+
 def square(x):
     return x ** 2
 

@@ -16,9 +16,11 @@ from objectives import (
     Marker,
     closes_over,
     peak_concurrency,
+    quick_then_stalls,
     read_intervals,
     record_interval,
     records,
+    started,
 )
 
 SPACE = hp.uniform("x", -5, 5)
@@ -206,23 +208,33 @@ def test_a_raising_early_stop_fn_is_logged_and_loses_no_slot(spark, active, capl
 
 
 def test_trials_run_in_the_callers_job_group_and_cancelling_it_stops_them(spark, active,
-                                                                          tracked):
+                                                                          tracked, tmp_path):
+    """The group is cancelled once the fourth trial has started: at parallelism 2 the first two
+    (quick) trials' results are in by then, and the later ones stall until cancelled."""
     from conftest import runs_of
 
     client, experiment_id = tracked
     sc = spark.sparkContext
+
+    def cancel_once_four_started():
+        deadline = time.monotonic() + 120
+        while started(str(tmp_path)) < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        sc.cancelJobGroup("notebook-statement-7")
+
     sc.setJobGroup("notebook-statement-7", "cell 7", True)
     try:
-        canceller = threading.Timer(4, sc.cancelJobGroup, args=("notebook-statement-7",))
+        canceller = threading.Thread(target=cancel_once_four_started)
         canceller.start()
-        trials, _ = fmin(spark, functools.partial(sleepy_result, 1.0), SPACE, 30, parallelism=2)
+        trials, _ = fmin(spark, functools.partial(quick_then_stalls, str(tmp_path), 2), SPACE, 30,
+                         parallelism=2)
         canceller.join()
     finally:
         for key in ("spark.jobGroup.id", "spark.job.description", "spark.job.interruptOnCancel"):
             sc.setLocalProperty(key, None)
     assert sc.statusTracker().getJobIdsForGroup("notebook-statement-7")
     assert trials._fmin_cancelled_reason == "fmin run cancelled by user"
-    assert trials.count_successful_trials() >= 2 and trials.count_cancelled_trials() >= 1
+    assert trials.count_successful_trials() == 2 and trials.count_cancelled_trials() >= 1
     assert trials.count_total_trials() < 30
     [parent], children = runs_of(client, experiment_id)
     assert "RUNNING" not in {c.info.status for c in children} | {parent.info.status}
@@ -243,11 +255,6 @@ def test_trials_run_with_the_callers_spark_local_properties(spark, active):
     finally:
         sc.setLocalProperty("spark.scheduler.pool", None)
     assert [t["result"]["pool"] for t in trials.trials] == ["users-pool"] * 4
-
-
-def sleepy_result(seconds, x):
-    time.sleep(seconds)
-    return x ** 2
 
 
 def leaves_state_behind(x):

@@ -12,7 +12,6 @@ SparkTrials suite (test_hyperopt_suite) runs stock's code as it is.
 import functools
 import logging
 import math
-import os
 import sys
 import time
 import uuid
@@ -22,7 +21,7 @@ import numpy as np
 import pytest
 from hyperopt import STATUS_FAIL, STATUS_OK, anneal, atpe, early_stop, hp, mix, rand, tpe
 from hyperopt.pyll import scope
-from objectives import numeric_loss, square
+from objectives import numeric_loss, quick_then_stalls, square
 
 from runtime_ml import conf
 from runtime_ml.compat import versions
@@ -366,27 +365,19 @@ def test_a_loss_threshold_stops_as_on_stock(spark, active, monkeypatch):
     assert ours == stock == ("returned", (True, True))
 
 
-def first_instant_then_sleeps(marker):
-    """An objective whose first trial returns at once and whose later ones outlast any timeout
-    here: a timed-out fmin has a finished trial and a running one whatever the machine's speed
-    (stock's first result can take 5 s on a loaded machine: its 1 s polls, a worker start)."""
-    def objective(x):
-        try:
-            os.close(os.open(marker, os.O_CREAT | os.O_EXCL))
-        except FileExistsError:
-            time.sleep(60)
-        return x
-    return objective
-
-
 @pytest.mark.parametrize("where", ["SparkTrials", "fmin"])
 def test_a_timeout_keeps_finished_trials_and_cancels_the_rest(spark, active, monkeypatch, tmp_path,
                                                                where):
+    """The first trial returns at once and the later ones outlast the timeout: the timed-out fmin
+    has a finished trial and a running one whatever the machine's speed (stock's first result
+    can take 5 s on a loaded machine: its 1 s polls, a worker's start)."""
     def run():
         timeout = 8
+        record_dir = tmp_path / uuid.uuid4().hex
+        record_dir.mkdir()
         trials = hyperopt.SparkTrials(parallelism=1, spark_session=spark,
                                       timeout=timeout if where == "SparkTrials" else None)
-        hyperopt.fmin(first_instant_then_sleeps(str(tmp_path / uuid.uuid4().hex)), SPACE,
+        hyperopt.fmin(functools.partial(quick_then_stalls, str(record_dir), 1), SPACE,
                       algo=rand.suggest, max_evals=20, trials=trials,
                       timeout=timeout if where == "fmin" else None, show_progressbar=False,
                       rstate=np.random.default_rng(7))

@@ -37,7 +37,8 @@ def machine_cpu():
 
 
 def process_cpu(pids):
-    """CPU-seconds used so far by these processes and their children, living or waited for."""
+    """CPU-seconds used so far by these processes: their own, and their children's that they
+    have waited for (a living child is not counted: list it)."""
     total = 0.0
     for pid in pids:
         try:
@@ -62,6 +63,7 @@ def server_pids(server):
             except OSError:
                 continue
     return [root, *children]
+
 
 def child(spec):
     """In the fresh process: Spark up, then the timed first fmin; prints its JSON."""

@@ -1,8 +1,9 @@
-"""runtime-ml's one logger: one name, one prefix, credentials masked from the first line on.
+"""runtime-ml's one logger: one name, credentials masked from the first line on.
 
-Every module logs through `logger()`. Messages are written without the prefix; a filter on the
-logger adds "runtime-ml: " once, so the line reads the same in any application's log format, and
-the redaction filter (redaction.py) is on the logger from the moment any module can log.
+Every module logs through `logger()`. A message carries no prefix of its own: the logger's name,
+`runtime_ml`, says where a line comes from wherever the handler's format names the logger (the
+handler runtime-ml adds itself prints `WARNING runtime_ml: ...`), so no format shows it twice. The
+redaction filter (redaction.py) is on the logger from the moment any module can log.
 """
 
 import logging
@@ -10,27 +11,15 @@ import logging
 from runtime_ml.redaction import RedactingFilter
 
 NAME = "runtime_ml"
-PREFIX = "runtime-ml: "
 # The format of the handler runtime-ml adds when the application configured no logging at all.
-DEFAULT_FORMAT = "%(levelname)s %(message)s"
-
-
-class PrefixFilter(logging.Filter):
-    """Starts each message of runtime-ml's logger with PREFIX (once)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, str) and not record.msg.startswith(PREFIX):
-            record.msg = PREFIX + record.msg
-        return True
+DEFAULT_FORMAT = "%(levelname)s %(name)s: %(message)s"
 
 
 def logger() -> logging.Logger:
-    """The `runtime_ml` logger, with its prefix and redaction filters (idempotent)."""
+    """The `runtime_ml` logger, with its redaction filter (idempotent)."""
     found = logging.getLogger(NAME)
-    kinds = {type(f) for f in found.filters}
-    for kind in (PrefixFilter, RedactingFilter):
-        if kind not in kinds:
-            found.addFilter(kind())
+    if not any(isinstance(f, RedactingFilter) for f in found.filters):
+        found.addFilter(RedactingFilter())
     return found
 
 

@@ -1,8 +1,10 @@
 """Keeping tracking credentials out of everything runtime-ml writes.
 
 Credentials reach the executors (worker-side MLflow logging must authenticate as the driver does) but
-never a log line, param or tag: every record of the "runtime_ml" logger passes through
-RedactingFilter, which replaces the secret values by "***", and URIs are shown without their password.
+never a log line, param, tag or artifact: every record of the "runtime_ml" logger passes through
+RedactingFilter, which replaces the secret values by "***"; the hyperopt-spark lines runtime-ml's
+dispatch writes go through `masked`, and what tracking writes into MLflow through `redact`; URIs
+are shown without their password.
 """
 
 import logging
@@ -67,6 +69,12 @@ def _current_tracking_uris():
         return (mlflow.get_tracking_uri(),) if mlflow is not None else ()
     except Exception:
         return ()
+
+
+def masked(text: str) -> str:
+    """`text` with every secret known here now masked (for lines written outside runtime-ml's
+    logger, whose filter does the same)."""
+    return redact(text, secret_values(uris=_current_tracking_uris()))
 
 
 class RedactingFilter(logging.Filter):

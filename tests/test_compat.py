@@ -35,7 +35,7 @@ def test_the_installed_versions_are_inside_the_matrix():
 
 
 @pytest.mark.parametrize("name, found, problem", [
-    ("hyperopt", "0.1.2", "hyperopt 0.1.2 is older than the supported 0.2.7; "
+    ("hyperopt", "0.1.2", "WARNING runtime_ml: hyperopt 0.1.2 is older than the supported 0.2.7; "
                           "SparkTrials left unpatched"),
     ("hyperopt", "0.2.7", None), ("hyperopt", "0.3.0", None), ("hyperopt", "0.3.1rc1", None),
     ("hyperopt", "0.4.0", "hyperopt 0.4.0 is newer than the supported < 0.4; "
@@ -161,7 +161,8 @@ def _fake_distribution(root, name, fake_version):
 ACTIVATE_AND_IMPORT = """
     import logging, sys
     sys.path.insert(0, {fake!r})
-    logging.basicConfig(level=logging.WARNING, stream=sys.stdout, format="%(message)s")
+    logging.basicConfig(level=logging.WARNING, stream=sys.stdout,
+                        format="%(levelname)s %(name)s: %(message)s")
     import runtime_ml
     runtime_ml.activate()
     import hyperopt.spark
@@ -171,11 +172,11 @@ ACTIVATE_AND_IMPORT = """
 
 
 @pytest.mark.parametrize("name, fake_version, line, patched", [
-    ("hyperopt", "0.1.2", "runtime-ml: hyperopt 0.1.2 is older than the supported 0.2.7; "
+    ("hyperopt", "0.1.2", "WARNING runtime_ml: hyperopt 0.1.2 is older than the supported 0.2.7; "
                           "SparkTrials left unpatched.", False),
-    ("pyspark", "3.3.2", "runtime-ml: pyspark 3.3.2 is older than the supported 3.5.0; "
+    ("pyspark", "3.3.2", "WARNING runtime_ml: pyspark 3.3.2 is older than the supported 3.5.0; "
                          "SparkTrials left unpatched.", False),
-    ("mlflow", "2.3.0", "runtime-ml: mlflow 2.3.0 is older than the supported 2.9.0; "
+    ("mlflow", "2.3.0", "WARNING runtime_ml: mlflow 2.3.0 is older than the supported 2.9.0; "
                         "MLflow tracking is off.", True),
 ])
 def test_an_unsupported_version_is_one_clear_line_at_activation(tmp_path, name, fake_version,

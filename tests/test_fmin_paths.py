@@ -13,7 +13,7 @@ from runtime_ml.driver import fmin_call, launcher
 
 FMIN_MODULE = sys.modules["hyperopt.fmin"]
 SPACE = hp.uniform("x", -2, 2)
-ANNOUNCEMENT = "runtime-ml: SparkTrials fmin:"
+ANNOUNCEMENT = "SparkTrials fmin:"
 
 
 def quadratic(x):

@@ -450,7 +450,7 @@ def test_mlflow_unreachable_from_the_driver_mid_fmin_changes_no_result(hosts, me
     assert len(job.result["trials"]) == 6
     assert all(t["state"] == 2 for t in job.result["trials"]), job.result["trials"]
     stopped = [line for line in job.output.splitlines()
-               if "runtime-ml: " in line and "WARNING" in line and "MLflow" in line]
+               if "runtime_ml" in line and "WARNING" in line and "MLflow" in line]
     assert len(stopped) == 1, stopped
     measured(f"scenario f: {job.result['seconds']:.1f} s; {stopped[0]}")
 

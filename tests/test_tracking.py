@@ -471,21 +471,52 @@ def test_nothing_of_a_trial_is_left_on_a_reused_worker(spark, active, tracked):
         assert result["run_env"] is None and result["active"] is None
 
 
-def test_credentials_reach_workers_but_are_never_logged(spark, active, tracked, monkeypatch):
+def test_a_token_the_objective_prints_or_raises_reaches_no_run_and_no_log_line(
+        spark, active, tracked, monkeypatch, caplog):
+    """The credentials reach the trials; a user debugging with them (printing the token, raising
+    with it, or with it in the space) finds "***" wherever runtime-ml wrote it: the trial's
+    trial_output.txt, its error_message tag, its params, the record tags a resume reads, the
+    parent's space tag, runtime-ml's warning and hyperopt-spark's line for the failed trial."""
     client, experiment_id = tracked
     secret = "s3cr3t-token-value"
     monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", secret)
+    caplog.set_level(logging.DEBUG, logger="hyperopt-spark")
+    caplog.set_level(logging.INFO, logger="runtime_ml")
 
-    def sees_token(x):
-        return {"loss": x, "status": STATUS_OK,
-                "token_seen": os.environ.get("MLFLOW_TRACKING_TOKEN") == secret}
+    def debugs_with_the_token(args):
+        token = os.environ.get("MLFLOW_TRACKING_TOKEN")
+        print(f"logging in with {token}")
+        if args["how"] == "raise":
+            raise ValueError(f"could not log in with {token}")
+        return {"loss": args["x"], "status": STATUS_OK, "token_seen": token == secret}
 
-    trials, _ = fmin(spark, sees_token, hp.uniform("x", 0, 1), 2)
-    assert all(r["token_seen"] for r in trials.results)
+    space = {"x": hp.uniform("x", 0, 1), "how": hp.choice("how", ["raise", f"ok-{secret}"])}
+    trials, _ = fmin(spark, debugs_with_the_token, space, 8)
+    assert any(r.get("token_seen") for r in trials.results)  # the trials had the token
     parents, children = runs_of(client, experiment_id)
+    assert len(parents) == 1 and len(children) == 8
+    failed = [run for run in children if run.data.tags["trial_status"] == "failure"]
+    succeeded = [run for run in children if run.data.tags["trial_status"] == "success"]
+    assert failed and succeeded  # both ways were drawn (seed 0)
+
+    for run in children:  # trial_output.txt
+        printed = mlflow.artifacts.load_text(f"{run.info.artifact_uri}/trial_output.txt")
+        assert printed.strip() == "logging in with ***", printed
+    for run in failed:  # error_message, and the record a resume reads back
+        assert run.data.tags["error_message"] == "ValueError: could not log in with ***"
+        assert "could not log in with ***" in run.data.tags["runtime_ml.trial"]
+    for run in succeeded:  # params
+        assert run.data.params["how"] == "ok-***"
+    assert "ok-***" in parents[0].data.tags["space"]  # the parent's tags
     for run in parents + children:
-        logged = list(run.data.params.values()) + list(run.data.tags.values())
-        assert not any(secret in value for value in logged)
+        written = [*run.data.params.items(), *run.data.tags.items()]
+        assert not [item for item in written if secret in "".join(item)]
+    lines = [(r.name, r.getMessage()) for r in caplog.records
+             if r.name in ("runtime_ml", "hyperopt-spark")]
+    assert any(name == "hyperopt-spark" and "could not log in with ***" in line
+               for name, line in lines)
+    assert any(name == "runtime_ml" and "logging in with ***" in line for name, line in lines)
+    assert not [line for _, line in lines if secret in line]
 
 
 def test_local_sqlite_store_is_tracked_too(spark, active, tmp_path):

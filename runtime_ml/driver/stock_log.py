@@ -2,10 +2,13 @@
 
 Users, their log alerts and hyperopt's own SparkTrials tests know these lines, so runtime-ml's
 dispatch says them at the same points hyperopt's does (the texts are pinned by running hyperopt's
-test_spark.py in the suite). runtime-ml's own advice goes to the `runtime_ml` logger instead.
+test_spark.py in the suite), with the tracking credentials in what a trial raised or returned
+masked. runtime-ml's own advice goes to the `runtime_ml` logger instead.
 """
 
 import logging
+
+from runtime_ml.redaction import masked
 
 logger = logging.getLogger("hyperopt-spark")
 
@@ -22,17 +25,19 @@ def trial_started(tid: int) -> None:
 
 
 def trial_succeeded(tid, result):
-    logger.debug(f"trial task {tid} succeeded, result is {result}")
+    if logger.isEnabledFor(logging.DEBUG):  # (what the objective returned, masked, is costly)
+        logger.debug(masked(f"trial task {tid} succeeded, result is {result}"))
     logger.debug(f"trial {tid} task thread exits normally and writes results back correctly.")
 
 
 def trial_failed(tid, error, traceback_text):
-    logger.error(f"trial task {tid} failed, exception is {error}.\n {traceback_text}")
+    logger.error(masked(f"trial task {tid} failed, exception is {error}.\n {traceback_text}"))
     _caught(tid)
 
 
 def trial_cancelled(tid, error):
-    logger.debug(f"trial task {tid} cancelled, exception is {error}")
+    if logger.isEnabledFor(logging.DEBUG):
+        logger.debug(masked(f"trial task {tid} cancelled, exception is {error}"))
     _caught(tid)
 
 

@@ -152,9 +152,11 @@ def trial_record(trial):
     return record
 
 
-def record_tags(record, limit=TAG_LIMIT):
-    """The document as tags: TRIAL_TAG, then TRIAL_TAG.1, .2, ... when longer than one tag."""
-    text = json.dumps(record, separators=(",", ":"))
+def record_tags(record, mask=str, limit=TAG_LIMIT):
+    """The document as tags: TRIAL_TAG, then TRIAL_TAG.1, .2, ... when longer than one tag; `mask`
+    takes the secrets out of its text before it is cut (a secret split between two tags would not
+    be found in either)."""
+    text = mask(json.dumps(record, separators=(",", ":")))
     chunks = [text[i:i + limit] for i in range(0, len(text), limit)]
     return {TRIAL_TAG if i == 0 else f"{TRIAL_TAG}.{i}": chunk for i, chunk in enumerate(chunks)}
 

@@ -23,7 +23,7 @@ from urllib.parse import urlparse
 from runtime_ml import log
 from runtime_ml.compat import mlflow_private, spark_trials, versions
 from runtime_ml.policy import note_after_launch, raise_first_in_strict_mode, report_internal_error
-from runtime_ml.redaction import redacted_uri, without_userinfo
+from runtime_ml.redaction import redact, redacted_uri, secret_values, without_userinfo
 from runtime_ml.tracking import preload, resume, store
 from runtime_ml.worker.results import is_nan_loss, plain
 from runtime_ml.worker.trial_run import PARENT_RUN_TAG, pending_trial_environment
@@ -321,6 +321,10 @@ class FminTracker:
         self.uuid = uuid_
         self.space = space
         self.executor_env = executor_env
+        # What runtime-ml knows to be secret (the credentials the driver and the executors hold,
+        # a password in the URI): masked in everything this tracker writes (params, tags, what a
+        # trial printed), as it is in runtime-ml's log lines.
+        self.secrets = secret_values({**os.environ, **executor_env}, uris=(uri,))
         self.link: Optional[str] = None  # the experiment's runs in the server's UI
         self.choices = choice_labels(space)
         # A server answers several requests at once (when the fmin finishes, the last trials'
@@ -517,7 +521,8 @@ class FminTracker:
         """log_batch in chunks of BATCH_SIZE params + tags (MLflow's limit per call)."""
         from mlflow.entities import Param
 
-        items = list(params) + list(tags)
+        items = [type(item)(self._mask(item.key), self._mask(item.value))
+                 for item in list(params) + list(tags)]
         for start in range(0, max(1, len(items)), BATCH_SIZE):
             chunk = items[start:start + BATCH_SIZE]
             self.client.log_batch(
@@ -526,6 +531,9 @@ class FminTracker:
                 params=[i for i in chunk if isinstance(i, Param)],
                 tags=[i for i in chunk if not isinstance(i, Param)],
             )
+
+    def _mask(self, text):
+        return redact(text, self.secrets)
 
     # -- I/O plumbing: off the trials' path; a store that stops answering switches tracking off
     def _guarded(self, what, function, *args):
@@ -654,9 +662,10 @@ class FminTracker:
         tags = [RunTag("trial_status", status)]
         record = resume.trial_record(trial)
         if record is not None:  # what a continued search loads back (runtime_ml.tracking.resume)
-            tags += [RunTag(k, v) for k, v in resume.record_tags(record).items()]
+            tags += [RunTag(k, v) for k, v in resume.record_tags(record, self._mask).items()]
         if state == base.JOB_STATE_ERROR and trial["misc"].get("error"):
-            name, message = error_summary(trial["misc"]["error"])
+            type_text, detail = trial["misc"]["error"]
+            name, message = error_summary((type_text, self._mask(str(detail))))
             tags += [RunTag("error_type", name), RunTag("error_message", message)]
         elif state == base.JOB_STATE_DONE and is_nan_loss(result):
             tags += [RunTag("error_type", "NaNLoss"), RunTag("error_message", NAN_LOSS_MESSAGE)]
@@ -711,7 +720,7 @@ class FminTracker:
         try:
             self._log_result(run_id, metrics, params, tags)
             if printed:
-                self.client.log_text(run_id, printed, PRINTED_ARTIFACT)
+                self.client.log_text(run_id, self._mask(printed), PRINTED_ARTIFACT)
         except Exception as error:
             if self._failed(f"writing the result of trial run {run_id}", error) == "unreachable":
                 return  # tracking is off: the run stays as it is (said once)

@@ -1,13 +1,22 @@
 """runtime-ml's one error policy, for errors in its own code (never the user's).
 
-Before the first trial launches, an internal error is logged as one warning and the call runs as
-stock hyperopt would: `before_first_launch` turns it into FallBackToStock, and the fmin call runs
-hyperopt's own fmin instead. After a trial is launched, it fails that trial (recorded with the
-error; see dispatch) and the fmin goes on. The user's own mistakes (errors.UserInputError) pass
-unchanged. Under RUNTIME_ML_STRICT=1 (the test suite) every internal error is raised instead, so
-none can hide in a green run.
+An error is runtime-ml's own unless it comes from outside (`caused_outside`: the network, a file,
+MLflow's store refusing a request) or is the user's mistake (errors.UserInputError, raised
+unchanged). One entry per phase:
+- before the first trial launches (`before_first_launch`): one warning, then FallBackToStock, and
+  the fmin call runs hyperopt's own fmin instead;
+- during dispatch and tracking, once a trial is launched (`note_after_launch`): one warning; the
+  error fails that trial or costs that one write, and the fmin goes on;
+- on the worker (`TaskProblems`): one warning in the worker's log; the trial is untouched;
+- anywhere else that fails open (`report_internal_error`): one warning.
+Under RUNTIME_ML_STRICT=1 (the test suite) every one of them is raised instead: before the launch
+at once, after it once the fmin ends (`raise_first_in_strict_mode`; the worker's travel back with
+the trial's outcome), so none can hide in a green run.
 """
 
+import sys
+import traceback
+from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from typing import Iterator, List
 
@@ -15,6 +24,18 @@ from runtime_ml import conf, log
 from runtime_ml.errors import UserInputError
 
 logger = log.logger()
+
+
+def caused_outside(error: BaseException) -> bool:
+    """Whether an error comes from outside runtime-ml's code: the network or a file (OSError,
+    which requests' errors are), a wait that ran out, or MLflow's store refusing a request
+    (MlflowException). Every other exception raised inside runtime-ml is its own, whoever raised
+    it (a ValueError from a library runtime-ml called wrongly included), and strict mode raises it.
+    """
+    if isinstance(error, (OSError, TimeoutError, FutureTimeout)):
+        return True
+    mlflow_exceptions = sys.modules.get("mlflow.exceptions")  # loaded if MLflow raised it
+    return mlflow_exceptions is not None and isinstance(error, mlflow_exceptions.MlflowException)
 
 
 class FallBackToStock(Exception):
@@ -56,3 +77,27 @@ def raise_first_in_strict_mode(errors: List[BaseException]) -> None:
     RUNTIME_ML_STRICT (each was already logged and failed its trial)."""
     if errors and conf.strict_mode():
         raise errors[0]
+
+
+class TaskProblems:
+    """runtime-ml's own errors inside one trial's task on an executor (its steps around the
+    objective: the task's GPUs and attempt, putting the worker's state back, the heap freeze).
+
+    Each is a warning in the worker's log and never touches the trial. Under strict mode, which
+    the task carries from the driver (an executor's environment need not have RUNTIME_ML_STRICT),
+    its text is also kept, travels back with the trial's outcome, and the driver raises it after
+    the fmin (ExecutorInternalError)."""
+
+    def __init__(self, strict: bool):
+        self.strict = strict
+        self.texts: List[str] = []
+
+    def report(self, what: str) -> None:
+        """Called from an `except` block in the task."""
+        logger.warning("%s", what, exc_info=True)
+        if self.strict and not caused_outside(sys.exc_info()[1] or Exception()):
+            self.texts.append(f"{what}\n{traceback.format_exc()}")
+
+
+class ExecutorInternalError(RuntimeError):
+    """An error of runtime-ml's own on an executor, raised on the driver in strict mode."""

@@ -10,7 +10,7 @@ are shown without their password.
 import logging
 import os
 import sys
-from typing import Optional
+from typing import Iterable, List, Mapping, Optional
 from urllib.parse import urlparse
 
 # Sent to executors so worker-side logging authenticates as the driver does.
@@ -31,7 +31,8 @@ def _uri_password(uri):
         return None
 
 
-def secret_values(environ=None, uris=()):
+def secret_values(environ: Optional[Mapping[str, Optional[str]]] = None,
+                  uris: Iterable[Optional[str]] = ()) -> List[str]:
     """The values to mask: the secret env vars, and passwords inside tracking URIs."""
     environ = os.environ if environ is None else environ
     found = {environ.get(name) for name in SECRET_ENV}
@@ -39,7 +40,7 @@ def secret_values(environ=None, uris=()):
     return sorted((v for v in found if v and len(v) >= MIN_SECRET_LENGTH), key=len, reverse=True)
 
 
-def redact(text, secrets):
+def redact(text: str, secrets: Iterable[str]) -> str:
     for secret in secrets:
         text = text.replace(secret, MASK)
     return text

@@ -119,3 +119,21 @@ def resumable(record_dir, params):
 
 def evaluations(record_dir):
     return sum(1 for name in os.listdir(record_dir) if name.startswith("eval-"))
+
+
+def breaks_runtime_mls_step_after_the_trial(x):
+    """Returns x, and leaves in sys.modules["mlflow"] an object whose active_run() (runtime-ml's
+    first step after the trial asks it) raises once and puts back what was there: runtime-ml's
+    own step on the executor fails, once, and the worker is as before."""
+    real = sys.modules.get("mlflow")
+
+    class Broken:
+        def active_run(self):
+            if real is None:
+                del sys.modules["mlflow"]
+            else:
+                sys.modules["mlflow"] = real
+            raise RuntimeError("runtime-ml's step after the trial broke")
+
+    sys.modules["mlflow"] = Broken()
+    return x

@@ -13,7 +13,9 @@ from hyperopt import hp, rand
 
 from runtime_ml.compat import spark_private
 from runtime_ml.driver import cluster
-from runtime_ml.worker.executor import CUDA_VISIBLE_DEVICES, TrialProcessState, gpu_environment
+from runtime_ml.policy import TaskProblems
+from runtime_ml.worker.isolation import TrialProcessState
+from runtime_ml.worker.task import CUDA_VISIBLE_DEVICES, gpu_environment
 
 TESTS = Path(__file__).resolve().parent
 FAKE_GPUS = str(TESTS / "fake_gpus.sh")
@@ -84,8 +86,8 @@ def test_a_fractional_parallelism_made_before_activation_runs_with_a_warning(spa
 
 def test_outside_a_gpu_task_the_environment_is_untouched(monkeypatch):
     monkeypatch.setenv(CUDA_VISIBLE_DEVICES, "7")
-    assert gpu_environment() == {}
-    with TrialProcessState(gpu_environment()):
+    assert gpu_environment(TaskProblems(strict=True)) == {}
+    with TrialProcessState(gpu_environment(TaskProblems(strict=True))):
         assert os.environ[CUDA_VISIBLE_DEVICES] == "7"
     assert os.environ[CUDA_VISIBLE_DEVICES] == "7"
 

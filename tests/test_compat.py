@@ -218,7 +218,7 @@ def test_the_readme_matrix_names_the_tested_pins():
 def test_mlflows_fluent_state_is_where_a_reused_worker_puts_it_back(tmp_path):
     import mlflow
 
-    from runtime_ml.worker.executor import TrialProcessState
+    from runtime_ml.worker.isolation import TrialProcessState
 
     for module, name in (versions.MLFLOW_TRACKING_URI_GLOBAL, versions.MLFLOW_EXPERIMENT_GLOBAL):
         assert hasattr(sys.modules[module], name), (

@@ -66,7 +66,7 @@ def test_a_reused_worker_runs_later_trials_with_its_imports_frozen_out_of_gc(spa
 def test_the_worker_heap_is_frozen_once_and_only_when_pyspark_reuses_the_worker():
     code = """
         import gc
-        from runtime_ml.worker.executor import freeze_worker_heap_once
+        from runtime_ml.worker.isolation import freeze_worker_heap_once
         freeze_worker_heap_once()
         first = gc.get_freeze_count()
         objects = [[] for _ in range(1000)]
@@ -128,7 +128,7 @@ def test_a_trials_printed_output_is_kept_to_its_last_characters_and_streams_are_
     import logging
     import sys
 
-    from runtime_ml.worker.executor import PrintedOutput
+    from runtime_ml.worker.output import PrintedOutput
 
     stdout, stderr, handlers = sys.stdout, sys.stderr, list(logging.getLogger().handlers)
     with PrintedOutput(limit=40) as printed:
@@ -414,3 +414,20 @@ def test_in_strict_mode_an_internal_error_after_launch_raises_after_the_fmin(spa
     one_trial_breaks_the_task_builder(monkeypatch, [])
     with pytest.raises(RuntimeError, match="runtime-ml bug while building a task"):
         fmin(spark, lambda x: x ** 2, SPACE, 3, parallelism=2)
+
+
+def test_in_strict_mode_an_internal_error_on_the_executor_travels_back_and_raises_after_the_fmin(
+        spark, active):
+    """Strict mode goes with the task (an executor's environment need not have it): runtime-ml's
+    own step after a trial fails in the Python worker, the trial keeps its result, and the fmin
+    raises the worker's error once it ends."""
+    from objectives import breaks_runtime_mls_step_after_the_trial
+
+    from runtime_ml.policy import ExecutorInternalError
+
+    trials = hyperopt.SparkTrials(parallelism=1, spark_session=spark)
+    with pytest.raises(ExecutorInternalError, match="(?s)ending the objective's MLflow runs "
+                                                    ".*runtime-ml's step after the trial broke"):
+        hyperopt.fmin(breaks_runtime_mls_step_after_the_trial, SPACE, algo=hyperopt.rand.suggest,
+                      max_evals=2, trials=trials, show_progressbar=False)
+    assert trials.count_successful_trials() == 2

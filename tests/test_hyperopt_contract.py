@@ -1,5 +1,5 @@
 """The hyperopt internals runtime-ml's dispatch relies on, and the parts of hyperopt's
-Domain.evaluate that runtime_ml/worker/evaluation.py repeats on the driver. If one of these fails after a
+Domain.evaluate that runtime_ml/trial/evaluation.py repeats on the driver. If one of these fails after a
 hyperopt upgrade, runtime_ml/driver/dispatch.py and evaluation.py need a look before anything else."""
 
 import inspect
@@ -59,7 +59,7 @@ def test_spark_trials_keeps_the_attributes_dispatch_uses(spark):
 
 
 def test_hyperopts_status_strings_are_the_ones_the_result_hint_knows():
-    from runtime_ml.worker.results import STATUS_STRINGS
+    from runtime_ml.trial.results import STATUS_STRINGS
 
     assert tuple(hyperopt.STATUS_STRINGS) == STATUS_STRINGS
 
@@ -93,8 +93,8 @@ def _value_id(value):
 
 @pytest.mark.parametrize("value", RETURN_VALUES, ids=_value_id)
 def test_the_result_made_on_the_driver_is_the_one_domain_evaluate_makes(value):
-    from runtime_ml.worker.evaluation import hyperopt_result
-    from runtime_ml.worker.executor import shipped_output
+    from runtime_ml.trial.evaluation import hyperopt_result
+    from runtime_ml.worker.task import shipped_output
 
     def returned():
         return value() if callable(value) else value
@@ -117,7 +117,7 @@ SPACES = [
 
 @pytest.mark.parametrize("space", SPACES, ids=["scalar", "nested choice", "list", "pyll add"])
 def test_the_values_evaluated_on_the_driver_are_the_ones_domain_evaluate_passes(space):
-    from runtime_ml.worker.evaluation import space_values
+    from runtime_ml.trial.evaluation import space_values
 
     received = []
     domain = base.Domain(lambda values: received.append(values) or 0.0, space)
@@ -130,7 +130,7 @@ def test_the_values_evaluated_on_the_driver_are_the_ones_domain_evaluate_passes(
 
 
 def test_an_objective_asking_for_expr_memo_ctrl_is_called_as_domain_evaluate_calls_it():
-    from runtime_ml.worker.evaluation import call_objective
+    from runtime_ml.trial.evaluation import call_objective
 
     def low_level(expr, memo, ctrl):
         return {"loss": 0.0, "status": "ok", "ctrl": ctrl, "labels": sorted(

@@ -1,7 +1,8 @@
 """The package's layout is its architecture: which code may import which, read from the source.
 
 startup/ runs in every interpreter, worker/ inside Python workers on executors, driver/ and
-tracking/ on the driver; compat/ and the top-level shared modules are used by all of them. Imports
+tracking/ on the driver; trial/ (the protocol driver and worker share), compat/ and the top-level
+shared modules are used by all of them. Imports
 inside functions count as much as those at the top of a module. What the startup hook and a
 worker load at run time is tested where they run (test_patch_orderings, test_dispatch).
 """
@@ -57,10 +58,10 @@ def test_tracking_imports_nothing_of_the_driver():
     assert offending("runtime_ml.tracking", ["runtime_ml.driver", "runtime_ml.cli"]) == []
 
 
-def test_shared_modules_and_compat_import_no_layer():
+def test_shared_modules_compat_and_the_trial_protocol_import_no_layer():
     layers = ["runtime_ml.startup", "runtime_ml.driver", "runtime_ml.worker", "runtime_ml.tracking",
               "runtime_ml.cli", "runtime_ml.doctor"]
-    for name in sorted(SHARED - {"runtime_ml"}) + ["runtime_ml.compat"]:
+    for name in sorted(SHARED - {"runtime_ml"}) + ["runtime_ml.compat", "runtime_ml.trial"]:
         assert offending(name, layers) == [], name
 
 

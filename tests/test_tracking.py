@@ -108,7 +108,23 @@ def test_a_failed_mlflow_call_stops_tracking_only_when_the_store_no_longer_answe
     assert tracking.failure_kind(ConnectionRefusedError(), lambda: True) == "unreachable"
     assert tracking.failure_kind(TimeoutError(), lambda: True) == "unreachable"
     assert tracking.failure_kind(tracking.TrackingStopped(), lambda: True) == "unreachable"
-    assert tracking.failure_kind(TypeError("runtime-ml's bug"), lambda: True) == "internal"
+    for ours in (TypeError("runtime-ml's bug"), ValueError("runtime-ml's bug"), RuntimeError()):
+        assert tracking.failure_kind(ours, lambda: True) == "internal", ours
+
+
+def test_in_strict_mode_any_error_of_tracking_that_is_not_the_stores_raises_after_the_fmin(
+        spark, active, tracked, monkeypatch):
+    """A ValueError of runtime-ml's own while it writes a trial's run is not 'MLflow refused a
+    write': strict mode raises it once the fmin ends, and every trial has its result."""
+    def broken(*args):
+        raise ValueError("runtime-ml bug while naming params")
+
+    monkeypatch.setattr(tracking, "trial_params", broken)
+    trials = hyperopt.SparkTrials(parallelism=2, spark_session=spark)
+    with pytest.raises(ValueError, match="runtime-ml bug while naming params"):
+        hyperopt.fmin(lambda x: x, hp.uniform("x", 0, 1), algo=rand.suggest, max_evals=2,
+                      trials=trials, show_progressbar=False)
+    assert trials.count_successful_trials() == 2
 
 
 def test_executor_uri_for_local_stores():

@@ -5,7 +5,7 @@ so PySpark will not reuse the worker), ships the objective and evaluates the sea
 trial's task (so every worker imports hyperopt), sleeps 1 s in two polling loops, and proposes one
 trial at a time. Here:
 - the search space is evaluated on the driver and the objective's return value becomes hyperopt's
-  result there (runtime_ml.worker.evaluation); the executor only calls the objective (executor.TrialTask);
+  result there (runtime_ml.trial.evaluation); the executor only calls the objective (worker.task.TrialTask);
 - the objective travels once per fmin (shipped by the launcher), a trial's task carries only its
   parameter values and environment;
 - the task drains its input, so PySpark reuses the Python worker across trials, and freezes the
@@ -23,7 +23,7 @@ cancellation; trial documents, states and error tuples; hyperopt's own lines on 
 `hyperopt-spark` logger (stock_log).
 
 What this relies on in hyperopt (pinned by tests/test_hyperopt_contract.py on 0.2.7 and 0.3.0):
-FMinIter's constructor and attributes, base.Domain.evaluate (as runtime_ml.worker.evaluation repeats it),
+FMinIter's constructor and attributes, base.Domain.evaluate (as runtime_ml.trial.evaluation repeats it),
 base.spec_from_misc, base.validate_timeout / validate_loss_threshold, JOB_STATE_*,
 Trials.new_trial_ids, and SparkTrials' private attributes, reached through
 runtime_ml.compat.spark_trials, and its `timeout` and `loss_threshold`.
@@ -43,20 +43,21 @@ from hyperopt.fmin import space_eval
 from hyperopt.utils import coarse_utcnow
 from pyspark import cloudpickle
 
-from runtime_ml import log
+from runtime_ml import conf, log
 from runtime_ml.compat import spark_trials, versions
 from runtime_ml.driver import stock_log
 from runtime_ml.driver.session import launcher_for
 from runtime_ml.driver.validation import NO_EVALUATIONS
-from runtime_ml.policy import before_first_launch, note_after_launch, raise_first_in_strict_mode
-from runtime_ml.worker.evaluation import hyperopt_result, space_values
-from runtime_ml.worker.executor import (
-    PlainParams,
-    SpaceOnExecutor,
-    TrialTask,
+from runtime_ml.policy import (
+    ExecutorInternalError,
+    before_first_launch,
+    note_after_launch,
+    raise_first_in_strict_mode,
 )
-from runtime_ml.worker.outcome import TrialFailure
-from runtime_ml.worker.results import is_nan_loss, with_result_hint
+from runtime_ml.trial.evaluation import hyperopt_result, space_values
+from runtime_ml.trial.outcome import TrialFailure
+from runtime_ml.trial.results import is_nan_loss, with_result_hint
+from runtime_ml.worker.task import PlainParams, SpaceOnExecutor, TrialTask
 
 logger = log.logger()
 
@@ -125,7 +126,7 @@ class Dispatcher:
         self.domain = domain
         self.payload = payload
         self.objective = None  # the launcher's handle to the shipped objective, once started
-        self.space_on_executor = bool(domain.pass_expr_memo_ctrl)  # see executor.SpaceOnExecutor
+        self.space_on_executor = bool(domain.pass_expr_memo_ctrl)  # see worker.task.SpaceOnExecutor
         self._pickled_space = None
         self.reuse_workers = reuse_workers
         self.keep_output = keep_output
@@ -346,11 +347,15 @@ class Dispatcher:
             return TrialFailure(error, traceback.format_exc())
         if spark_trials.cancelled(self.trials):  # cancelled since the trial was launched
             return CancelledBeforeItsJob(spark_trials.cancelled_reason(self.trials))
-        task = TrialTask(self.objective, params, env, self.reuse_workers, self.keep_output)
+        task = TrialTask(self.objective, params, env, self.reuse_workers, self.keep_output,
+                         strict=conf.strict_mode())
         try:
-            output, self._printed[trial["tid"]] = self.launcher.run(task)
+            output, self._printed[trial["tid"]], problems = self.launcher.run(task)
         except BaseException as error:  # Spark failed or the job was cancelled
             return error
+        for text in problems:  # only under strict mode: raised after the fmin
+            note_after_launch(self.internal_errors, f"running trial {trial['tid']}'s task",
+                              "the trial's outcome is kept.", ExecutorInternalError(text))
         if isinstance(output, TrialFailure):
             return output
         try:

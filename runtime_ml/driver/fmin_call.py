@@ -16,7 +16,7 @@ from runtime_ml.driver.validation import (
     serialize_objective,
     timeout_note,
 )
-from runtime_ml.policy import FallBackToStock
+from runtime_ml.policy import FallBackToStock, caused_outside, report_internal_error
 from runtime_ml.tracking import resume
 
 logger = log.logger()
@@ -158,14 +158,15 @@ class FminCall:
                                      resume_wanted,
                                      driver_address=conf_get(spark_trials.session(self.trials),
                                                              "spark.driver.host"))
-        except Exception as error:  # MLflow said no: the tuning goes on untracked
-            if conf.strict_mode():
-                raise
+        except Exception as error:  # the tuning goes on untracked
+            if not caused_outside(error):
+                report_internal_error("starting MLflow tracking", "this fmin is not tracked")
+                return None
             import mlflow
 
             from runtime_ml.tracking.store import could_not_start
 
-            could_not_start(mlflow.get_tracking_uri(), error)
+            could_not_start(mlflow.get_tracking_uri(), error)  # MLflow said no
             return None
 
     def execute(self, original):

@@ -22,7 +22,8 @@ from typing import Any, Callable
 
 from runtime_ml.compat import versions
 from runtime_ml.driver import stock_log
-from runtime_ml.worker.executor import ArrowTrialTask, ArtifactObjective, FileObjective, TrialTask
+from runtime_ml.worker.shipped import ArtifactObjective, FileObjective
+from runtime_ml.worker.task import ArrowTrialTask, TrialTask
 
 JOB_GROUP_PREFIX = "Hyperopt_SparkTrials_"
 

@@ -30,7 +30,7 @@ from typing import Any, Dict, List, Optional, Set
 
 from runtime_ml import log
 from runtime_ml.compat import spark_trials
-from runtime_ml.worker.results import plain
+from runtime_ml.trial.results import plain
 from runtime_ml.worker.trial_run import PARENT_RUN_TAG
 
 logger = log.logger()

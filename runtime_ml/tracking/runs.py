@@ -22,16 +22,21 @@ from urllib.parse import urlparse
 
 from runtime_ml import log
 from runtime_ml.compat import mlflow_private, spark_trials, versions
-from runtime_ml.policy import note_after_launch, raise_first_in_strict_mode, report_internal_error
+from runtime_ml.policy import (
+    caused_outside,
+    note_after_launch,
+    raise_first_in_strict_mode,
+    report_internal_error,
+)
 from runtime_ml.redaction import redact, redacted_uri, secret_values, without_userinfo
 from runtime_ml.tracking import preload, resume, store
-from runtime_ml.worker.results import is_nan_loss, plain
+from runtime_ml.trial.results import is_nan_loss, plain
 from runtime_ml.worker.trial_run import PARENT_RUN_TAG, pending_trial_environment
 
 logger = log.logger()
 
 RUN_SOURCE = "hyperoptAutoTracking"
-PRINTED_ARTIFACT = "trial_output.txt"  # what a trial printed (its end: executor.PRINTED_LIMIT)
+PRINTED_ARTIFACT = "trial_output.txt"  # what a trial printed (its end: worker.output.PRINTED_LIMIT)
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"  # MLflow 3's label for machine learning
 RUN_CREATE_DEADLINE = 10.0  # the longest a trial's result waits for its child run to exist
@@ -142,25 +147,22 @@ def error_summary(error_tuple):
     return name, (lines[-1].strip() if lines else name)[:MAX_TAG_VALUE]
 
 
-# Errors that are bugs in the code making the call (runtime-ml's), whoever raised them.
-PROGRAMMING_ERRORS = (AttributeError, TypeError, NameError, KeyError, IndexError, AssertionError)
-
-
 class TrackingStopped(Exception):
     """Tracking stopped (said once, where it stopped): what needed the store is skipped."""
 
 
 def failure_kind(error, store_answers):
-    """What a failed MLflow call means: 'internal' (runtime-ml's own bug), 'unreachable' (the
-    store does not answer: stop tracking) or 'refused' (the store said no to this one request).
+    """What a failed MLflow call means: 'internal' (runtime-ml's own: any error that does not
+    come from outside, policy.caused_outside), 'unreachable' (the store does not answer: stop
+    tracking) or 'refused' (the store said no to this one request).
 
     `store_answers` is asked only when the error itself cannot tell: MLflow raises the same
     MlflowException for a refused request and for a server that went away.
     """
-    if isinstance(error, PROGRAMMING_ERRORS):
-        return "internal"
     if isinstance(error, (OSError, TimeoutError, FutureTimeout, TrackingStopped)):
         return "unreachable"
+    if not caused_outside(error):
+        return "internal"
     return "refused" if store_answers() else "unreachable"
 
 
@@ -428,8 +430,10 @@ class FminTracker:
                 client = MlflowClient(self.uri)
         except Exception as error:
             if failure_kind(error, lambda: True) == "internal":
-                self.internal_errors.append(error)
-            store.could_not_start(self.uri, error)
+                note_after_launch(self.internal_errors, "tracking (opening the store)",
+                                  "this fmin is not tracked.", error)
+            else:
+                store.could_not_start(self.uri, error)
             client = None
         if client is None:
             with self._lock:
@@ -674,9 +678,9 @@ class FminTracker:
             metrics.append(Metric("loss", loss, ended, 0))
         try:
             params = trial_params(self.space, trial["misc"]["vals"], self.choices)
-        except Exception:
-            logger.debug("could not evaluate trial %s's values", trial["tid"],
-                         exc_info=True)
+        except Exception as error:  # the run keeps the raw values hyperopt drew
+            note_after_launch(self.internal_errors, f"naming trial {trial['tid']}'s params",
+                              "its run holds the raw values hyperopt drew.", error)
             params = {param_key(k): param_text(v[0]) for k, v in trial["misc"]["vals"].items() if v}
         return (metrics, [Param(k, v) for k, v in params.items()], tags,
                 RUN_STATUS_OF_OUTCOME[status], ended)

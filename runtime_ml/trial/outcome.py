@@ -9,7 +9,7 @@ itself: a cancellation, a lost executor.
 
 import pickle
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, NamedTuple, Optional, Tuple
 
 
 class ObjectiveError(Exception):
@@ -58,3 +58,13 @@ class TrialFailure:
     @property
     def recorded_text(self) -> str:
         return self.traceback_text if self.traceback_text is not None else str(self.error)
+
+
+class TaskOutput(NamedTuple):
+    """What a trial's task sends back: the outcome (what the objective returned, as it travels,
+    or a TrialFailure), the end of what the trial printed (None when that is not kept), and the
+    texts of runtime-ml's own errors on the executor (kept under strict mode only)."""
+
+    outcome: Any
+    printed: Optional[str]
+    problems: Tuple[str, ...] = ()

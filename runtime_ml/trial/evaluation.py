@@ -9,7 +9,7 @@ halves on the driver, in the same steps and with the same exceptions:
   the loss; a dict needs a known `status` and, for STATUS_OK, a loss that converts to float;
   `attachments` stay in the dict, as with `attach_attachments=False`).
 The executor, in between, calls the objective and applies `dict()` to what is not a number
-(`executor.shipped_output`), as `Domain.evaluate` does, so an unpicklable mapping still travels.
+(`worker.task.shipped_output`), as `Domain.evaluate` does, so an unpicklable mapping still travels.
 
 `tests/test_hyperopt_contract.py` pins the equivalence with `Domain.evaluate` on both supported
 hyperopt versions. `call_objective` is the whole first half, for the two cases that must run on the

@@ -91,7 +91,7 @@ def test_server_killed_mid_run_same_result_bounded_time_open_runs_not_reported_f
         spark, active, tmp_path, runtime_log):
     from conftest import MlflowServer
 
-    from runtime_ml.tracking import runs as tracking
+    from runtime_ml.tracking import tracker
 
     def steady(x):
         time.sleep(0.3)
@@ -120,7 +120,7 @@ def test_server_killed_mid_run_same_result_bounded_time_open_runs_not_reported_f
     [warning] = tracking_warnings(runtime_log)
     assert server.uri in warning and "not marked finished" in warning
     # Bounded: at most one run-creation wait and the final flush deadline on top of the tuning.
-    assert elapsed < 16 * 0.3 + tracking.RUN_CREATE_DEADLINE + tracking.FINISH_DEADLINE + 30
+    assert elapsed < 16 * 0.3 + tracker.RUN_CREATE_DEADLINE + tracker.FINISH_DEADLINE + 30
 
     # The same store, served again: what was open when the server died is not FINISHED.
     revived = MlflowServer(tmp_path).start()

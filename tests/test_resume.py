@@ -164,7 +164,7 @@ def test_the_newest_unfinished_matching_search_is_chosen_and_a_refusal_says_why(
         return {"run_id": run_id, "status": status, "tags": tags}
 
     def choose(*candidates, alive=()):
-        return resume.choose_search(list(candidates), keys, "here", lambda pid: pid in alive)
+        return resume.pick_search(list(candidates), keys, "here", lambda pid: pid in alive)
 
     assert choose(run("new", "FINISHED"), run("old", "KILLED"))[0]["run_id"] == "old"
     assert choose(run("a", "RUNNING", kind="active"), run("b", "FAILED"))[0]["run_id"] == "b"

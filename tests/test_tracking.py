@@ -16,8 +16,8 @@ from conftest import KEY, fmin, run_python, runs_of, tracking_warnings
 from hyperopt import STATUS_OK, hp, rand, tpe
 
 from runtime_ml.compat import mlflow_private
-from runtime_ml.tracking import runs as tracking
-from runtime_ml.tracking import store
+from runtime_ml.tracking import failures, records, search, store
+from runtime_ml.worker.trial_run import PARENT_RUN_TAG
 
 # ------------------------------------------------------------------ pure helpers
 
@@ -74,42 +74,42 @@ def test_params_are_values_with_choice_indexes_and_inactive_branches_omitted():
         "model": hp.choice("model", [{"kind": "svm", "C": hp.uniform("C", 0, 1)},
                                      {"kind": "tree", "depth": hp.quniform("depth", 1, 9, 1)}]),
     }
-    choices = tracking.choice_labels(space)
+    choices = records.choice_labels(space)
     assert choices == {"penalty", "n", "model"}
     vals = {"penalty": [1], "n": [np.int64(3)], "model": [0], "C": [np.float64(0.25)],
             "depth": []}
-    assert tracking.trial_params(space, vals, choices) == {
+    assert records.trial_params(space, vals, choices) == {
         "penalty": "l2", "n": "7", "model.kind": "svm", "model.C": "0.25",
         "penalty_index": "1", "n_index": "3", "model_index": "0",
     }
 
 
 def test_a_bare_parameter_space_is_named_by_its_label():
-    assert tracking.trial_params(hp.uniform("x", 0, 1), {"x": [0.5]}, set()) == {"x": "0.5"}
+    assert records.trial_params(hp.uniform("x", 0, 1), {"x": [0.5]}, set()) == {"x": "0.5"}
 
 
 def test_keys_values_and_errors_fit_mlflow():
-    assert tracking.param_key("a b/c:d-e.f_g") == "a b/c:d-e.f_g"
-    assert tracking.param_key("weird{key}") == "weird_key_"
-    assert len(tracking.param_text("x" * 10000)) == tracking.MAX_PARAM_VALUE
-    assert tracking.error_summary(
+    assert records.param_key("a b/c:d-e.f_g") == "a b/c:d-e.f_g"
+    assert records.param_key("weird{key}") == "weird_key_"
+    assert len(records.param_text("x" * 10000)) == records.MAX_PARAM_VALUE
+    assert records.error_summary(
         ("<class 'ValueError'>", "Traceback (most recent call last):\n  ...\nValueError: bad x\n")
     ) == ("ValueError", "ValueError: bad x")
-    assert len(tracking.space_text({f"p{i}": hp.uniform(f"p{i}", 0, 1) for i in range(400)})) \
-        <= tracking.MAX_TAG_VALUE
+    assert len(records.space_text({f"p{i}": hp.uniform(f"p{i}", 0, 1) for i in range(400)})) \
+        <= records.MAX_TAG_VALUE
 
 
 def test_a_failed_mlflow_call_stops_tracking_only_when_the_store_no_longer_answers():
     from mlflow.exceptions import MlflowException
 
     refused = MlflowException("Changing param values is not allowed")
-    assert tracking.failure_kind(refused, lambda: True) == "refused"
-    assert tracking.failure_kind(refused, lambda: False) == "unreachable"
-    assert tracking.failure_kind(ConnectionRefusedError(), lambda: True) == "unreachable"
-    assert tracking.failure_kind(TimeoutError(), lambda: True) == "unreachable"
-    assert tracking.failure_kind(tracking.TrackingStopped(), lambda: True) == "unreachable"
+    assert failures.failure_kind(refused, lambda: True) == "refused"
+    assert failures.failure_kind(refused, lambda: False) == "unreachable"
+    assert failures.failure_kind(ConnectionRefusedError(), lambda: True) == "unreachable"
+    assert failures.failure_kind(TimeoutError(), lambda: True) == "unreachable"
+    assert failures.failure_kind(failures.TrackingStopped(), lambda: True) == "unreachable"
     for ours in (TypeError("runtime-ml's bug"), ValueError("runtime-ml's bug"), RuntimeError()):
-        assert tracking.failure_kind(ours, lambda: True) == "internal", ours
+        assert failures.failure_kind(ours, lambda: True) == "internal", ours
 
 
 def test_in_strict_mode_any_error_of_tracking_that_is_not_the_stores_raises_after_the_fmin(
@@ -119,7 +119,7 @@ def test_in_strict_mode_any_error_of_tracking_that_is_not_the_stores_raises_afte
     def broken(*args):
         raise ValueError("runtime-ml bug while naming params")
 
-    monkeypatch.setattr(tracking, "trial_params", broken)
+    monkeypatch.setattr(records, "trial_params", broken)
     trials = hyperopt.SparkTrials(parallelism=2, spark_session=spark)
     with pytest.raises(ValueError, match="runtime-ml bug while naming params"):
         hyperopt.fmin(lambda x: x, hp.uniform("x", 0, 1), algo=rand.suggest, max_evals=2,
@@ -224,7 +224,7 @@ def test_run_tree_names_and_values(spark, active, tracked):
     assert len(children) == 8
     for child in children:
         assert child.info.status == "FINISHED"
-        assert child.data.tags[tracking.PARENT_RUN_TAG] == parent.info.run_id
+        assert child.data.tags[PARENT_RUN_TAG] == parent.info.run_id
         assert child.data.tags["fmin_uuid"] == tags["fmin_uuid"]
         assert child.data.tags["runSource"] == "hyperoptAutoTracking"
         assert child.data.tags["trial_status"] == "success"
@@ -288,17 +288,17 @@ def test_a_second_fmin_on_the_same_trials_counts_its_own_trials(spark, active, t
                       max_evals=max_evals, trials=trials, show_progressbar=False)
     parents, children = runs_of(client, experiment_id)
     counted = sorted((p.data.metrics["total_trials_count"],
-                      sum(c.data.tags[tracking.PARENT_RUN_TAG] == p.info.run_id
+                      sum(c.data.tags[PARENT_RUN_TAG] == p.info.run_id
                           for c in children)) for p in parents)
     assert counted == [(2, 2), (4, 4)]
 
 
 def test_the_printed_link_opens_the_runs_view_of_mlflow_3s_ui():
-    link = tracking.runs_view_link("http://user:pw@host:5000/", "7", genai_ui=True)
+    link = records.runs_view_link("http://user:pw@host:5000/", "7", genai_ui=True)
     assert link == "http://host:5000/#/experiments/7?workflowType=machine_learning"
-    assert tracking.runs_view_link("http://host:5000", "7", genai_ui=False) == \
+    assert records.runs_view_link("http://host:5000", "7", genai_ui=False) == \
         "http://host:5000/#/experiments/7"
-    assert tracking.runs_view_link("sqlite:///mlflow.db", "7", genai_ui=True) is None
+    assert records.runs_view_link("sqlite:///mlflow.db", "7", genai_ui=True) is None
 
 
 @pytest.mark.parametrize("users_kind", [None, "genai_development"])
@@ -308,9 +308,9 @@ def test_the_experiment_is_labelled_machine_learning_unless_the_user_chose_a_kin
 
     client, experiment_id = tracked
     if users_kind is not None:
-        client.set_experiment_tag(experiment_id, tracking.EXPERIMENT_KIND_TAG, users_kind)
+        client.set_experiment_tag(experiment_id, records.EXPERIMENT_KIND_TAG, users_kind)
     fmin(spark, lambda x: x ** 2, hp.uniform("x", -1, 1), 2)
-    kind = client.get_experiment(experiment_id).tags.get(tracking.EXPERIMENT_KIND_TAG)
+    kind = client.get_experiment(experiment_id).tags.get(records.EXPERIMENT_KIND_TAG)
     if users_kind is not None:
         assert kind == users_kind
     elif versions.mlflow_ui_has_genai_view(mlflow.__version__):
@@ -343,12 +343,12 @@ def test_what_a_trial_prints_is_an_artifact_of_its_run_unless_switched_off(spark
     first = min(parents, key=lambda p: p.info.start_time).info.run_id
     for child in children:
         artifacts = [a.path for a in client.list_artifacts(child.info.run_id)]
-        if child.data.tags[tracking.PARENT_RUN_TAG] != first:
+        if child.data.tags[PARENT_RUN_TAG] != first:
             assert artifacts == []  # switched off
             continue
-        assert artifacts == [tracking.PRINTED_ARTIFACT]
+        assert artifacts == [records.PRINTED_ARTIFACT]
         text = mlflow.artifacts.load_text(
-            f"runs:/{child.info.run_id}/{tracking.PRINTED_ARTIFACT}")
+            f"runs:/{child.info.run_id}/{records.PRINTED_ARTIFACT}")
         assert f"fitting with x={float(child.data.params['x']):.3f}\n" in text
         assert "a warning on stderr\n" in text
         assert "WARNING users.model: converged in 12 steps\n" in text
@@ -372,7 +372,7 @@ def test_a_trial_starts_before_its_run_and_the_parent_run_exist_and_its_logging_
 
     def after_the_trial_started(self, experiment_id, start_time=None, tags=None, run_name=None):
         # the parent run: held until the first trial ran; trial N's run: until N+1 trials ran
-        tid = int(tags["trial_id"]) if tags and tracking.PARENT_RUN_TAG in tags else 0
+        tid = int(tags["trial_id"]) if tags and PARENT_RUN_TAG in tags else 0
         deadline = time.monotonic() + 30
         while len(list(tmp_path.iterdir())) <= tid and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -751,36 +751,59 @@ def test_a_users_import_of_an_mlflow_module_during_the_background_import_waits_f
     assert done.stdout.splitlines()[-1] == "True True"  # and the import statement is plain again
 
 
-def test_an_fmin_launches_before_the_store_answers_only_where_the_runs_go_is_known_without_it():
-    def known(needs_the_store=False, active_run=None, chosen=None, **environ):
-        return store.not_needed_to_start(needs_the_store, active_run, chosen, environ)
-
-    assert known()  # the default experiment
-    assert known(chosen="7", MLFLOW_EXPERIMENT_NAME="x")  # mlflow.set_experiment chose it
-    assert not known(needs_the_store=True)  # a search to resume or continue is read first
-    assert not known(active_run=object())  # the active run's params are read first
-    assert not known(MLFLOW_EXPERIMENT_NAME="x")  # MLflow looks the name up in the store
-    assert not known(MLFLOW_EXPERIMENT_ID="7")  # and checks the id there
+SQLITE = {"MLFLOW_TRACKING_URI": "sqlite:////tmp/m.db"}
 
 
-def test_an_fmin_launches_while_mlflow_loads_only_when_the_environment_names_the_store():
-    def known(importing, environ, needs_the_store):
-        return store.known_while_importing(importing, environ, needs_the_store,
-                                           file_exists=lambda path: path == "/tmp/m.db")
-
-    sqlite = {"MLFLOW_TRACKING_URI": "sqlite:////tmp/m.db"}
-    assert known(True, sqlite, False) == ("sqlite:////tmp/m.db", "0")
-    assert known(True, dict(sqlite, MLFLOW_EXPERIMENT_ID="7"), False) == ("sqlite:////tmp/m.db", "7")
-    assert known(True, {"MLFLOW_TRACKING_URI": "sqlite:////tmp/new.db"}, False) is None  # no tables
-    assert known(True, {"MLFLOW_TRACKING_URI": "postgresql://db/mlflow"}, False) == (
-        "postgresql://db/mlflow", "0")
-    assert known(True, {"MLFLOW_TRACKING_URI": "http://h:5000"}, False) == ("http://h:5000", "0")
-    assert known(False, sqlite, False) is None  # loaded: the application may have chosen a target
-    assert known(True, sqlite, True) is None  # a search to resume or continue: its trials first
-    assert known(True, dict(sqlite, MLFLOW_EXPERIMENT_NAME="x"), False) is None  # a lookup
-    assert known(True, dict(sqlite, MLFLOW_RUN_ID="r"), False) is None
-    for uri in ("", "databricks", "./mlruns", "file:///tmp/mlruns"):  # only MLflow resolves these
-        assert known(True, {"MLFLOW_TRACKING_URI": uri} if uri else {}, False) is None
+@pytest.mark.parametrize("facts, where, store_first, while_importing", [
+    # a fresh search in the default experiment, or one the application chose: launches at once
+    ({}, "fresh", False, None),
+    ({"chosen_experiment": True, "environ": {"MLFLOW_EXPERIMENT_NAME": "x"}}, "fresh", False, None),
+    # MLflow looks a named experiment up in the store, and checks a numbered one there
+    ({"environ": {"MLFLOW_EXPERIMENT_NAME": "x"}}, "fresh", True, None),
+    ({"environ": {"MLFLOW_EXPERIMENT_ID": "7"}}, "fresh", True, None),
+    # the active run's params are read first
+    ({"active_run": True}, "active", True, None),
+    # a search to continue or resume is read and loaded before the first proposal
+    ({"continues_a_search": True}, "continue", True, None),
+    ({"resume_on": True}, "resume", True, None),
+    ({"resume_on": True, "active_run": True}, "resume", True, None),
+    # resume on, but the SparkTrials holds trials: continue with those, as hyperopt does
+    ({"resume_on": True, "held_trials": 3}, "fresh", False, None),
+    ({"resume_on": True, "held_trials": 3, "active_run": True}, "active", True, None),
+    # MLflow still importing: the environment names a server or a database that exists
+    ({"mlflow_importing": True, "environ": SQLITE, "uri_file_exists": True}, "fresh", False,
+     ("sqlite:////tmp/m.db", "0")),
+    ({"mlflow_importing": True, "environ": dict(SQLITE, MLFLOW_EXPERIMENT_ID="7"),
+      "uri_file_exists": True}, "fresh", False, ("sqlite:////tmp/m.db", "7")),
+    ({"mlflow_importing": True, "environ": {"MLFLOW_TRACKING_URI": "http://h:5000"}}, "fresh",
+     False, ("http://h:5000", "0")),
+    ({"mlflow_importing": True, "environ": {"MLFLOW_TRACKING_URI": "postgresql://db/mlflow"}},
+     "fresh", False, ("postgresql://db/mlflow", "0")),
+    # ... not a sqlite file without tables yet, a name or run to look up, or a search to load
+    ({"mlflow_importing": True, "environ": SQLITE}, "fresh", False, None),
+    ({"mlflow_importing": True, "environ": dict(SQLITE, MLFLOW_EXPERIMENT_NAME="x"),
+      "uri_file_exists": True}, "fresh", True, None),
+    ({"mlflow_importing": True, "environ": dict(SQLITE, MLFLOW_RUN_ID="r"),
+      "uri_file_exists": True}, "fresh", False, None),
+    ({"mlflow_importing": True, "environ": SQLITE, "uri_file_exists": True, "resume_on": True},
+     "resume", True, None),
+    # ... nor what only MLflow resolves
+    ({"mlflow_importing": True, "environ": {"MLFLOW_TRACKING_URI": "databricks"}}, "fresh", False,
+     None),
+    ({"mlflow_importing": True, "environ": {"MLFLOW_TRACKING_URI": "file:///tmp/mlruns"}},
+     "fresh", False, None),
+    ({"mlflow_importing": True}, "fresh", False, None),
+])
+def test_one_decision_says_where_the_runs_go_and_what_the_first_trials_wait_for(
+        facts, where, store_first, while_importing):
+    defaults = dict(continues_a_search=False, resume_on=False, held_trials=0,
+                    mlflow_importing=False, active_run=False, chosen_experiment=False, environ={},
+                    uri_file_exists=False)
+    plan = search.decide(search.SearchFacts(**dict(defaults, **facts)))
+    assert (plan.where, plan.store_first, plan.while_importing) == (
+        where, store_first, while_importing)
+    assert plan.fallback == ("active" if facts.get("active_run") else "fresh")
+    assert (plan.note is not None) == bool(facts.get("held_trials"))
 
 
 def test_the_first_trials_launch_while_mlflow_is_imported_and_still_log_into_their_runs(tmp_path):

@@ -82,10 +82,10 @@ class FminCall:
         self.tracking = conf.read_spark_flag(conf.TRACK_HYPEROPT, spark)
         self.fresh_workers = conf.read_spark_flag(conf.FRESH_WORKER_PER_TRIAL, spark)
         self.keep_output = conf.read_spark_flag(conf.TRIAL_OUTPUT, spark)
-        resume_wanted = self._resume_wanted(conf.read_spark_flag(conf.RESUME, spark))
+        resume_on = self._resume_on(conf.read_spark_flag(conf.RESUME, spark))
         facts = read_cluster_facts(spark, wait_seconds=EXECUTOR_WAIT_SECONDS)
         self.decision = self._fit_parallelism(facts)
-        self.tracker = self._start_tracking(facts, resume_wanted) if self.tracking.value else None
+        self.tracker = self._start_tracking(facts, resume_on) if self.tracking.value else None
         logger.info(
             "SparkTrials fmin: max_evals=%s, parallelism=%s (requested %s)",
             self.arguments.get("max_evals"),
@@ -101,25 +101,17 @@ class FminCall:
                 conf.TRACK_HYPEROPT.name,
             )
 
-    def _resume_wanted(self, flag):
-        """Whether to look for an unfinished search to continue; checks trials_from_run's trials
-        against this fmin's space first (the user's mistake, raised before anything runs)."""
+    def _resume_on(self, flag):
+        """Whether resume is asked for (where the runs go is decided by tracking.search); checks
+        trials_from_run's trials against this fmin's space first (the user's mistake, raised
+        before anything runs)."""
         explicit = spark_trials.resumption(self.trials)
         if explicit is not None:
             resume.check_space(explicit, self.arguments["space"])
-            return False
-        if not flag.value:
-            return False
-        if not self.tracking.value:
+        if flag.value and not self.tracking.value:
             logger.info("%s is on, but MLflow tracking of this fmin is off, so there "
                         "is nothing to resume from; starting a fresh search.", conf.RESUME.name)
-            return False
-        if len(self.trials.trials):
-            logger.info("%s is on, but this SparkTrials already holds %d trials; "
-                        "continuing with those, as hyperopt does.", conf.RESUME.name,
-                        len(self.trials.trials))
-            return False
-        return True
+        return flag.value
 
     def _fit_parallelism(self, facts):
         """Decide from the cluster's real slots, and apply before hyperopt dispatches a trial."""
@@ -143,19 +135,19 @@ class FminCall:
         self.trials.actual_parallelism = decision.parallelism
         return decision
 
-    def _start_tracking(self, facts, resume_wanted):
+    def _start_tracking(self, facts, resume_on):
         problem = versions.installed_problem("mlflow")  # said once at activation already
         if problem is not None:
             logger.info("%s.", problem)
             return None
-        from runtime_ml.tracking.runs import FminTracker
+        from runtime_ml.tracking.tracker import FminTracker
 
         try:
             name = algo_name(self.arguments.get("algo"))
             keys = resume.SearchKeys.of(self.arguments["fn"], self.arguments["space"],
                                         self.arguments.get("algo"), name)
             return FminTracker.start(self.trials, self.arguments, self.decision, facts, name, keys,
-                                     resume_wanted,
+                                     resume_on,
                                      driver_address=conf_get(spark_trials.session(self.trials),
                                                              "spark.driver.host"))
         except Exception as error:  # the tuning goes on untracked

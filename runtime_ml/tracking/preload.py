@@ -6,7 +6,7 @@ launches. A user's script imports hyperopt at its top, then starts Spark, reads 
 defines the objective: a daemon thread imports MLflow meanwhile, so the first fmin finds it loaded
 (when the user imported MLflow first, the import is simply shared). An fmin that comes before the
 import ends launches its first trials meanwhile when MLFLOW_TRACKING_URI names the store
-(tracking.store.known_while_importing), and waits for the rest otherwise.
+(tracking.search.decide), and waits for the rest otherwise.
 
 Skipped where nothing will be tracked: in PySpark's Python workers (they import only what the
 objective needs), when MLflow is missing or already loaded, and when the running SparkContext's

@@ -187,7 +187,7 @@ def driver_still_running(tag, host, pid_alive):
     return recorded_host == host and pid.isdigit() and int(pid) != os.getpid() and pid_alive(int(pid))
 
 
-def choose_search(candidates, keys, host, pid_alive):
+def pick_search(candidates, keys, host, pid_alive):
     """The newest unfinished search runtime-ml started with these keys, or (None, why not).
 
     `candidates`: parent runs, newest first, as dicts with run_id, status and tags.
@@ -369,7 +369,7 @@ def find_search(client, experiment_id, keys):
                                     max_results=CANDIDATES,
                                     order_by=["attributes.start_time DESC"])
         candidates = [_as_candidate(run) for run in others]
-    chosen, why = choose_search(candidates, keys, socket.gethostname(), _pid_alive)
+    chosen, why = pick_search(candidates, keys, socket.gethostname(), _pid_alive)
     if chosen is None:
         return None, why
     return _resumption(client, chosen["run"], "", own_parent=True)

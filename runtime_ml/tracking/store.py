@@ -1,20 +1,18 @@
-"""Where an fmin's runs go, and whether that store answers: the tracking URI executors use (a
+"""The store an fmin's runs go to, and whether it answers: the tracking URI executors use (a
 loopback server's URI with the driver's address for other machines, a local store made absolute
-or refused), a server's `/health`, the one warning of a store that cannot be tracked into, and
-whether a fresh search may launch its first trials before the store has answered. The decisions
-are pure functions; `server_unreachable` (and `answers`, `executor_environment` through it) asks
-the server."""
+or refused), a server's `/health`, and the one warning of a store that cannot be tracked into.
+The decisions are pure functions; `server_unreachable` (and `answers`, `executor_environment`
+through it) asks the server."""
 
 import ipaddress
 import os
 import re
 import socket
-from typing import Any, Optional, Tuple
+from typing import Optional
 from urllib.parse import urlparse
 
 from runtime_ml import log
 from runtime_ml.redaction import CREDENTIAL_ENV, redacted_uri, without_userinfo
-from runtime_ml.tracking import preload
 
 logger = log.logger()
 
@@ -143,43 +141,6 @@ def server_unreachable(uri):
         return None
     except Exception as error:
         return f"{type(error).__name__}: {error}"
-
-
-def known_while_importing(importing: bool, environ: Any, needs_the_store: bool,
-                                file_exists: Any = os.path.exists) -> Optional[Tuple[str, str]]:
-    """(tracking URI, experiment id) of an fmin whose first trials can launch while MLflow is still
-    being imported in the background, else None (the fmin opens the store first).
-
-    While that import runs the application has not used MLflow (its imports of MLflow wait for
-    the background one): no set_tracking_uri, set_experiment or active run. The target is then
-    MLflow's environment variables: a server or database URI, and MLFLOW_EXPERIMENT_ID or the
-    default experiment "0". Not when a search is to be resumed or continued (`needs_the_store`:
-    its trials are loaded before the first proposal), nor with an experiment named by
-    MLFLOW_EXPERIMENT_NAME (looked up in the store) or a run by MLFLOW_RUN_ID, nor for a sqlite
-    file that does not exist yet: the driver makes its tables before any trial, or the first
-    trials' objectives would make them at once, in each other's way."""
-    uri = environ.get("MLFLOW_TRACKING_URI", "")
-    scheme = uri.split(":", 1)[0].split("+", 1)[0].lower()
-    if (not importing or needs_the_store or "MLFLOW_EXPERIMENT_NAME" in environ
-            or "MLFLOW_RUN_ID" in environ
-            or scheme not in ("http", "https") + preload.DATABASE_SCHEMES):
-        return None
-    if scheme == "sqlite" and not (uri.startswith("sqlite:///")
-                                   and file_exists(uri[len("sqlite:///"):])):
-        return None
-    return uri, environ.get("MLFLOW_EXPERIMENT_ID") or "0"
-
-
-def not_needed_to_start(needs_the_store: bool, active_run: Any, chosen_experiment: Any,
-                              environ: Any) -> bool:
-    """Whether an fmin (MLflow loaded) can launch its first trials before the store has said that
-    it answers: a fresh search with its own parent run, in an experiment known without asking the
-    store (one mlflow.set_experiment chose, or the default: MLflow looks up MLFLOW_EXPERIMENT_NAME
-    and checks MLFLOW_EXPERIMENT_ID in the store). Not for a search to resume or continue, nor
-    inside an active run: where the trials go is read from the store."""
-    return not needs_the_store and active_run is None and (
-        chosen_experiment is not None
-        or not {"MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID"} & set(environ))
 
 
 def could_not_start(uri: str, error: BaseException) -> None:

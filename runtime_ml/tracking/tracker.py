@@ -1,305 +1,50 @@
-"""MLflow tracking of SparkTrials fmin calls, with the names Databricks Runtime ML used.
+"""MLflow tracking of one SparkTrials fmin call: the parent run, a nested child run per trial,
+their results and ends.
 
-One parent run per fmin call (the active run if there is one), one nested child run per trial.
 Only MLflow's public client API. Tracking never hurts the tuning: MLflow's calls run on daemon
 threads off the trials' path (no trial waits for the store's health probe, the parent run or its
 child run: trial_run), a store that stops answering switches tracking off for the rest of the call
-with one warning, and a write the store refuses costs only that write (failure_kind).
+with one warning, and a write the store refuses costs only that write (failures.failure_kind).
+Where the runs go is decided before, in search.py.
 """
 
-import datetime
 import math
 import os
-import queue
-import re
 import threading
 import time
-import uuid
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any, Dict, List, NamedTuple, Optional, Set, Tuple
-from urllib.parse import urlparse
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 from runtime_ml import log
 from runtime_ml.compat import mlflow_private, spark_trials, versions
-from runtime_ml.policy import (
-    caused_outside,
-    note_after_launch,
-    raise_first_in_strict_mode,
-    report_internal_error,
+from runtime_ml.policy import note_after_launch, raise_first_in_strict_mode
+from runtime_ml.redaction import redact, redacted_uri, secret_values
+from runtime_ml.tracking import preload, records, resume, search, store
+from runtime_ml.tracking.failures import TrackingStopped, failure_kind
+from runtime_ml.tracking.pool import DaemonPool
+from runtime_ml.tracking.records import (
+    EXPERIMENT_KIND,
+    EXPERIMENT_KIND_TAG,
+    NAN_LOSS_MESSAGE,
+    PRINTED_ARTIFACT,
+    RUN_SOURCE,
+    RUN_STATUS_OF_OUTCOME,
+    doc_ms,
+    end_run_quietly,
+    ms,
+    param_key,
+    param_text,
+    trial_outcome,
 )
-from runtime_ml.redaction import redact, redacted_uri, secret_values, without_userinfo
-from runtime_ml.tracking import preload, resume, store
-from runtime_ml.trial.results import is_nan_loss, plain
 from runtime_ml.worker.trial_run import PARENT_RUN_TAG, pending_trial_environment
 
 logger = log.logger()
 
-RUN_SOURCE = "hyperoptAutoTracking"
-PRINTED_ARTIFACT = "trial_output.txt"  # what a trial printed (its end: worker.output.PRINTED_LIMIT)
-EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
-EXPERIMENT_KIND = "custom_model_development"  # MLflow 3's label for machine learning
 RUN_CREATE_DEADLINE = 10.0  # the longest a trial's result waits for its child run to exist
 FINISH_DEADLINE = 30.0  # the longest fmin waits at the end for queued logging
 SERVER_THREADS = 10  # the connections MLflow's HTTP session keeps (MLFLOW_HTTP_POOL_MAXSIZE, 10)
-MAX_TAG_VALUE = resume.TAG_LIMIT  # MLflow's limits (mlflow.utils.validation) in 2.9
-MAX_PARAM_VALUE = 6000
-MAX_KEY = 250
 BATCH_SIZE = 100  # params + tags per log_batch
-
-
-# ------------------------------------------------------------------ pure helpers
-
-
-def fmin_uuid() -> str:
-    return uuid.uuid4().hex[:6]
-
-
-def flatten_params(value, prefix=""):
-    """A space_eval result as {'a.b': leaf}: dicts by key, lists and tuples by position."""
-    value = plain(value)
-    if isinstance(value, dict):
-        flat = {}
-        for key, item in value.items():
-            flat.update(flatten_params(item, f"{prefix}.{key}" if prefix else str(key)))
-        return flat
-    if isinstance(value, (list, tuple)) and prefix:
-        flat = {}
-        for index, item in enumerate(value):
-            flat.update(flatten_params(item, f"{prefix}.{index}"))
-        return flat
-    return {prefix or "value": value}
-
-
-def param_key(name):
-    """MLflow accepts alphanumerics, _ - . space : / in keys, up to 250 characters."""
-    return re.sub(r"[^\w\-. :/]", "_", str(name))[:MAX_KEY]
-
-
-def param_text(value, limit=MAX_PARAM_VALUE):
-    text = str(plain(value))
-    return text if len(text) <= limit else text[: limit - 14] + "...(truncated)"
-
-
-def choice_labels(space):
-    """Labels of the hp.choice parameters in a space (their raw value is an index)."""
-    from hyperopt import pyll
-
-    labels = set()
-    for node in pyll.toposort(pyll.as_apply(space)):
-        if node.name == "switch":
-            selector = node.pos_args[0]
-            if selector.name == "hyperopt_param":
-                labels.add(selector.arg["label"].obj)
-    return labels
-
-
-def trial_params(space, vals, choices):
-    """The trial's hyperparameters as values, with the hp.choice index kept as `<label>_index`.
-
-    `vals` is the trial's misc['vals'] ({label: [value]} or [] for inactive branches).
-    """
-    from hyperopt import space_eval
-
-    active = {label: values[0] for label, values in vals.items() if len(values)}
-    evaluated = space_eval(space, active)
-    flat = flatten_params(evaluated)
-    if list(flat) == ["value"] and len(active) == 1:  # a bare hp.uniform('x', ...) space
-        flat = {next(iter(active)): flat["value"]}
-    params = {param_key(name): param_text(value) for name, value in flat.items()}
-    for label in sorted(choices & set(active)):
-        params[param_key(f"{label}_index")] = param_text(int(active[label]))
-    return params
-
-
-def space_text(space, limit=MAX_TAG_VALUE):
-    from hyperopt import pyll
-
-    text = str(pyll.as_apply(space))
-    return text if len(text) <= limit else text[: limit - 14] + "...(truncated)"
-
-
-RUN_STATUS_OF_OUTCOME = {"success": "FINISHED", "failure": "FAILED", "cancelled": "KILLED"}
-NAN_LOSS_MESSAGE = ("the objective returned loss=nan; hyperopt ignores this trial when it picks the "
-                    "best. Return a finite loss, or {'status': STATUS_FAIL} for a failed evaluation.")
-
-
-def trial_outcome(trial):
-    """'success', 'failure' or 'cancelled': what the trial's child run reports (tag trial_status)."""
-    from hyperopt import STATUS_OK, base
-
-    state = trial["state"]
-    if state == base.JOB_STATE_CANCEL:
-        return "cancelled"
-    result = trial.get("result") or {}
-    if (state == base.JOB_STATE_DONE and result.get("status") == STATUS_OK
-            and not is_nan_loss(result)):
-        return "success"
-    return "failure"
-
-
-def error_summary(error_tuple):
-    """hyperopt's (str(type(e)), traceback) -> ('ValueError', 'ValueError: bad x')."""
-    type_text, detail = error_tuple
-    match = re.match(r"<class '([^']+)'>", type_text or "")
-    name = match.group(1).rsplit(".", 1)[-1] if match else (type_text or "Error")
-    lines = [line for line in str(detail or "").strip().splitlines() if line.strip()]
-    return name, (lines[-1].strip() if lines else name)[:MAX_TAG_VALUE]
-
-
-class TrackingStopped(Exception):
-    """Tracking stopped (said once, where it stopped): what needed the store is skipped."""
-
-
-def failure_kind(error, store_answers):
-    """What a failed MLflow call means: 'internal' (runtime-ml's own: any error that does not
-    come from outside, policy.caused_outside), 'unreachable' (the store does not answer: stop
-    tracking) or 'refused' (the store said no to this one request).
-
-    `store_answers` is asked only when the error itself cannot tell: MLflow raises the same
-    MlflowException for a refused request and for a server that went away.
-    """
-    if isinstance(error, (OSError, TimeoutError, FutureTimeout, TrackingStopped)):
-        return "unreachable"
-    if not caused_outside(error):
-        return "internal"
-    return "refused" if store_answers() else "unreachable"
-
-
-def runs_view_link(uri, experiment_id, genai_ui):
-    """The experiment's runs in the tracking server's UI, or None for a local store. MLflow 3's UI
-    opens an experiment in its GenAI view unless the link asks for the machine-learning workflow
-    (seen in Chromium on MLflow 3.17.2, with or without the experiment's kind tag)."""
-    if urlparse(uri).scheme not in ("http", "https"):
-        return None
-    link = f"{without_userinfo(uri).rstrip('/')}/#/experiments/{experiment_id}"
-    return link + "?workflowType=machine_learning" if genai_ui else link
-
-
-def _ms(seconds=None):
-    return int((time.time() if seconds is None else seconds) * 1000)
-
-
-def _doc_ms(value, default):
-    """A trial document's time (hyperopt's naive UTC datetime) in ms, or `default`."""
-    if not isinstance(value, datetime.datetime):
-        return default
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=datetime.timezone.utc)
-    return _ms(value.timestamp())
-
-
-# ------------------------------------------------------------------ I/O
-
-
-class _DaemonPool:
-    """A few daemon threads for MLflow calls: a stalled server never holds up interpreter exit."""
-
-    def __init__(self, size):
-        self._queue: queue.Queue = queue.Queue()
-        self._threads = [
-            threading.Thread(target=self._work, name=f"runtime-ml-tracking-{i}", daemon=True)
-            for i in range(size)
-        ]
-        for thread in self._threads:
-            thread.start()
-
-    def submit(self, function, *args, **kwargs):
-        future: Future = Future()
-        self._queue.put((future, function, args, kwargs))
-        return future
-
-    def _work(self):
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            future, function, args, kwargs = item
-            if future.set_running_or_notify_cancel():
-                try:
-                    future.set_result(function(*args, **kwargs))
-                except BaseException as error:
-                    future.set_exception(error)
-
-    def shutdown(self, deadline):
-        for _ in self._threads:
-            self._queue.put(None)
-        for thread in self._threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
-
-
-def end_run_quietly(client, run_id, status, ended=None):
-    """End a trial's run without printing its link (the parent's end still prints its own)."""
-    from mlflow.entities import RunStatus
-
-    update = mlflow_private.quiet_run_update(client)
-    if update is None:
-        client.set_terminated(run_id, status, end_time=ended)
-    else:
-        update(run_id, run_status=RunStatus.from_string(status),
-               end_time=_ms() if ended is None else ended, run_name=None)
-
-
-class Search(NamedTuple):
-    """Where this fmin's trial runs go: the parent (None: this fmin's own, still to be made), the
-    suffix of the parent's keys, and the search it continues, if any."""
-    experiment_id: str
-    parent_id: Optional[str]
-    own_parent: bool
-    suffix: str
-    fmin_uuid: str
-    resumption: Optional[Any]
-
-
-def choose_search(client, active, trials, keys, resume_wanted):
-    """The one decision of where the trials go: the search `trials_from_run` continues, else an
-    unfinished matching search (when `resume_wanted`), else the active run, else a new parent."""
-    experiment_id = active.info.experiment_id if active else mlflow_private.active_experiment_id()
-    resumption = spark_trials.resumption(trials)
-    if resumption is not None:
-        differing = keys.differences(resumption.keys_tags, resumption.suffix)
-        if differing:
-            logger.warning("continuing the search of MLflow run %s as asked, but "
-                           "this fmin's %s differs from that search's.", resumption.parent_id,
-                           " and ".join(differing))
-    elif resume_wanted:
-        try:
-            resumption = find_resumption(client, experiment_id, active, keys)
-        except Exception:  # the search starts fresh, still tracked
-            report_internal_error("looking for an unfinished search to resume")
-    if resumption is not None:
-        if active is not None and active.info.run_id != resumption.parent_id:
-            logger.warning("these trials continue MLflow run %s, not the active "
-                           "run %s; the trial runs go under %s.", resumption.parent_id,
-                           active.info.run_id, resumption.parent_id)
-        resume.reopen(client, resumption, end_run_quietly)
-        resume.load_into(trials, resumption)
-        return Search(resumption.experiment_id, resumption.parent_id, resumption.own_parent,
-                      resumption.suffix, resumption.fmin_uuid, resumption)
-    uuid_ = fmin_uuid()
-    if active is not None:
-        taken = set(client.get_run(active.info.run_id).data.params)
-        return Search(experiment_id, active.info.run_id, False,
-                      f"_{uuid_}" if "max_evals" in taken else "", uuid_, None)
-    return Search(experiment_id, None, True, "", uuid_, None)
-
-
-def find_resumption(client, experiment_id, active, keys):
-    """The search to continue (spark.runtimeml.hyperopt.resume on), with one line saying
-    whether it continues one, and why not when it starts fresh."""
-    if active is not None:
-        resumption, why = resume.find_in_active_run(client, active, keys)
-    else:
-        resumption, why = resume.find_search(client, experiment_id, keys)
-    if resumption is None:
-        logger.info("resume is on; starting a fresh search: %s.", why)
-        return None
-    cut_off = sum(status == "KILLED" for _, status in resumption.stale_runs)
-    killed = f"; {cut_off} trial runs left RUNNING are ended as KILLED" if cut_off else ""
-    logger.info("resume is on; continuing the unfinished search in MLflow run %s "
-                "(same space, algorithm and objective): %s loaded%s.", resumption.parent_id,
-                resume.summary(resumption.records), killed)
-    return resumption
 
 
 class FminTracker:
@@ -328,21 +73,21 @@ class FminTracker:
         # trial printed), as it is in runtime-ml's log lines.
         self.secrets = secret_values({**os.environ, **executor_env}, uris=(uri,))
         self.link: Optional[str] = None  # the experiment's runs in the server's UI
-        self.choices = choice_labels(space)
+        self.choices = records.choice_labels(space)
         # A server answers several requests at once (when the fmin finishes, the last trials'
         # results and ends and the parent's counts and end go out side by side); a local store's
         # writes are CPU work under the GIL and one file's lock, where more threads only cost
         # more (measured: 32 trial runs into sqlite took 0.8 s of CPU on one thread, 1.0 s on four).
-        self.pool = _DaemonPool(1 if store.is_local_store(uri) else SERVER_THREADS)
+        self.pool = DaemonPool(1 if store.is_local_store(uri) else SERVER_THREADS)
         self._lock = threading.Lock()
         self._broken = False
         self._child_runs: Dict[int, Future] = {}  # tid -> the Future of its run, asked for at its start
-        self._started_tids: Set[int] = set()  # trials whose run was asked for
+        # trials with a run: asked for at their start, or held when the search was chosen
+        self._with_runs: Set[int] = set()
         # (Future, time.monotonic() asked) of child runs not made yet
         self._creating: List[Tuple[Future, float]] = []
         self._last_probe = -math.inf
-        self.earlier_tids: Set[int] = set()  # trials of an earlier search on the same SparkTrials
-        self.held_tids: Set[int] = set()  # trials held once the search was chosen: with runs
+        self.not_counted: Set[int] = set()  # trials of an earlier search on the same SparkTrials
         # runtime-ml's own errors, raised after the fmin in strict mode
         self.internal_errors: List[BaseException] = []
         self._pending: List[Future] = []
@@ -352,58 +97,70 @@ class FminTracker:
     # -- start
     @classmethod
     def start(cls, trials: Any, arguments: Dict[str, Any], decision: Any, facts: Any, algo: Any,
-              keys: Any, resume_wanted: bool = False, driver_address: Optional[str] = None
+              keys: Any, resume_on: bool = False, driver_address: Optional[str] = None
               ) -> Optional["FminTracker"]:
-        """Start tracking one fmin: a new parent run (or the active run), or the earlier search it
-        continues (trials_from_run, or `resume_wanted` and a matching unfinished search); None
-        when it runs untracked (said why). `driver_address`: spark.driver.host, where executors on
-        other hosts reach this machine."""
-        needs_the_store = resume_wanted or spark_trials.resumption(trials) is not None
-        known = store.known_while_importing(preload.running(), os.environ, needs_the_store)
-        if known is not None:
+        """Start tracking one fmin where search.decide says its runs go; None when it runs
+        untracked (said why). `driver_address`: spark.driver.host, where executors on other hosts
+        reach this machine."""
+        importing = preload.running()  # then the application has not used MLflow yet
+        uri, active_run = os.environ.get("MLFLOW_TRACKING_URI", ""), False
+        if not importing:
+            try:
+                import mlflow
+            except ImportError:
+                logger.warning("MLflow is not installed, so this fmin is not tracked (pip install "
+                               "mlflow).")
+                return None
+            uri, active_run = mlflow.get_tracking_uri(), mlflow.active_run() is not None
+        path = search.sqlite_file(uri)
+        plan = search.decide(search.SearchFacts(
+            continues_a_search=spark_trials.resumption(trials) is not None,
+            resume_on=resume_on, held_trials=len(trials.trials), mlflow_importing=importing,
+            active_run=active_run,
+            chosen_experiment=versions.mlflow_fluent_state()[1] is not None,
+            environ={k: v for k, v in os.environ.items() if k.startswith("MLFLOW_")},
+            uri_file_exists=path is not None and os.path.exists(path)))
+        if plan.note:
+            logger.info("%s", plan.note)
+        held = {trial["tid"] for trial in versions.unsynced_trial_docs(trials)}
+        if plan.while_importing is not None:
             return cls._start_fresh(trials, arguments, decision, facts, algo, keys,
-                                    driver_address, *known, client=None)
-        try:
-            import mlflow
-            from mlflow import MlflowClient
-        except ImportError:
-            logger.warning("MLflow is not installed, so this fmin is not tracked (pip install "
-                           "mlflow).")
-            return None
+                                    driver_address, *plan.while_importing, client=None, held=held)
+        import mlflow
+        from mlflow import MlflowClient
+
         uri = mlflow.get_tracking_uri()
-        active = mlflow.active_run()
-        if store.not_needed_to_start(needs_the_store, active, versions.mlflow_fluent_state()[1],
-                                     os.environ):
+        if not plan.store_first:
             return cls._start_fresh(trials, arguments, decision, facts, algo, keys,
                                     driver_address, uri, mlflow_private.active_experiment_id(),
-                                    client=MlflowClient(uri))
-        if not store.answers(uri, resume_wanted):
+                                    client=MlflowClient(uri), held=held)
+        if not store.answers(uri, resume_wanted=plan.where == search.RESUME):
             return None
         client = MlflowClient(uri)
-        earlier_tids = {trial["tid"] for trial in versions.unsynced_trial_docs(trials)}
-        search = choose_search(client, active, trials, keys, resume_wanted)
-        tracker = cls(client, uri, search.experiment_id, search.parent_id, search.own_parent,
-                      search.suffix, search.fmin_uuid, arguments["space"],
+        chosen = search.open_search(client, plan, mlflow.active_run(), trials, keys,
+                                    end_run_quietly)
+        tracker = cls(client, uri, chosen.experiment_id, chosen.parent_id, chosen.own_parent,
+                      chosen.suffix, chosen.fmin_uuid, arguments["space"],
                       store.executor_environment(uri, facts, driver_address))
-        # every trial held now has a run: an earlier fmin's, or one of the search just loaded
-        tracker.held_tids = {trial["tid"] for trial in versions.unsynced_trial_docs(trials)}
-        if search.resumption is None:  # a continued search counts the trials it loaded too
-            tracker.earlier_tids = earlier_tids
-        tracker._begin(trials, arguments, decision, algo, keys, search.resumption)
+        # every trial held now has a run: an earlier fmin's, or one of the search just loaded;
+        # a continued search counts the trials it loaded, a new one only its own
+        tracker._with_runs = {trial["tid"] for trial in versions.unsynced_trial_docs(trials)}
+        tracker.not_counted = held if chosen.resumption is None else set()
+        tracker._begin(trials, arguments, decision, algo, keys, chosen.resumption)
         return tracker
 
     @classmethod
     def _start_fresh(cls, trials, arguments, decision, facts, algo, keys, driver_address, uri,
-                     experiment_id, client):
+                     experiment_id, client, held):
         """A fresh search with this fmin's own parent run: its first trials launch at once, while
         the tracker's first thread asks whether the store answers (a server's /health: a round
         trip, and up to HEALTH_TIMEOUT for one that is cut off) and, when MLflow is still being
         imported (`client` None), makes the client once the import ends. Their runs are made
-        after that, with their own start times."""
-        tracker = cls(None, uri, experiment_id, None, True, "", fmin_uuid(), arguments["space"],
-                      store.executor_environment(uri, facts, driver_address))
-        tracker.held_tids = tracker.earlier_tids = {
-            trial["tid"] for trial in versions.unsynced_trial_docs(trials)}
+        after that, with their own start times. `held`: the trials an earlier fmin on the same
+        SparkTrials ran (they have runs, and are not this search's)."""
+        tracker = cls(None, uri, experiment_id, None, True, "", records.fmin_uuid(),
+                      arguments["space"], store.executor_environment(uri, facts, driver_address))
+        tracker._with_runs, tracker.not_counted = set(held), set(held)
         tracker._pending.append(tracker.pool.submit(tracker._open_store, client))
         tracker._begin(trials, arguments, decision, algo, keys, None)
         return tracker
@@ -443,7 +200,7 @@ class FminTracker:
     def _begin(self, trials, arguments, decision, algo, keys, resumption):
         """The parent run: made in the background (or said where it is), then described."""
         genai_ui = versions.mlflow_ui_has_genai_view(versions.installed_version("mlflow"))
-        self.link = runs_view_link(self.uri, self.experiment_id, genai_ui)
+        self.link = records.runs_view_link(self.uri, self.experiment_id, genai_ui)
         if self._parent.done():
             self._say_where(self._parent.result())
         else:
@@ -465,7 +222,7 @@ class FminTracker:
                 "algo": algo,
                 "max_queue_len": arguments.get("max_queue_len"),
             }
-            tags = {"runSource": RUN_SOURCE, "fmin_uuid": self.uuid, "space": space_text(self.space),
+            tags = {"runSource": RUN_SOURCE, "fmin_uuid": self.uuid, "space": records.space_text(self.space),
                     resume.PARENT_KIND_TAG: "own" if self.own_parent else "active",
                     resume.DRIVER_TAG: resume.driver_tag()}
             tags.update(keys.tags())
@@ -591,9 +348,9 @@ class FminTracker:
         self._watch_for_a_stalled_server()
         tid = trial["tid"]
         created = self.pool.submit(
-            self._guarded, "creating a trial run", self._create_child, tid, _ms())
+            self._guarded, "creating a trial run", self._create_child, tid, ms())
         with self._lock:
-            self._started_tids.add(tid)
+            self._with_runs.add(tid)
             self._child_runs[tid] = created
             self._creating.append((created, time.monotonic()))
         if not self.executor_env:
@@ -624,7 +381,7 @@ class FminTracker:
                 f"no trial run made within {RUN_CREATE_DEADLINE:.0f} s, and /health: {why}"))
 
     def trial_finished(self, trial: dict, printed: Optional[str] = None) -> None:
-        ended = _ms()
+        ended = ms()
         with self._lock:
             created = self._child_runs.pop(trial["tid"], None)
             self._finished_count += 1
@@ -669,15 +426,15 @@ class FminTracker:
             tags += [RunTag(k, v) for k, v in resume.record_tags(record, self._mask).items()]
         if state == base.JOB_STATE_ERROR and trial["misc"].get("error"):
             type_text, detail = trial["misc"]["error"]
-            name, message = error_summary((type_text, self._mask(str(detail))))
+            name, message = records.error_summary((type_text, self._mask(str(detail))))
             tags += [RunTag("error_type", name), RunTag("error_message", message)]
-        elif state == base.JOB_STATE_DONE and is_nan_loss(result):
+        elif state == base.JOB_STATE_DONE and records.is_nan_loss(result):
             tags += [RunTag("error_type", "NaNLoss"), RunTag("error_message", NAN_LOSS_MESSAGE)]
         metrics = []
         if loss is not None:
             metrics.append(Metric("loss", loss, ended, 0))
         try:
-            params = trial_params(self.space, trial["misc"]["vals"], self.choices)
+            params = records.trial_params(self.space, trial["misc"]["vals"], self.choices)
         except Exception as error:  # the run keeps the raw values hyperopt drew
             note_after_launch(self.internal_errors, f"naming trial {trial['tid']}'s params",
                               "its run holds the raw values hyperopt drew.", error)
@@ -688,7 +445,7 @@ class FminTracker:
     def _child_after_the_fact(self, trial, now):
         """The run of a trial that ended without runtime-ml's per-trial hooks, with the times its
         document holds (a trial cancelled before it started: KILLED, as hyperopt counts it)."""
-        started, ended = (_doc_ms(trial.get(key), now) for key in ("book_time", "refresh_time"))
+        started, ended = (doc_ms(trial.get(key), now) for key in ("book_time", "refresh_time"))
         loss = float(trial["result"]["loss"]) if trial_outcome(trial) == "success" else None
         run = self._create_child(trial["tid"], started)
         if run is not None:
@@ -751,12 +508,12 @@ class FminTracker:
 
         deadline = time.monotonic() + FINISH_DEADLINE
         try:
-            now = _ms()
+            now = ms()
             # This search's trials (not those an earlier fmin on the same SparkTrials ran), counted
             # as their child runs report them: hyperopt's count_successful_trials() also counts
             # results with status 'fail' or a NaN loss, which are failed runs here.
             ended = [t for t in versions.unsynced_trial_docs(trials)
-                     if t["tid"] not in self.earlier_tids and t["state"] in (
+                     if t["tid"] not in self.not_counted and t["state"] in (
                          base.JOB_STATE_DONE, base.JOB_STATE_ERROR, base.JOB_STATE_CANCEL)]
             outcomes = [trial_outcome(t) for t in ended]
             counts = {
@@ -768,9 +525,8 @@ class FminTracker:
             # A trial whose start runtime-ml's dispatch never saw gets its run too, after the
             # fact: one cancelled before it started, or every trial when the fmin fell back to
             # stock hyperopt's dispatch after tracking had started.
-            with_runs = self._started_tids | self.held_tids
             for trial in ended:
-                if trial["tid"] not in with_runs:
+                if trial["tid"] not in self._with_runs:
                     self._later(self._child_after_the_fact, trial, now)
             self._later(self._log_counts,
                         [Metric(k + self.suffix, float(v), now, 0) for k, v in counts.items()])

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO, run_python
 
-from runtime_ml.compat import spark_trials, versions
+from runtime_ml.compat import hyperopt_private, mlflow_private, spark_trials, versions
 
 INSTALLED = {name: version(name) for name in versions.SUPPORTED}
 
@@ -35,7 +35,7 @@ def test_the_installed_versions_are_inside_the_matrix():
 
 
 @pytest.mark.parametrize("name, found, problem", [
-    ("hyperopt", "0.1.2", "WARNING runtime_ml: hyperopt 0.1.2 is older than the supported 0.2.7; "
+    ("hyperopt", "0.1.2", "hyperopt 0.1.2 is older than the supported 0.2.7; "
                           "SparkTrials left unpatched"),
     ("hyperopt", "0.2.7", None), ("hyperopt", "0.3.0", None), ("hyperopt", "0.3.1rc1", None),
     ("hyperopt", "0.4.0", "hyperopt 0.4.0 is newer than the supported < 0.4; "
@@ -124,6 +124,42 @@ def test_hyperopts_private_sparktrials_attributes_are_where_runtime_ml_reads_the
     assert (trials._fmin_cancelled, spark_trials.cancelled_reason(trials)) == (True, "why")
     for name in spark_trials.OVERRIDDEN:
         assert callable(getattr(type(trials), name)), name
+
+
+def test_a_sparktrials_attribute_hyperopt_moved_is_one_warning_and_its_fallback_or_strict_raises(
+        monkeypatch, runtime_log):
+    class Moved:  # a SparkTrials of a hyperopt that keeps its state elsewhere
+        pass
+
+    monkeypatch.delenv("RUNTIME_ML_STRICT")
+    assert spark_trials.cancelled(Moved()) is False and spark_trials.session(Moved()) is None
+    said = [r.getMessage() for r in runtime_log.records if r.levelno == logging.WARNING]
+    assert len(said) == 2 and "SparkTrials._fmin_cancelled" in said[0], said
+    monkeypatch.setenv("RUNTIME_ML_STRICT", "1")
+    with pytest.raises(AttributeError):
+        spark_trials.cancelled(Moved())
+
+
+def test_hyperopts_parallelism_rule_is_kept_when_its_private_helper_moves(monkeypatch):
+    from hyperopt import SparkTrials
+
+    monkeypatch.delenv("RUNTIME_ML_STRICT")
+    cases = [(None, 4), (0, 4), (-2, 1), (3, 4), (500, 4)]
+    stock = [spark_trials.decided_parallelism(SparkTrials, *case) for case in cases]
+
+    class Moved(SparkTrials):
+        _decide_parallelism = None
+
+    assert [spark_trials.decided_parallelism(Moved, *case) for case in cases] == stock
+    assert stock == [4, 4, 1, 3, SparkTrials.MAX_CONCURRENT_JOBS_ALLOWED]
+
+
+def test_the_running_spark_context_is_found_where_pyspark_keeps_it(spark):
+    from runtime_ml.compat import spark_private
+
+    assert spark_private.running_spark_context() is spark.sparkContext, (
+        "pyspark moved SparkContext._active_spark_context: update "
+        "runtime_ml/compat/spark_private.py")
 
 
 def test_mlflows_private_experiment_getter_is_there_and_agrees_with_the_fallback(monkeypatch):
@@ -220,36 +256,36 @@ def test_mlflows_fluent_state_is_where_a_reused_worker_puts_it_back(tmp_path):
 
     from runtime_ml.worker.isolation import TrialProcessState
 
-    for module, name in (versions.MLFLOW_TRACKING_URI_GLOBAL, versions.MLFLOW_EXPERIMENT_GLOBAL):
+    for module, name in (mlflow_private.MLFLOW_TRACKING_URI_GLOBAL, mlflow_private.MLFLOW_EXPERIMENT_GLOBAL):
         assert hasattr(sys.modules[module], name), (
-            f"mlflow {mlflow.__version__} moved {module}.{name}: update runtime_ml/compat/versions.py")
-    before, uri_before = versions.mlflow_fluent_state(), mlflow.get_tracking_uri()
+            f"mlflow {mlflow.__version__} moved {module}.{name}: update runtime_ml/compat/mlflow_private.py")
+    before, uri_before = mlflow_private.mlflow_fluent_state(), mlflow.get_tracking_uri()
     elsewhere = f"sqlite:///{tmp_path / 'elsewhere.db'}"
     with TrialProcessState({}):  # what a trial does on a reused worker, here in the driver
         mlflow.set_tracking_uri(elsewhere)
         mlflow.set_experiment("a trial's own")
-        assert versions.mlflow_fluent_state()[0] == elsewhere
-    assert versions.mlflow_fluent_state() == before and mlflow.get_tracking_uri() == uri_before
+        assert mlflow_private.mlflow_fluent_state()[0] == elsewhere
+    assert mlflow_private.mlflow_fluent_state() == before and mlflow.get_tracking_uri() == uri_before
 
 
 def test_loaded_trials_keep_their_ids_and_new_ones_come_after_on_the_installed_hyperopt():
-    """versions.keep_trial_ids reserves ids in hyperopt's private Trials._ids; when that moves,
+    """hyperopt_private.keep_trial_ids reserves ids in hyperopt's private Trials._ids; when that moves,
     resumed trials are renumbered (the fallback below), and this test says so first."""
     from hyperopt import Trials
 
     trials = Trials()
     assert isinstance(trials.__dict__.get("_ids"), set), "hyperopt moved Trials._ids"
-    assert versions.keep_trial_ids(trials, [0, 1, 4, 5]) == [0, 1, 4, 5]
+    assert hyperopt_private.keep_trial_ids(trials, [0, 1, 4, 5]) == [0, 1, 4, 5]
     assert trials.new_trial_ids(2) == [6, 7]
 
     class Moved:  # a Trials without the private set: the fallback numbers them 0..n-1
         pass
 
-    assert versions.keep_trial_ids(Moved(), [0, 1, 4, 5]) == [0, 1, 2, 3]
+    assert hyperopt_private.keep_trial_ids(Moved(), [0, 1, 4, 5]) == [0, 1, 2, 3]
 
 
 def test_the_dispatcher_sees_every_trial_hyperopt_waits_for_on_the_installed_hyperopt():
-    """versions.unsynced_trial_docs reads hyperopt's private Trials._dynamic_trials, where fmin's
+    """hyperopt_private.unsynced_trial_docs reads hyperopt's private Trials._dynamic_trials, where fmin's
     loop counts unfinished trials (count_by_state_unsynced). When it moves, the refreshed
     trials.trials is the fallback, which misses a trial inserted and not yet refreshed (the hang
     of issue 22): this test says so first."""
@@ -257,14 +293,14 @@ def test_the_dispatcher_sees_every_trial_hyperopt_waits_for_on_the_installed_hyp
 
     trials = Trials()
     assert isinstance(trials.__dict__.get("_dynamic_trials"), list), (
-        "hyperopt moved Trials._dynamic_trials: update versions.unsynced_trial_docs")
+        "hyperopt moved Trials._dynamic_trials: update hyperopt_private.unsynced_trial_docs")
     domain = base.Domain(lambda x: x, hp.uniform("x", 0, 1))
     trials.insert_trial_docs(rand.suggest(trials.new_trial_ids(1), domain, trials, 0))
     assert trials.trials == []  # inserted, not refreshed
     assert trials.count_by_state_unsynced(base.JOB_STATE_NEW) == 1
-    assert [doc["tid"] for doc in versions.unsynced_trial_docs(trials)] == [0]
+    assert [doc["tid"] for doc in hyperopt_private.unsynced_trial_docs(trials)] == [0]
 
     class Moved:  # a Trials without the private list: the refreshed trials
         trials = [{"tid": 3}]
 
-    assert versions.unsynced_trial_docs(Moved()) == [{"tid": 3}]
+    assert hyperopt_private.unsynced_trial_docs(Moved()) == [{"tid": 3}]

@@ -382,7 +382,7 @@ def test_an_objective_over_a_gigabyte_is_a_warning_that_says_to_load_the_data_fr
 
 
 def one_trial_breaks_the_task_builder(monkeypatch, tids):
-    from runtime_ml.driver import dispatch
+    from runtime_ml.driver import dispatcher as dispatch
 
     real = dispatch.TrialTask.__init__
 

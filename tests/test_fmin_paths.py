@@ -115,7 +115,7 @@ def test_user_call_errors_are_hyperopts_own(spark, active):
 # Where runtime-ml's own code fails, and which fmin loop then ran: before the first trial launches,
 # hyperopt's own (stock SparkTrials); after, runtime-ml's, whose results stand.
 INJECTED = {
-    "preparing the call": (lambda: fmin_call.FminCall, "_prepare", "FMinIter"),
+    "preparing the call": (lambda: fmin_call.FminCall, "prepare", "FMinIter"),
     "reading the cluster": (lambda: fmin_call, "read_cluster_facts", "FMinIter"),
     "shipping the objective": (lambda: launcher.ClassicLauncher, "ship", "FMinIter"),
     "finishing the call": (lambda: fmin_call.FminCall, "finish", "SlotAwareFMinIter"),
@@ -171,7 +171,7 @@ def test_strict_mode_raises_internal_errors(spark, active, monkeypatch):
     def explode(*args, **kwargs):
         raise RuntimeError("runtime-ml bug")
 
-    monkeypatch.setattr(fmin_call.FminCall, "_prepare", explode)
+    monkeypatch.setattr(fmin_call.FminCall, "prepare", explode)
     monkeypatch.setenv(conf.STRICT.name, "1")
     with pytest.raises(RuntimeError, match="runtime-ml bug"):
         hyperopt.fmin(quadratic, SPACE, algo=rand.suggest, max_evals=2,

@@ -1,6 +1,7 @@
 """The hyperopt internals runtime-ml's dispatch relies on, and the parts of hyperopt's
-Domain.evaluate that runtime_ml/trial/evaluation.py repeats on the driver. If one of these fails after a
-hyperopt upgrade, runtime_ml/driver/dispatch.py and evaluation.py need a look before anything else."""
+Domain.evaluate that runtime_ml/trial/evaluation.py repeats on the driver. If one of these fails
+after a hyperopt upgrade, runtime_ml/driver/spark_fmin.py, dispatcher.py and
+trial/evaluation.py need a look before anything else."""
 
 import inspect
 import pickle

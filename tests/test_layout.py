@@ -153,3 +153,46 @@ def test_every_function_another_room_calls_has_type_hints():
                                    and (method.name == "__init__"
                                         or not method.name.startswith("_")))
     assert sorted(missing) == []
+
+
+NAMEDTUPLE_API = {"_replace", "_asdict", "_fields", "_make"}  # public, underscored against clashes
+
+
+def is_private(name):
+    return isinstance(name, str) and name.startswith("_") and not name.endswith("__") \
+        and name not in NAMEDTUPLE_API
+
+
+def private_reads(path):
+    """`x._name` (but on self or cls, and namedtuple's own API), and reads of a private attribute
+    by name, silent defaults included: getattr(x, "_name"[, default]), hasattr(x, "_name"),
+    x.__dict__.get("_name")."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Attribute):
+            owner = node.value.id if isinstance(node.value, ast.Name) else None
+            hit = is_private(node.attr) and owner not in ("self", "cls")
+        elif isinstance(node, ast.Call):
+            func, args = node.func, node.args
+            by_name = isinstance(func, ast.Name) and func.id in ("getattr", "hasattr") \
+                and len(args) >= 2 and isinstance(args[1], ast.Constant) \
+                and is_private(args[1].value)
+            from_dict = isinstance(func, ast.Attribute) and func.attr == "get" \
+                and isinstance(func.value, ast.Attribute) and func.value.attr == "__dict__" \
+                and args and isinstance(args[0], ast.Constant) and is_private(args[0].value)
+            hit = by_name or from_dict
+        else:
+            hit = False
+        if hit:
+            found.append(f"{node.lineno}: {ast.unparse(node)}")
+    return found
+
+
+def test_other_packages_private_names_are_reached_only_through_compat():
+    """compat/ is the one door to private names (each behind a check, with a fallback and a test
+    in test_compat.py that fails loudly when it moves); elsewhere no `x._name` and no silent read
+    of one."""
+    assert private_reads(MODULES["runtime_ml.compat.spark_trials"]), "the check finds nothing"
+    found = {name: private_reads(path) for name, path in MODULES.items()
+             if not name.startswith("runtime_ml.compat")}
+    assert {name: lines for name, lines in found.items() if lines} == {}

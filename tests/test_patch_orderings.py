@@ -160,7 +160,8 @@ def test_installed_hook_honours_kill_switch(hooked_python):
 def test_unsupported_hyperopt_is_left_unpatched_with_one_clear_line(plain_python):
     done = run_python(python=plain_python, code="""
         import logging, sys, types
-        logging.basicConfig(level=logging.WARNING, stream=sys.stdout, format="%(message)s")
+        logging.basicConfig(level=logging.WARNING, stream=sys.stdout,
+                            format="%(levelname)s %(name)s: %(message)s")
         from runtime_ml.driver import patch
         fake = types.ModuleType("hyperopt.spark")
         fake.SparkTrials = type("SparkTrials", (), {})
@@ -169,7 +170,8 @@ def test_unsupported_hyperopt_is_left_unpatched_with_one_clear_line(plain_python
     """)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines() == [
-        "runtime-ml: this hyperopt has no SparkTrials.fmin to patch; SparkTrials left unpatched."
+        "WARNING runtime_ml: this hyperopt has no SparkTrials.fmin to patch; SparkTrials left "
+        "unpatched."
     ]
 
 

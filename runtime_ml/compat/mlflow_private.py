@@ -5,7 +5,8 @@ tests/test_compat.py and tests/test_tracking.py fail loudly when MLflow moves on
 
 import importlib
 import os
-from typing import Any, Callable, Optional
+import sys
+from typing import Any, Callable, Optional, Tuple
 
 # The module of MLflow's store for database tracking URIs (sqlite:///, postgresql://, ...): not a
 # public name; importing it loads SQLAlchemy and maps MLflow's tables (1-2 s).
@@ -57,3 +58,34 @@ def quiet_run_update(client: Any) -> Optional[Callable[..., Any]]:
     except Exception:
         return None
     return update if callable(update) else None
+
+
+# MLflow keeps what mlflow.set_tracking_uri and mlflow.set_experiment chose in private module
+# globals (mlflow 2.9 to 3.x). A reused Python worker puts them back after each trial; read from
+# sys.modules only, so nothing is imported. When they move, set_tracking_uri is the fallback for the
+# URI, and the experiment is left as the trial set it; tests/test_compat.py fails loudly.
+MLFLOW_TRACKING_URI_GLOBAL = ("mlflow.tracking._tracking_service.utils", "_tracking_uri")
+MLFLOW_EXPERIMENT_GLOBAL = ("mlflow.tracking.fluent", "_active_experiment_id")
+_MISSING = object()
+
+
+def _mlflow_global(where):
+    module = sys.modules.get(where[0])
+    return _MISSING if module is None else getattr(module, where[1], _MISSING)
+
+
+def mlflow_fluent_state() -> Tuple[Any, Any]:
+    """(tracking URI, experiment id) as set in this process, None for unset or mlflow not loaded."""
+    uri, experiment = (_mlflow_global(where)
+                       for where in (MLFLOW_TRACKING_URI_GLOBAL, MLFLOW_EXPERIMENT_GLOBAL))
+    return (None if uri is _MISSING else uri, None if experiment is _MISSING else experiment)
+
+
+def restore_mlflow_fluent_state(state: Tuple[Any, Any]) -> None:
+    if "mlflow" not in sys.modules or mlflow_fluent_state() == state:
+        return
+    for where, value in zip((MLFLOW_TRACKING_URI_GLOBAL, MLFLOW_EXPERIMENT_GLOBAL), state):
+        if _mlflow_global(where) is not _MISSING:
+            setattr(sys.modules[where[0]], where[1], value)
+        elif where is MLFLOW_TRACKING_URI_GLOBAL and value is not None:
+            sys.modules["mlflow"].set_tracking_uri(value)

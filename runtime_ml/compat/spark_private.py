@@ -1,10 +1,12 @@
-"""Spark's private APIs that reading the cluster uses (py4j calls into the driver's JVM, and
+"""Spark's private APIs: those reading the cluster uses (py4j calls into the driver's JVM, and
 PySpark's handle of a ResourceProfile's JVM object), each guarded by the Spark version where it
-changed; the caller (driver/cluster.py) falls back to the conf when one fails and says so.
+changed, the caller (driver/cluster.py) falling back to the conf when one fails and saying so; and
+the running SparkContext, which the background MLflow import asks for the tracking switch.
 
 tests/test_cluster.py fails loudly when a Spark upgrade moves one of them.
 """
 
+import sys
 from typing import Any, List, NamedTuple
 
 from runtime_ml.compat import versions
@@ -15,6 +17,14 @@ class ExecutorSummary(NamedTuple):
     host_port: str
     cores: int
     gpus: List[str]
+
+
+def running_spark_context() -> Any:
+    """PySpark's running SparkContext, without starting one and without importing pyspark:
+    SparkContext._active_spark_context (private; getOrCreate would start a context). None when
+    none runs, pyspark is not loaded, or PySpark moved it (tests/test_compat.py then fails)."""
+    context_class = getattr(sys.modules.get("pyspark"), "SparkContext", None)
+    return getattr(context_class, "_active_spark_context", None)
 
 
 def jvm_spark_context(spark_context: Any) -> Any:

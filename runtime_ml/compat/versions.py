@@ -8,8 +8,7 @@ package metadata (no import of the packages themselves).
 """
 
 import re
-import sys
-from typing import Any, List, Optional, Tuple
+from typing import Optional, Tuple
 
 # (oldest supported, first unsupported); kept equal to setup.py's install_requires.
 SUPPORTED = {
@@ -106,64 +105,3 @@ def mlflow_ui_has_genai_view(mlflow_version: Optional[str]) -> bool:
 # 3.5 takes the function directly.
 def thread_target_takes_session(spark_version: Optional[str]) -> bool:
     return version_tuple(spark_version) >= (4,)
-
-
-# MLflow keeps what mlflow.set_tracking_uri and mlflow.set_experiment chose in private module
-# globals (mlflow 2.9 to 3.x). A reused Python worker puts them back after each trial; read from
-# sys.modules only, so nothing is imported. When they move, set_tracking_uri is the fallback for the
-# URI, and the experiment is left as the trial set it; tests/test_compat.py fails loudly.
-MLFLOW_TRACKING_URI_GLOBAL = ("mlflow.tracking._tracking_service.utils", "_tracking_uri")
-MLFLOW_EXPERIMENT_GLOBAL = ("mlflow.tracking.fluent", "_active_experiment_id")
-_MISSING = object()
-
-
-def _mlflow_global(where):
-    module = sys.modules.get(where[0])
-    return _MISSING if module is None else getattr(module, where[1], _MISSING)
-
-
-def mlflow_fluent_state() -> Tuple[Any, Any]:
-    """(tracking URI, experiment id) as set in this process, None for unset or mlflow not loaded."""
-    uri, experiment = (_mlflow_global(where)
-                       for where in (MLFLOW_TRACKING_URI_GLOBAL, MLFLOW_EXPERIMENT_GLOBAL))
-    return (None if uri is _MISSING else uri, None if experiment is _MISSING else experiment)
-
-
-def restore_mlflow_fluent_state(state: Tuple[Any, Any]) -> None:
-    if "mlflow" not in sys.modules or mlflow_fluent_state() == state:
-        return
-    for where, value in zip((MLFLOW_TRACKING_URI_GLOBAL, MLFLOW_EXPERIMENT_GLOBAL), state):
-        if _mlflow_global(where) is not _MISSING:
-            setattr(sys.modules[where[0]], where[1], value)
-        elif where is MLFLOW_TRACKING_URI_GLOBAL and value is not None:
-            sys.modules["mlflow"].set_tracking_uri(value)
-
-
-# hyperopt's Trials.new_trial_ids hands out ids from len(self._ids) on (0.2.7 and 0.3.0), so
-# trials loaded with gaps in their ids (a trial that never finished) would get an id handed out
-# again. Reserving every id below the highest loaded one in that private set keeps the loaded
-# trials' own ids; when it moves, the loaded trials are numbered 0..n-1 instead (their runs keep
-# their trial_id tags). tests/test_compat.py fails loudly when it moves.
-def keep_trial_ids(trials: Any, tids: List[int]) -> List[int]:
-    """The ids to give loaded trials: their own, or 0..n-1 when hyperopt's counter moved."""
-    ids = trials.__dict__.get("_ids")
-    if not isinstance(ids, set) or not tids:
-        return list(range(len(tids)))
-    ids.update(range(max(tids) + 1))
-    return list(tids)
-
-
-# hyperopt's fmin loop waits until Trials.count_by_state_unsynced counts no NEW or RUNNING trial; it
-# counts the documents in the private Trials._dynamic_trials (0.2.7 and 0.3.0), which hold a
-# document from insert_trial_docs on, before the next refresh() puts it in the public
-# `trials.trials`. The dispatcher launches and cancels exactly what hyperopt counts; when that list
-# moves, the refreshed `trials.trials` is the fallback and tests/test_compat.py fails loudly.
-def unsynced_trial_docs(trials: Any) -> List[dict]:
-    """A copy of the list of every trial document hyperopt counts as this fmin's, refreshed or
-    not (the copy is safe to walk while hyperopt's thread inserts)."""
-    docs = trials.__dict__.get("_dynamic_trials")
-    if not isinstance(docs, list):
-        return list(trials.trials)
-    exp_key = getattr(trials, "_exp_key", None)
-    docs = list(docs)
-    return docs if exp_key is None else [doc for doc in docs if doc.get("exp_key") == exp_key]

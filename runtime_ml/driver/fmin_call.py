@@ -63,10 +63,10 @@ class FminCall:
             return cls(trials, None, args, kwargs)
         bound.apply_defaults()
         call = cls(trials, dict(bound.arguments), args, kwargs)
-        call._prepare()
+        call.prepare()
         return call
 
-    def _prepare(self):
+    def prepare(self) -> None:
         log.show_when_unconfigured()
         # The user's mistakes first: raised before any cluster wait, trial or MLflow run.
         check_timeout(self.arguments.get("timeout"))
@@ -131,8 +131,7 @@ class FminCall:
             log = logger.warning if reason.level == "warning" else logger.info
             log("%s", reason.text)
         # hyperopt's dispatcher reads trials.parallelism before launching each trial.
-        self.trials.parallelism = decision.parallelism
-        self.trials.actual_parallelism = decision.parallelism
+        spark_trials.set_parallelism(self.trials, decision.parallelism)
         return decision
 
     def _start_tracking(self, facts, resume_on):
@@ -165,7 +164,7 @@ class FminCall:
         """Run the tuning job: runtime-ml's dispatch, or hyperopt's own when begin() bailed out."""
         if self.arguments is None:
             return original(self.trials, *self.args, **self.kwargs)
-        from runtime_ml.driver.dispatch import run_spark_fmin
+        from runtime_ml.driver.spark_fmin import run_spark_fmin
 
         arguments = {k: v for k, v in self.arguments.items() if k != "self"}
         payload, self.payload = self.payload, None  # the launcher keeps it while it is needed

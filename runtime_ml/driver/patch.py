@@ -1,10 +1,10 @@
 """The two methods runtime-ml patches: `hyperopt.spark.SparkTrials.fmin` and its `__init__`.
 
 `__init__` checks the user's arguments, records the parallelism as given, and builds SparkTrials on
-a Spark Connect session (connect_trials). Every SparkTrials tuning job crosses `fmin`, whichever
-`fmin` binding the user holds (`hyperopt.fmin`, `from hyperopt import fmin` taken before or after
-activation, `hyperopt.fmin.fmin`, or `trials.fmin(...)`), and nothing else does: other Trials
-objects never reach runtime-ml. The wrapper follows MLflow's safe_patch contract:
+a Spark Connect session (compat.spark_trials.init_on_connect). Every SparkTrials tuning job
+crosses `fmin`, whichever `fmin` binding the user holds (`hyperopt.fmin`, `from hyperopt import
+fmin` taken before or after activation, `hyperopt.fmin.fmin`, or `trials.fmin(...)`), and nothing
+else does: other Trials objects never reach runtime-ml. The wrapper follows MLflow's safe_patch contract:
 - the user's exceptions propagate unchanged, and a bad value the user can fix raises UserInputError
   (a ValueError naming the value and the fix) before any trial runs;
 - an error in runtime-ml's own code follows runtime_ml.policy: before the first trial launches,
@@ -150,7 +150,7 @@ def _connect_session(arguments):
 
 def _init_on_connect(trials, spark, arguments):
     """Construct `trials` on the Connect session `spark`, where hyperopt's constructor cannot."""
-    from runtime_ml.driver.connect_trials import init_on_connect
+    from runtime_ml.compat.spark_trials import init_on_connect
 
     default_parallelism, master = 1, ""
     try:

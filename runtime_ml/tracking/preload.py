@@ -23,7 +23,7 @@ import threading
 from typing import Optional
 
 from runtime_ml import conf
-from runtime_ml.compat import mlflow_private
+from runtime_ml.compat import mlflow_private, spark_private
 
 _thread: Optional[threading.Thread] = None
 _lock = threading.Lock()
@@ -41,8 +41,7 @@ def tracking_switched_off() -> bool:
     """The running SparkContext's conf says no tracking; with no context yet, the
     spark-defaults.conf a Spark application started here would read (where admins switch it off
     for a cluster). Not known: False."""
-    context_class = getattr(sys.modules.get("pyspark"), "SparkContext", None)
-    context = getattr(context_class, "_active_spark_context", None)
+    context = spark_private.running_spark_context()
     if context is None:
         path = conf.spark_defaults_path()
         values = conf.read_defaults_file(path) if path else None

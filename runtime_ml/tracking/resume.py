@@ -29,7 +29,7 @@ from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional, Set
 
 from runtime_ml import log
-from runtime_ml.compat import spark_trials
+from runtime_ml.compat import hyperopt_private, spark_trials
 from runtime_ml.trial.results import plain
 from runtime_ml.worker.trial_run import PARENT_RUN_TAG
 
@@ -253,7 +253,7 @@ class Resumption:
 
 def load_into(trials, resumption):
     """Put the earlier trials into `trials` as done trials, with their own ids where hyperopt
-    lets runtime-ml keep them (see versions.keep_trial_ids). Nothing is inserted on failure.
+    lets runtime-ml keep them (see hyperopt_private.keep_trial_ids). Nothing is inserted on failure.
 
     A trial whose objective raised comes back as a done trial with status 'fail' and its error in
     misc['error']: hyperopt leaves errored trials out of len(trials), so only that way does it
@@ -261,13 +261,12 @@ def load_into(trials, resumption):
     trial ignore it either way)."""
     from hyperopt import base
 
-    from runtime_ml.compat import versions
 
     if resumption.loaded or not resumption.records:
         resumption.loaded = True
         return
     records = sorted(resumption.records, key=lambda r: r["tid"])
-    tids = versions.keep_trial_ids(trials, [r["tid"] for r in records])
+    tids = hyperopt_private.keep_trial_ids(trials, [r["tid"] for r in records])
     docs = []
     for tid, record in zip(tids, records):
         vals = {label: list(values) for label, values in record["vals"].items()}

@@ -17,7 +17,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, Dict, List, Optional, Set, Tuple
 
 from runtime_ml import log
-from runtime_ml.compat import mlflow_private, spark_trials, versions
+from runtime_ml.compat import hyperopt_private, mlflow_private, spark_trials, versions
 from runtime_ml.policy import note_after_launch, raise_first_in_strict_mode
 from runtime_ml.redaction import redact, redacted_uri, secret_values
 from runtime_ml.tracking import preload, records, resume, search, store
@@ -52,9 +52,11 @@ class FminTracker:
 
     def __init__(self, client: Any, uri: str, experiment_id: str, parent_id: Optional[str],
                  own_parent: bool, suffix: str, uuid_: str, space: Any,
-                 executor_env: Dict[str, str]):
+                 executor_env: Dict[str, str], with_runs: Set[int], not_counted: Set[int]):
         """`parent_id` None: this fmin's own parent run is still to be made (open_parent).
-        `client` None: the store is still to be opened, by the first pool task (open_store)."""
+        `client` None: the store is still to be opened, by the first pool task (open_store).
+        `with_runs`: the trials held that have runs already (an earlier fmin's on the same
+        SparkTrials, or a continued search's); `not_counted`: those that are not this search's."""
         self._client: Future = Future()  # the MlflowClient; None when it could not be made
         if client is not None:
             self._client.set_result(client)
@@ -83,11 +85,11 @@ class FminTracker:
         self._broken = False
         self._child_runs: Dict[int, Future] = {}  # tid -> the Future of its run, asked for at its start
         # trials with a run: asked for at their start, or held when the search was chosen
-        self._with_runs: Set[int] = set()
+        self._with_runs: Set[int] = set(with_runs)
         # (Future, time.monotonic() asked) of child runs not made yet
         self._creating: List[Tuple[Future, float]] = []
         self._last_probe = -math.inf
-        self.not_counted: Set[int] = set()  # trials of an earlier search on the same SparkTrials
+        self.not_counted: Set[int] = set(not_counted)
         # runtime-ml's own errors, raised after the fmin in strict mode
         self.internal_errors: List[BaseException] = []
         self._pending: List[Future] = []
@@ -117,12 +119,12 @@ class FminTracker:
             continues_a_search=spark_trials.resumption(trials) is not None,
             resume_on=resume_on, held_trials=len(trials.trials), mlflow_importing=importing,
             active_run=active_run,
-            chosen_experiment=versions.mlflow_fluent_state()[1] is not None,
+            chosen_experiment=mlflow_private.mlflow_fluent_state()[1] is not None,
             environ={k: v for k, v in os.environ.items() if k.startswith("MLFLOW_")},
             uri_file_exists=path is not None and os.path.exists(path)))
         if plan.note:
             logger.info("%s", plan.note)
-        held = {trial["tid"] for trial in versions.unsynced_trial_docs(trials)}
+        held = {trial["tid"] for trial in hyperopt_private.unsynced_trial_docs(trials)}
         if plan.while_importing is not None:
             return cls._start_fresh(trials, arguments, decision, facts, algo, keys,
                                     driver_address, *plan.while_importing, client=None, held=held)
@@ -139,14 +141,14 @@ class FminTracker:
         client = MlflowClient(uri)
         chosen = search.open_search(client, plan, mlflow.active_run(), trials, keys,
                                     end_run_quietly)
-        tracker = cls(client, uri, chosen.experiment_id, chosen.parent_id, chosen.own_parent,
-                      chosen.suffix, chosen.fmin_uuid, arguments["space"],
-                      store.executor_environment(uri, facts, driver_address))
         # every trial held now has a run: an earlier fmin's, or one of the search just loaded;
         # a continued search counts the trials it loaded, a new one only its own
-        tracker._with_runs = {trial["tid"] for trial in versions.unsynced_trial_docs(trials)}
-        tracker.not_counted = held if chosen.resumption is None else set()
-        tracker._begin(trials, arguments, decision, algo, keys, chosen.resumption)
+        tracker = cls(client, uri, chosen.experiment_id, chosen.parent_id, chosen.own_parent,
+                      chosen.suffix, chosen.fmin_uuid, arguments["space"],
+                      store.executor_environment(uri, facts, driver_address),
+                      with_runs={t["tid"] for t in hyperopt_private.unsynced_trial_docs(trials)},
+                      not_counted=held if chosen.resumption is None else set())
+        tracker.begin(trials, arguments, decision, algo, keys, chosen.resumption)
         return tracker
 
     @classmethod
@@ -159,10 +161,9 @@ class FminTracker:
         after that, with their own start times. `held`: the trials an earlier fmin on the same
         SparkTrials ran (they have runs, and are not this search's)."""
         tracker = cls(None, uri, experiment_id, None, True, "", records.fmin_uuid(),
-                      arguments["space"], store.executor_environment(uri, facts, driver_address))
-        tracker._with_runs, tracker.not_counted = set(held), set(held)
-        tracker._pending.append(tracker.pool.submit(tracker._open_store, client))
-        tracker._begin(trials, arguments, decision, algo, keys, None)
+                      arguments["space"], store.executor_environment(uri, facts, driver_address),
+                      with_runs=held, not_counted=held)
+        tracker.begin(trials, arguments, decision, algo, keys, None, unchecked_client=client)
         return tracker
 
     @property
@@ -197,8 +198,13 @@ class FminTracker:
                 self._broken = True
         self._client.set_result(client)
 
-    def _begin(self, trials, arguments, decision, algo, keys, resumption):
-        """The parent run: made in the background (or said where it is), then described."""
+    def begin(self, trials: Any, arguments: Dict[str, Any], decision: Any, algo: Any, keys: Any,
+              resumption: Any, unchecked_client: Any = None) -> None:
+        """The store, when it is still to be opened (a fresh search: the tracker's first thread
+        asks whether it answers, and makes the client unless `unchecked_client` is one); the
+        parent run, made in the background (or said where it is); then its description."""
+        if not self._client.done():
+            self._pending.append(self.pool.submit(self._open_store, unchecked_client))
         genai_ui = versions.mlflow_ui_has_genai_view(versions.installed_version("mlflow"))
         self.link = records.runs_view_link(self.uri, self.experiment_id, genai_ui)
         if self._parent.done():
@@ -512,7 +518,7 @@ class FminTracker:
             # This search's trials (not those an earlier fmin on the same SparkTrials ran), counted
             # as their child runs report them: hyperopt's count_successful_trials() also counts
             # results with status 'fail' or a NaN loss, which are failed runs here.
-            ended = [t for t in versions.unsynced_trial_docs(trials)
+            ended = [t for t in hyperopt_private.unsynced_trial_docs(trials)
                      if t["tid"] not in self.not_counted and t["state"] in (
                          base.JOB_STATE_DONE, base.JOB_STATE_ERROR, base.JOB_STATE_CANCEL)]
             outcomes = [trial_outcome(t) for t in ended]

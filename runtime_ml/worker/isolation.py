@@ -12,7 +12,7 @@ import os
 import sys
 from typing import Dict, Optional
 
-from runtime_ml.compat import versions
+from runtime_ml.compat import mlflow_private
 from runtime_ml.policy import TaskProblems
 from runtime_ml.worker import trial_run
 
@@ -50,7 +50,7 @@ class TrialProcessState:
         self.environ = dict(os.environ)
         root = logging.getLogger()
         self.handlers, self.level = list(root.handlers), root.level
-        self.mlflow_state = versions.mlflow_fluent_state()
+        self.mlflow_state = mlflow_private.mlflow_fluent_state()
         os.environ.update(self.env)
         if trial_run.TRIAL_RUN_ID in self.env or trial_run.TRIAL_RUN_KEY in self.env:
             try:
@@ -72,7 +72,7 @@ class TrialProcessState:
         return False
 
     def _mlflow(self):
-        versions.restore_mlflow_fluent_state(self.mlflow_state)
+        mlflow_private.restore_mlflow_fluent_state(self.mlflow_state)
 
     def _cwd(self):
         if os.getcwd() != self.cwd:

@@ -28,7 +28,7 @@ import time
 from typing import Any, Dict
 
 from runtime_ml import log
-from runtime_ml.compat import versions
+from runtime_ml.compat import mlflow_private
 from runtime_ml.redaction import redacted_uri, without_userinfo
 from runtime_ml.startup.import_hooks import PostImportHook
 
@@ -84,7 +84,7 @@ def find_trial_run(key, environ, deadline=RESOLVE_DEADLINE, pause=time.sleep):
 def _offer_trial_run(experiment_id):
     """Before the objective's first start_run aimed at the trial's run: set MLFLOW_RUN_ID to it."""
     if RUN_ID in os.environ or not targets_trial_run(
-            os.environ, sys.modules["mlflow"].get_tracking_uri(), versions.mlflow_fluent_state()[1],
+            os.environ, sys.modules["mlflow"].get_tracking_uri(), mlflow_private.mlflow_fluent_state()[1],
             experiment_id):
         return
     key = os.environ.pop(TRIAL_RUN_KEY)
@@ -171,7 +171,7 @@ def _wrap(start_run):
             return start_run(*args, **kwargs)
         experiment_id = args[1] if len(args) > 1 else kwargs.get("experiment_id")
         if targets_trial_run(os.environ, sys.modules["mlflow"].get_tracking_uri(),
-                             versions.mlflow_fluent_state()[1], experiment_id):
+                             mlflow_private.mlflow_fluent_state()[1], experiment_id):
             return start_run(*args, **kwargs)
         del os.environ[RUN_ID]  # the objective's own target: a run of its own, as in stock
         try:

@@ -1,59 +1,32 @@
-"""runtime-ml's own run of a SparkTrials fmin: the same semantics as hyperopt's, without the waste.
+"""The dispatcher: launches each trial hyperopt's loop proposes as its own Spark job the moment a
+slot is free, and handles timeout, early stopping and cancellation as hyperopt's SparkTrials does.
 
-hyperopt's SparkTrials forks a fresh Python worker for every trial (its task never reads its input,
-so PySpark will not reuse the worker), ships the objective and evaluates the search space in every
-trial's task (so every worker imports hyperopt), sleeps 1 s in two polling loops, and proposes one
-trial at a time. Here:
-- the search space is evaluated on the driver and the objective's return value becomes hyperopt's
-  result there (runtime_ml.trial.evaluation); the executor only calls the objective (worker.task.TrialTask);
-- the objective travels once per fmin (shipped by the launcher), a trial's task carries only its
-  parameter values and environment;
-- the task drains its input, so PySpark reuses the Python worker across trials, and freezes the
-  worker's heap after its first trial, so PySpark's gc.collect() between tasks stays cheap;
-- the dispatcher thread wakes when a trial is proposed or finishes, not on a 1 s timer, and the
-  proposing loop (hyperopt's public FMinIter) polls every POLL_SECONDS;
-- hyperopt proposes trials while slots are free (unless the user set max_queue_len), one per
-  algorithm call as with hyperopt's default, so TPE sees every finished result before it proposes
-  the next trial.
-Kept as in hyperopt: one single-task Spark job per trial, in the caller's job group when it set one
-(else Hyperopt_SparkTrials_<id>), with the trials' resource profile (runtime_ml.driver.launcher); never
-more running trials than trials.parallelism; timeout, early_stop_fn (on hyperopt 0.3.0 it cancels
-running trials; on 0.2.7 it stops proposing and running trials finish), loss_threshold and
-cancellation; trial documents, states and error tuples; hyperopt's own lines on its
-`hyperopt-spark` logger (stock_log).
-
-What this relies on in hyperopt (pinned by tests/test_hyperopt_contract.py on 0.2.7 and 0.3.0):
-FMinIter's constructor and attributes, base.Domain.evaluate (as runtime_ml.trial.evaluation repeats it),
-base.spec_from_misc, base.validate_timeout / validate_loss_threshold, JOB_STATE_*,
-Trials.new_trial_ids, and SparkTrials' private attributes, reached through
-runtime_ml.compat.spark_trials, and its `timeout` and `loss_threshold`.
+- The dispatcher thread wakes when a trial is proposed or finishes, not on a 1 s timer.
+- One long-lived launcher thread per slot runs a trial's job (driver/launcher.py): the task
+  carries the parameter values evaluated here (trial/evaluation.py) and the trial's environment;
+  the objective travels once per fmin; the objective's return value becomes hyperopt's result here.
+- Never more running trials than trials.parallelism; each trial ends in a final state, whatever
+  fails on the way (trial_docs.py), and hyperopt's own lines go to its `hyperopt-spark` logger
+  (stock_log.py).
 """
 
-import os
 import queue
-import sys
 import threading
 import time
 import traceback
-from typing import Callable, Optional, Protocol
+from typing import Optional, Protocol
 
-import numpy as np
-from hyperopt import STATUS_OK, FMinIter, base
-from hyperopt.fmin import space_eval
+from hyperopt import STATUS_OK, base
 from hyperopt.utils import coarse_utcnow
 from pyspark import cloudpickle
 
 from runtime_ml import conf, log
-from runtime_ml.compat import spark_trials, versions
+from runtime_ml.compat import hyperopt_private, spark_trials, versions
 from runtime_ml.driver import stock_log
+from runtime_ml.driver.hyperopt_loop import CompletedTrials, stock_early_stop
 from runtime_ml.driver.session import launcher_for
-from runtime_ml.driver.validation import NO_EVALUATIONS
-from runtime_ml.policy import (
-    ExecutorInternalError,
-    before_first_launch,
-    note_after_launch,
-    raise_first_in_strict_mode,
-)
+from runtime_ml.driver.trial_docs import write_cancellation, write_error, write_result
+from runtime_ml.policy import ExecutorInternalError, note_after_launch
 from runtime_ml.trial.evaluation import hyperopt_result, space_values
 from runtime_ml.trial.outcome import TrialFailure
 from runtime_ml.trial.results import is_nan_loss, with_result_hint
@@ -61,7 +34,6 @@ from runtime_ml.worker.task import PlainParams, SpaceOnExecutor, TrialTask
 
 logger = log.logger()
 
-POLL_SECONDS = 0.02
 CANCEL_AGAIN_SECONDS = 0.5  # how often the jobs of a cancelled fmin that still runs are cancelled
 CANCEL_TIMEOUT = "fmin run timeout"
 CANCEL_EARLY_STOP = "early stopping condition"
@@ -98,23 +70,6 @@ class Untracked:
     def trial_finished(self, trial: dict, printed: Optional[str] = None) -> None:
         return None
 
-
-def _write_result(trial, result):
-    trial["state"] = base.JOB_STATE_DONE
-    trial["result"] = result
-    trial["refresh_time"] = coarse_utcnow()
-
-
-def _write_error(trial, failure):
-    trial["state"] = base.JOB_STATE_ERROR
-    trial["misc"]["error"] = (failure.type_text, failure.recorded_text)
-    trial["refresh_time"] = coarse_utcnow()
-
-
-def _write_cancellation(trial, error):
-    trial["state"] = base.JOB_STATE_CANCEL
-    trial["misc"]["error"] = (str(type(error)), str(error))
-    trial["refresh_time"] = coarse_utcnow()
 
 
 class Dispatcher:
@@ -154,6 +109,10 @@ class Dispatcher:
         self._started = time.monotonic()
 
     # -- called from other threads
+    def free_slots(self) -> int:
+        """Slots no trial runs in: parallelism less the trials launched and not finished."""
+        return int(self.trials.parallelism) - len(self._running)
+
     def wake(self):
         with self._wake:
             self._wake.notify_all()
@@ -205,7 +164,7 @@ class Dispatcher:
             else:
                 stock_log.cancelling_jobs(self.launcher.job_group)
                 self._cancel_jobs()
-                for trial in versions.unsynced_trial_docs(self.trials):
+                for trial in hyperopt_private.unsynced_trial_docs(self.trials):
                     if trial["state"] == base.JOB_STATE_RUNNING:
                         trial["state"] = base.JOB_STATE_CANCEL
             self._cancel_unlaunched()
@@ -222,7 +181,7 @@ class Dispatcher:
         """Once the fmin is cancelled: every trial hyperopt counts and no launcher thread runs (NEW,
         inserted before or after the cancellation, refreshed or not; or RUNNING with nothing
         behind it) ends cancelled, so hyperopt's wait for unfinished trials ends."""
-        for trial in versions.unsynced_trial_docs(self.trials):
+        for trial in hyperopt_private.unsynced_trial_docs(self.trials):
             if trial["state"] == base.JOB_STATE_NEW or (
                     trial["state"] == base.JOB_STATE_RUNNING and trial["tid"] not in self._running):
                 trial["state"] = base.JOB_STATE_CANCEL
@@ -257,7 +216,7 @@ class Dispatcher:
         if spark_trials.cancelled(self.trials):
             self._cancel_unlaunched()
             return
-        for trial in versions.unsynced_trial_docs(self.trials):
+        for trial in hyperopt_private.unsynced_trial_docs(self.trials):
             if len(self._running) >= self.trials.parallelism:
                 break
             if trial["state"] == base.JOB_STATE_NEW:
@@ -328,7 +287,7 @@ class Dispatcher:
         except Exception as error:  # e.g. the user's early_stop_fn raised: the trial is recorded
             logger.exception("error after trial %s finished", trial["tid"])
             if trial["state"] == base.JOB_STATE_RUNNING:
-                _write_error(trial, self._internal_error(f"recording trial {trial['tid']}", error))
+                write_error(trial, self._internal_error(f"recording trial {trial['tid']}", error))
         finally:
             with self._wake:
                 self._running.discard(trial["tid"])
@@ -390,10 +349,10 @@ class Dispatcher:
         shown = outcome.error if isinstance(outcome, TrialFailure) else outcome  # if cancelled
         if tid in self._uncancellable:  # hyperopt writes these back as cancelled
             stock_log.trial_cancelled(tid, shown)
-            _write_cancellation(trial, shown)
+            write_cancellation(trial, shown)
         elif not isinstance(outcome, (TrialFailure, BaseException)):
             stock_log.trial_succeeded(tid, outcome)
-            _write_result(trial, outcome)
+            write_result(trial, outcome)
             self._completed.append(trial)
             if is_nan_loss(outcome):
                 logger.warning("trial %s returned loss=nan; hyperopt ignores it when it "
@@ -401,12 +360,12 @@ class Dispatcher:
             self._maybe_stop_early(outcome)
         elif spark_trials.cancelled(self.trials):
             stock_log.trial_cancelled(tid, shown)
-            _write_cancellation(trial, shown)
+            write_cancellation(trial, shown)
         elif cancelled_from_outside(outcome):
             # The caller's job group (a notebook's "cancel") or all jobs were cancelled.
             self.cancel(CANCEL_USER)
             stock_log.trial_cancelled(tid, shown)
-            _write_cancellation(trial, shown)
+            write_cancellation(trial, shown)
         else:
             failure = outcome if isinstance(outcome, TrialFailure) else TrialFailure(outcome)
             stock_log.trial_failed(tid, failure.error, failure.traceback_text)
@@ -414,7 +373,7 @@ class Dispatcher:
             if printed:
                 logger.warning("trial %s failed; the last lines it printed:\n%s", tid,
                                printed)
-            _write_error(trial, failure)
+            write_error(trial, failure)
             self._completed.append(trial)
 
     def _maybe_stop_early(self, result):
@@ -461,158 +420,3 @@ def last_lines(text, count=20):
     lines = [line for line in (text or "").splitlines() if line.strip()]
     return "\n".join(lines[-count:])
 
-
-def stock_early_stop(early_stop_fn):
-    """True for hyperopt's own early-stop functions (hyperopt.early_stop.no_progress_loss).
-
-    They read the newest trial's loss (trials.trials[-1]), which under SparkTrials may still be
-    running; they get a CompletedTrials view. A user's own function sees the SparkTrials as in
-    hyperopt.
-    """
-    return getattr(early_stop_fn, "__module__", None) == "hyperopt.early_stop"
-
-
-def reads_every_loss(algo):
-    """True for hyperopt's atpe, which reads every trial's loss: a running trial (no loss yet)
-    makes it raise KeyError under SparkTrials, stock's included."""
-    target = getattr(algo, "func", algo)
-    return getattr(target, "__module__", None) == "hyperopt.atpe"
-
-
-def with_finished_trials(algo):
-    """`algo` proposing from the trials that have a loss (for reads_every_loss algorithms)."""
-
-    def suggest(new_ids, domain, trials, seed):
-        finished = [t for t in trials.trials if "loss" in (t.get("result") or {})]
-        return algo(new_ids, domain, CompletedTrials(trials, finished), seed)
-
-    return suggest
-
-
-class CompletedTrials:
-    """The SparkTrials as hyperopt's early-stop functions expect it: `trials` holds the finished
-    trials in the order they finished, the one that just finished last."""
-
-    def __init__(self, trials, completed):
-        self._trials = trials
-        self.trials = list(completed)
-
-    def __getattr__(self, name):
-        return getattr(self._trials, name)
-
-    def __iter__(self):
-        return iter(self.trials)
-
-    def __len__(self):
-        return len(self.trials)
-
-
-class SlotAwareFMinIter(FMinIter):
-    """hyperopt's FMinIter, proposing trials only while there are free slots."""
-
-    # Set per instance: free_slots, or None to keep max_queue_len fixed; stopped_early, telling
-    # that early_stop_fn said stop.
-    free_slots: Optional[Callable[[], int]] = None
-    stopped_early: Optional[Callable[[], bool]] = None
-
-    @property
-    def is_cancelled(self):
-        return super().is_cancelled or bool(self.stopped_early and self.stopped_early())
-
-    @property
-    def max_queue_len(self) -> int:
-        if self.free_slots is not None:
-            return max(1, self.free_slots())
-        return self._fixed_queue_len
-
-    @max_queue_len.setter
-    def max_queue_len(self, value: int) -> None:
-        self._fixed_queue_len = value
-
-
-def run_spark_fmin(trials, fn, space, algo, max_evals, timeout, loss_threshold, max_queue_len,
-                   rstate, verbose, pass_expr_memo_ctrl, catch_eval_exceptions, return_argmin,
-                   show_progressbar, early_stop_fn, payload, trials_save_file="", listener=None,
-                   queue_follows_slots=True, reuse_workers=True, keep_output=True):
-    """SparkTrials.fmin, with runtime-ml's dispatch. Arguments as hyperopt passes them, plus
-    `payload`: the objective pickled once by validation.serialize_objective.
-
-    With queue_follows_slots (max_queue_len left at hyperopt's default of 1), hyperopt proposes
-    trials while slots are free, one trial per algorithm call as with hyperopt's default: anneal and
-    user-written algorithms take exactly one id per call, and a seeded search draws one seed per
-    trial, so it proposes the points stock SparkTrials proposes.
-    """
-    if timeout is not None:
-        if trials.timeout is not None:
-            stock_log.fmin_timeout_ignored()
-        else:
-            base.validate_timeout(timeout)
-            trials.timeout = timeout
-    if loss_threshold is not None:
-        base.validate_loss_threshold(loss_threshold)
-        trials.loss_threshold = loss_threshold
-    assert not pass_expr_memo_ctrl, "SparkTrials does not support `pass_expr_memo_ctrl`"
-    assert not catch_eval_exceptions, "SparkTrials does not support `catch_eval_exceptions`"
-    if rstate is None:  # as hyperopt.fmin does, for direct trials.fmin(...) calls
-        seed = os.environ.get("HYPEROPT_FMIN_SEED", "")
-        rstate = np.random.default_rng(int(seed) if seed else None)
-    if max_evals is None:
-        max_evals = sys.maxsize
-
-    if reads_every_loss(algo):
-        algo = with_finished_trials(algo)
-    domain = base.Domain(fn, space, pass_expr_memo_ctrl=None)
-    with before_first_launch("starting runtime-ml's dispatch"):
-        dispatcher = Dispatcher(trials, domain, payload, listener, early_stop_fn, reuse_workers,
-                                keep_output)
-        iterator = SlotAwareFMinIter(
-            algo, domain, trials, max_evals=max_evals, timeout=timeout,
-            loss_threshold=loss_threshold, rstate=rstate, verbose=verbose,
-            max_queue_len=max_queue_len, poll_interval_secs=POLL_SECONDS,
-            show_progressbar=show_progressbar, early_stop_fn=None, trials_save_file="",
-        )
-        iterator.catch_eval_exceptions = catch_eval_exceptions
-        iterator.stopped_early = lambda: dispatcher.stopped_early
-        insert, new_ids = trials.insert_trial_docs, trials.new_trial_ids
-
-        def insert_and_wake(docs):  # the dispatcher launches new trials at once
-            result = insert(docs)
-            dispatcher.wake()
-            return result
-
-        spark_trials.override(trials, insert_trial_docs=insert_and_wake)
-        if queue_follows_slots:
-            iterator.free_slots = lambda: trials.parallelism - len(dispatcher._running)
-            spark_trials.override(trials, new_trial_ids=lambda n: new_ids(1))
-        try:
-            dispatcher.start()
-        except BaseException:
-            dispatcher.stop()
-            spark_trials.restore_methods(trials)
-            raise
-    error = None
-    try:
-        try:
-            iterator.exhaust()
-        except KeyboardInterrupt:
-            dispatcher.cancel(CANCEL_USER)
-            raise
-        finally:
-            dispatcher.stop()  # every trial thread has written its result back after this
-            spark_trials.restore_methods(trials)
-            trials.refresh()
-        # After stop(): results that arrived after a cancellation count too.
-        if return_argmin:
-            if len(trials.trials) == 0:
-                raise Exception(NO_EVALUATIONS)
-            result = trials.argmin
-        else:
-            result = space_eval(space, trials.argmin) if len(trials) > 0 else None
-    except BaseException as raised:
-        error = raised
-        raise
-    finally:
-        stock_log.fmin_exited(error)
-        stock_log.total_trials(trials)
-    raise_first_in_strict_mode(dispatcher.internal_errors)
-    return result

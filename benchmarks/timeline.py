@@ -59,7 +59,8 @@ def main():
     # Pair the k-th trial end with the (k + p)-th trial start: the trial that took that slot.
     ends = sorted(e for _, e, _ in runs)
     starts = sorted(s for s, _, _ in runs)[p:]
-    describe("gap (trial ends -> next one starts)", [(s - e) * 1000 for e, s in zip(ends, starts)])
+    describe("gap (trial ends -> next one starts)",
+             [(s - e) * 1000 for e, s in zip(ends, starts, strict=False)])
     busy = sum(e - s for s, e, _ in runs)
     print(f"slots busy {busy / (p * wall):.3f} of the time")
     return 0

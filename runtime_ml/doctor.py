@@ -29,14 +29,14 @@ def package_versions():
     return found
 
 
-def hook_state(python=sys.executable):
+def hook_state():
     import sysconfig
 
     path = os.path.join(sysconfig.get_paths()["purelib"], hook.PTH_NAME)
     from runtime_ml.startup.pyspark_zips import redundant_zips
 
     installed = os.path.exists(path) and open(path).read() == hook.pth_line(redundant_zips())
-    return {"installed": installed, "path": path, "python": python}
+    return {"installed": installed, "path": path, "python": sys.executable}
 
 
 def flag_state(setting, session_conf=None, cli_conf=None):

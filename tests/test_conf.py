@@ -42,7 +42,7 @@ def test_env_switches(raw, expected):
 
 
 def test_every_setting_has_a_default_and_a_description():
-    for setting in conf.SPARK_CONF_SETTINGS + conf.ENV_SETTINGS:
+    for setting in conf.SPARK_CONF_SETTINGS + (conf.DISABLED, conf.STRICT):
         assert setting.description.strip()
         assert setting.default is not None
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "runtime_ml"
 HEAVY = {"hyperopt", "pyspark", "mlflow", "py4j", "cloudpickle", "numpy", "pandas", "sklearn"}
-SHARED = {"runtime_ml", "runtime_ml.conf", "runtime_ml.errors", "runtime_ml.log", "runtime_ml.policy",
-          "runtime_ml.redaction"}
+SHARED = {"runtime_ml", "runtime_ml.conf", "runtime_ml.errors", "runtime_ml.log", "runtime_ml.patching",
+          "runtime_ml.policy", "runtime_ml.redaction", "runtime_ml.server_health"}
 
 
 def module_name(path):

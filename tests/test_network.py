@@ -253,7 +253,7 @@ class TrackingLegs:
         self.experiment = self.job.record.name
         parts = re.split(r"^LEG (\S+)\n", self.job.output, flags=re.M)
         self.legs = {name: Job(self.job.returncode, self.job.record / name, output=text)
-                     for name, text in zip(parts[1::2], parts[2::2])}
+                     for name, text in zip(parts[1::2], parts[2::2], strict=False)}
         return self
 
     def leg(self, name):

@@ -14,7 +14,7 @@ RUNTIME_ML_CLI = str(Path(sys.executable).parent / "runtime-ml")
 # Printed by each scenario: the state of the patch as the user's code would see it.
 REPORT = """
 import hyperopt, hyperopt.spark, json, runtime_ml, sys
-from runtime_ml.driver.patch import ORIGINAL_ATTR
+from runtime_ml.patching import ORIGINAL_ATTR
 method = hyperopt.spark.SparkTrials.__dict__["fmin"]
 original = getattr(method, ORIGINAL_ATTR, None)
 print(json.dumps({

@@ -15,7 +15,9 @@ import pytest
 from conftest import KEY, fmin, run_python, runs_of, tracking_warnings
 from hyperopt import STATUS_OK, hp, rand, tpe
 
+from runtime_ml import server_health
 from runtime_ml.compat import mlflow_private
+from runtime_ml.patching import original_of
 from runtime_ml.tracking import failures, records, search, store
 from runtime_ml.worker.trial_run import PARENT_RUN_TAG
 
@@ -575,6 +577,35 @@ def test_server_down_from_the_start_same_result_one_warning(spark, active, runti
     assert len(warnings) == 1 and "http://127.0.0.1:9" in warnings[0]
 
 
+def test_a_server_that_answers_health_with_a_client_error_is_there_and_one_with_a_server_error_is_not():
+    """One probe for the driver and the executors: a 401 or 404 (an auth layer or a proxy in
+    front of the server) is an answer; a 503 is not."""
+    import http.server
+
+    class Replies(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(int(self.path.strip("/").split("/")[0]))
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Replies)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        assert server_health.unreachable(f"{base}/200") is None
+        assert server_health.unreachable(f"{base}/401") is None
+        assert server_health.unreachable(f"{base}/404") is None
+        assert server_health.unreachable(f"{base}/503") == f"HTTP 503 from {base}/503"
+        assert server_health.unreachable("sqlite:///local.db") is None
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
 class HeldHealth:
     """A "server" whose /health is held until `marker` exists (or 30 s), then dropped unanswered;
     `answered_after_marker` says whether the marker came while the request was held."""
@@ -603,7 +634,7 @@ def test_the_first_trials_launch_while_the_servers_health_is_asked_and_no_answer
         spark, active, runtime_log, monkeypatch, tmp_path):
     """The /health request is held until a trial has started: the fmin used to wait for the answer
     (a round trip, or HEALTH_TIMEOUT for a server that is cut off) before its first launch."""
-    monkeypatch.setattr(store, "HEALTH_TIMEOUT", 35.0)
+    monkeypatch.setattr(server_health, "HEALTH_TIMEOUT", 35.0)
     marker = tmp_path / "a trial started"
     server = HeldHealth(marker)
     previous = mlflow.get_tracking_uri()
@@ -937,7 +968,7 @@ def test_the_start_run_guard_is_idempotent_reversible_and_passes_through_outside
     trial_run.guard_when_loaded()
     try:
         assert mlflow.start_run is fluent.start_run
-        assert getattr(mlflow.start_run, trial_run.ORIGINAL_ATTR) is original
+        assert original_of(mlflow.start_run) is original
         with mlflow.start_run() as run:  # no trial: MLflow's own behaviour
             assert run.info.run_id
     finally:

@@ -84,7 +84,7 @@ def mlflow_fluent_state() -> Tuple[Any, Any]:
 def restore_mlflow_fluent_state(state: Tuple[Any, Any]) -> None:
     if "mlflow" not in sys.modules or mlflow_fluent_state() == state:
         return
-    for where, value in zip((MLFLOW_TRACKING_URI_GLOBAL, MLFLOW_EXPERIMENT_GLOBAL), state):
+    for where, value in zip((MLFLOW_TRACKING_URI_GLOBAL, MLFLOW_EXPERIMENT_GLOBAL), state, strict=True):
         if _mlflow_global(where) is not _MISSING:
             setattr(sys.modules[where[0]], where[1], value)
         elif where is MLFLOW_TRACKING_URI_GLOBAL and value is not None:

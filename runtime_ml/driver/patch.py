@@ -21,11 +21,11 @@ from typing import Optional
 
 from runtime_ml import conf, log
 from runtime_ml.compat import spark_trials, versions
+from runtime_ml.patching import mark, original_of
 from runtime_ml.policy import FallBackToStock, before_first_launch, report_internal_error
 
 logger = log.logger()
 
-ORIGINAL_ATTR = "__runtime_ml_original__"
 
 _lock = threading.Lock()
 
@@ -56,7 +56,7 @@ def is_patched(spark_module: Optional[ModuleType] = None) -> bool:
     spark_module = spark_module or sys.modules.get("hyperopt.spark")
     if spark_module is None:
         return False
-    return hasattr(spark_module.SparkTrials.__dict__.get("fmin"), ORIGINAL_ATTR)
+    return original_of(spark_module.SparkTrials.__dict__.get("fmin")) is not None
 
 
 def patch_module(spark_module: ModuleType) -> bool:
@@ -94,7 +94,7 @@ def unpatch_module(spark_module: ModuleType) -> None:
     with _lock:
         for name in _WRAPPERS:
             current = spark_module.SparkTrials.__dict__.get(name)
-            original = getattr(current, ORIGINAL_ATTR, None)
+            original = original_of(current)
             if original is not None:
                 setattr(spark_module.SparkTrials, name, original)
 
@@ -104,8 +104,7 @@ def _wrap_fmin(original):
     def fmin(self, *args, **kwargs):
         return call_through_runtime(original, self, args, kwargs)
 
-    setattr(fmin, ORIGINAL_ATTR, original)
-    return fmin
+    return mark(fmin, original)
 
 
 def _wrap_init(original):
@@ -130,8 +129,7 @@ def _wrap_init(original):
         original(self, *args, **kwargs)
         spark_trials.remember_requested_parallelism(self, arguments.get("parallelism"))
 
-    setattr(__init__, ORIGINAL_ATTR, original)
-    return __init__
+    return mark(__init__, original)
 
 
 def _connect_session(arguments):

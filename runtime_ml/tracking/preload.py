@@ -115,11 +115,15 @@ def wait(timeout: Optional[float] = None) -> None:
 DATABASE_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")  # MLflow's SQLAlchemy store's
 
 
+def uri_scheme(uri: Optional[str]) -> str:
+    """A tracking URI's scheme without its driver: 'postgresql' for 'postgresql+psycopg2://...'."""
+    return str(uri or "").split(":", 1)[0].split("+", 1)[0].lower()
+
+
 def is_database_uri(uri) -> bool:
     """Whether MLflow keeps runs for this tracking URI in its SQLAlchemy store ('sqlite:///x.db',
     'postgresql+psycopg2://...')."""
-    scheme = str(uri or "").split(":", 1)[0].split("+", 1)[0].lower()
-    return scheme in DATABASE_SCHEMES
+    return uri_scheme(uri) in DATABASE_SCHEMES
 
 
 def _import():

@@ -46,7 +46,6 @@ FMIN_UUID_TAG = "fmin_uuid"
 MAX_EVALS_PARAM = "max_evals"
 TAG_LIMIT = 5000  # MLflow 2.x accepts tag values up to 5000 characters (8000 from 2.16 on)
 RESULT_KEYS = ("status", "loss", "true_loss", "loss_variance", "true_loss_variance")
-DONE = 2  # hyperopt.base.JOB_STATE_DONE (ERROR is 3)
 PAGE = 1000  # runs per search_runs page
 CANDIDATES = 20  # parent runs looked at, newest first
 
@@ -224,8 +223,10 @@ def searches_in(tags):
 
 
 def summary(records: List[dict]) -> str:
-    ok = sum(1 for r in records if (r.get("result") or {}).get("status") == "ok"
-             and r["state"] == DONE)
+    from hyperopt import base
+
+    ok = sum(1 for r in records if (r.get("result") or {}).get("status") == base.STATUS_OK
+             and r["state"] == base.JOB_STATE_DONE)
     return f"{len(records)} finished trials ({ok} ok, {len(records) - ok} failed)"
 
 
@@ -268,12 +269,12 @@ def load_into(trials, resumption):
     records = sorted(resumption.records, key=lambda r: r["tid"])
     tids = hyperopt_private.keep_trial_ids(trials, [r["tid"] for r in records])
     docs = []
-    for tid, record in zip(tids, records):
+    for tid, record in zip(tids, records, strict=True):
         vals = {label: list(values) for label, values in record["vals"].items()}
         misc = {"tid": tid, "cmd": ("domain_attachment", "FMinIter_Domain"), "workdir": None,
                 "idxs": {label: [tid] if values else [] for label, values in vals.items()},
                 "vals": vals}
-        if record["state"] == DONE:
+        if record["state"] == base.JOB_STATE_DONE:
             result = dict(record.get("result") or {"status": base.STATUS_FAIL})
         else:  # it raised: a done trial with status 'fail', so that it counts toward max_evals
             result = {"status": base.STATUS_FAIL}

@@ -11,12 +11,11 @@ import socket
 from typing import Optional
 from urllib.parse import urlparse
 
-from runtime_ml import log
-from runtime_ml.redaction import CREDENTIAL_ENV, redacted_uri, without_userinfo
+from runtime_ml import log, server_health
+from runtime_ml.redaction import CREDENTIAL_ENV, redacted_uri
 
 logger = log.logger()
 
-HEALTH_TIMEOUT = 3.0  # seconds to decide a tracking server is not there
 # What the objective's own MLflow calls in a trial may cost when the server cannot be reached from
 # its executor: MLflow's defaults retry one request for minutes (5-7 retries, 120 s timeouts);
 # here a request gives up after about 35 s (3 tries of at most 10 s, 1 s and 2 s apart). The
@@ -128,19 +127,9 @@ def uri_advice(uri: Optional[str]) -> str:
             f"as {server}, or a database such as sqlite:////absolute/path/mlflow.db.")
 
 
-def server_unreachable(uri):
+def server_unreachable(uri: str) -> Optional[str]:
     """For http(s) tracking URIs: None when /health answers, else why not (bounded)."""
-    import urllib.request
-
-    if urlparse(uri).scheme not in ("http", "https"):
-        return None
-    try:
-        health = without_userinfo(uri).rstrip("/") + "/health"
-        with urllib.request.urlopen(health, timeout=HEALTH_TIMEOUT) as reply:
-            reply.read(64)
-        return None
-    except Exception as error:
-        return f"{type(error).__name__}: {error}"
+    return server_health.unreachable(uri)
 
 
 def could_not_start(uri: str, error: BaseException) -> None:

@@ -156,7 +156,7 @@ class FminTracker:
                      experiment_id, client, held):
         """A fresh search with this fmin's own parent run: its first trials launch at once, while
         the tracker's first thread asks whether the store answers (a server's /health: a round
-        trip, and up to HEALTH_TIMEOUT for one that is cut off) and, when MLflow is still being
+        trip, and up to server_health.HEALTH_TIMEOUT for one that is cut off) and, when MLflow is still being
         imported (`client` None), makes the client once the import ends. Their runs are made
         after that, with their own start times. `held`: the trials an earlier fmin on the same
         SparkTrials ran (they have runs, and are not this search's)."""

@@ -36,7 +36,8 @@ class TrialProcessState:
     worker starts as on a fresh one (as stock hyperopt's worker per trial does): the working
     directory, environment variables (the trial's own `env` is set for the trial), the root
     logger's handlers and level, and MLflow's fluent state (active runs, tracking URI,
-    experiment). Module globals and imports stay shared (see README).
+    experiment, and its own start_run where the trial's run guarded it). Module globals and
+    imports stay shared (see README).
 
     Each step is guarded: a failure is reported (`problems`) and never touches the trial's result.
     """
@@ -62,6 +63,7 @@ class TrialProcessState:
     def __exit__(self, *exc_info):
         for what, step in (("ending the objective's MLflow runs", end_leftover_mlflow_runs),
                            ("restoring MLflow's tracking URI and experiment", self._mlflow),
+                           ("putting MLflow's own start_run back", trial_run.unguard),
                            ("restoring the working directory", self._cwd),
                            ("restoring environment variables", self._environ),
                            ("restoring the root logger", self._logging)):

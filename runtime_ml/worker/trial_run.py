@@ -27,9 +27,10 @@ import sys
 import time
 from typing import Any, Dict
 
-from runtime_ml import log
+from runtime_ml import log, server_health
 from runtime_ml.compat import mlflow_private
-from runtime_ml.redaction import redacted_uri, without_userinfo
+from runtime_ml.patching import mark, original_of
+from runtime_ml.redaction import redacted_uri
 from runtime_ml.startup.import_hooks import PostImportHook
 
 logger = log.logger()
@@ -44,7 +45,6 @@ TRIAL_RUN_KEY = "RUNTIME_ML_TRIAL_RUN_KEY"  # "<fmin_uuid>:<trial id>": the run 
 TRIAL_ATTEMPT = "RUNTIME_ML_TRIAL_ATTEMPT"  # "2" and on: Spark runs the trial's task again
 ATTEMPT_OF_TAG = "runtime_ml.attempt_of"  # on an attempt's run: the TRIAL_RUN_KEY it re-runs
 ATTEMPTS_TAG = "runtime_ml.attempts"  # on a trial's run: how many attempts logged into it
-ORIGINAL_ATTR = "__runtime_ml_original__"
 RESOLVE_DEADLINE = 10.0  # seconds the objective's first MLflow call waits for its trial's run
 UNREACHABLE_SECONDS = 60.0  # how long a worker that found the server unreachable stops asking it
 _unreachable_until: dict = {}  # tracking URI -> time.monotonic() until which it is not asked here
@@ -115,18 +115,9 @@ def _offer_trial_run(experiment_id):
     os.environ[RUN_ID] = os.environ[TRIAL_RUN_ID] = run_id
 
 
-def server_answers(uri):
-    """Whether the tracking server's /health answers at all (3 s at most)."""
-    import urllib.error
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(without_userinfo(uri).rstrip("/") + "/health", timeout=3):
-            return True
-    except urllib.error.HTTPError:
-        return True
-    except Exception:
-        return False
+def server_answers(uri: str) -> bool:
+    """Whether the tracking server's /health answers (server_health; 3 s at most)."""
+    return server_health.unreachable(uri) is None
 
 
 def _use_local_store():
@@ -179,14 +170,13 @@ def _wrap(start_run):
         finally:
             os.environ[RUN_ID] = offered
 
-    setattr(start_run_in_a_trial, ORIGINAL_ATTR, start_run)
-    return start_run_in_a_trial
+    return mark(start_run_in_a_trial, start_run)
 
 
 def _wrap_module(fluent: Any) -> None:
     """Idempotent; `mlflow.start_run` follows when mlflow has bound it already."""
     current = fluent.start_run
-    if hasattr(current, ORIGINAL_ATTR):
+    if original_of(current) is not None:
         return
     fluent.start_run = _wrap(current)
     package: Any = sys.modules.get("mlflow")
@@ -216,7 +206,7 @@ def unguard():
     """Put MLflow's own start_run back and drop a pending hook. Idempotent."""
     sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _FluentHook)]
     fluent: Any = sys.modules.get(FLUENT)
-    original = getattr(getattr(fluent, "start_run", None), ORIGINAL_ATTR, None)
+    original = original_of(getattr(fluent, "start_run", None))
     if original is None:
         return
     package: Any = sys.modules.get("mlflow")

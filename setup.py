@@ -25,6 +25,7 @@ setup(
         "mlflow>=2.9,<4",
         "py4j>=0.10.9.7",
         "cloudpickle>=2.0",
+        "packaging",  # the support matrix's version ranges (compat/versions.py)
     ],
     entry_points={"console_scripts": ["runtime-ml=runtime_ml.cli:main"]},
     classifiers=[

@@ -63,6 +63,9 @@ def latest_parent_run(tracking_uri):
     return parents[0] if parents else None
 
 
+UI_PORT = 5000  # mlflow ui's default
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max-evals", type=int, default=32)
@@ -108,8 +111,20 @@ def main(argv: Optional[List[str]] = None) -> int:
     else:
         print(f"MLflow parent run: {parent.info.run_id} (experiment runtime-ml-demo)")
     print(f"See the runs: {Path(sys.executable).parent / 'mlflow'} ui --backend-store-uri "
-          f"{os.environ['MLFLOW_TRACKING_URI']} --host 127.0.0.1")
+          f"{os.environ['MLFLOW_TRACKING_URI']} --host 127.0.0.1 --port {UI_PORT}")
+    if parent is not None:
+        print(f"then open {ui_link(parent.info.experiment_id)}")
     return 0
+
+
+def ui_link(experiment_id: str) -> str:
+    """The experiment's runs in the `mlflow ui` the demo names (MLflow 3's UI would open its GenAI
+    overview without the machine-learning workflow in the link)."""
+    from runtime_ml.compat import versions
+    from runtime_ml.tracking.records import runs_view_link
+
+    genai_ui = versions.mlflow_ui_has_genai_view(versions.installed_version("mlflow"))
+    return runs_view_link(f"http://127.0.0.1:{UI_PORT}", experiment_id, genai_ui) or ""
 
 
 if __name__ == "__main__":

@@ -22,11 +22,8 @@ INSTALLED = {name: version(name) for name in versions.SUPPORTED}
 
 def test_the_matrix_is_what_setup_py_declares():
     text = (REPO / "setup.py").read_text()
-    for name, (oldest, first_unsupported) in versions.SUPPORTED.items():
-        [(low, high)] = re.findall(rf'"{name}>=([\d.]+),<([\d.]+)"', text)
-        assert versions.version_tuple(low) == oldest, name
-        assert versions.version_tuple(high) == versions.version_tuple(
-            ".".join(map(str, first_unsupported))), name
+    for name, specifiers in versions.SUPPORTED.items():
+        assert f'"{name}{specifiers}"' in text, name
 
 
 def test_the_installed_versions_are_inside_the_matrix():
@@ -40,11 +37,11 @@ def test_the_installed_versions_are_inside_the_matrix():
     ("hyperopt", "0.2.7", None), ("hyperopt", "0.3.0", None), ("hyperopt", "0.3.1rc1", None),
     ("hyperopt", "0.4.0", "hyperopt 0.4.0 is newer than the supported < 0.4; "
                           "SparkTrials left unpatched"),
-    ("pyspark", "3.4.4", "pyspark 3.4.4 is older than the supported 3.5.0; "
+    ("pyspark", "3.4.4", "pyspark 3.4.4 is older than the supported 3.5; "
                          "SparkTrials left unpatched"),
     ("pyspark", "3.5.0", None), ("pyspark", "4.3.0", None), ("pyspark", "5.0.0.dev0",
                                                              "pyspark 5.0.0.dev0 is newer"),
-    ("mlflow", "2.8.1", "mlflow 2.8.1 is older than the supported 2.9.0; MLflow tracking is off"),
+    ("mlflow", "2.8.1", "mlflow 2.8.1 is older than the supported 2.9; MLflow tracking is off"),
     ("mlflow", "2.9.2", None), ("mlflow", "3.17.2", None), ("mlflow", "4.0.0", "mlflow 4.0.0 is "),
     ("mlflow", None, None),  # not a distribution (a source checkout): given the benefit of doubt
 ])
@@ -210,9 +207,9 @@ ACTIVATE_AND_IMPORT = """
 @pytest.mark.parametrize("name, fake_version, line, patched", [
     ("hyperopt", "0.1.2", "WARNING runtime_ml: hyperopt 0.1.2 is older than the supported 0.2.7; "
                           "SparkTrials left unpatched.", False),
-    ("pyspark", "3.3.2", "WARNING runtime_ml: pyspark 3.3.2 is older than the supported 3.5.0; "
+    ("pyspark", "3.3.2", "WARNING runtime_ml: pyspark 3.3.2 is older than the supported 3.5; "
                          "SparkTrials left unpatched.", False),
-    ("mlflow", "2.3.0", "WARNING runtime_ml: mlflow 2.3.0 is older than the supported 2.9.0; "
+    ("mlflow", "2.3.0", "WARNING runtime_ml: mlflow 2.3.0 is older than the supported 2.9; "
                         "MLflow tracking is off.", True),
 ])
 def test_an_unsupported_version_is_one_clear_line_at_activation(tmp_path, name, fake_version,
@@ -235,7 +232,7 @@ def test_with_an_unsupported_mlflow_fmin_runs_untracked_and_says_why(spark, acti
                   trials=trials, show_progressbar=False)
     assert len(trials.trials) == 2
     messages = [r.getMessage() for r in runtime_log.records if r.levelno >= logging.INFO]
-    assert any("mlflow 2.3.0 is older than the supported 2.9.0; MLflow tracking is off" in m
+    assert any("mlflow 2.3.0 is older than the supported 2.9; MLflow tracking is off" in m
                for m in messages)
     assert not any("tracking this fmin in MLflow run" in m for m in messages)
 

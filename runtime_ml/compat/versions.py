@@ -10,12 +10,8 @@ package metadata (no import of the packages themselves).
 import re
 from typing import Optional, Tuple
 
-# (oldest supported, first unsupported); kept equal to setup.py's install_requires.
-SUPPORTED = {
-    "hyperopt": ((0, 2, 7), (0, 4)),
-    "pyspark": ((3, 5, 0), (5,)),
-    "mlflow": ((2, 9, 0), (4,)),
-}
+# The support matrix, as setup.py's install_requires states it (tests/test_compat.py compares).
+SUPPORTED = {"hyperopt": ">=0.2.7,<0.4", "pyspark": ">=3.5,<5", "mlflow": ">=2.9,<4"}
 # What each part needs: without hyperopt and pyspark nothing is patched; without mlflow, tracking.
 NEEDED_FOR = {"hyperopt": "SparkTrials left unpatched", "pyspark": "SparkTrials left unpatched",
               "mlflow": "MLflow tracking is off"}
@@ -28,10 +24,6 @@ def version_tuple(text: Optional[str]) -> Tuple[int, ...]:
         match = re.match(r"\d+", piece)
         parts.append(int(match.group()) if match else 0)
     return tuple(parts + [0] * (3 - len(parts)))
-
-
-def _dotted(parts):
-    return ".".join(map(str, parts))
 
 
 def installed_version(distribution: str) -> Optional[str]:
@@ -53,14 +45,20 @@ def support_problem(distribution: str, found: Optional[str]) -> Optional[str]:
     """
     if found is None:
         return None
-    oldest, first_unsupported = SUPPORTED[distribution]
-    have = version_tuple(found)
-    if have < oldest:
-        return (f"{distribution} {found} is older than the supported {_dotted(oldest)}; "
-                f"{NEEDED_FOR[distribution]}")
-    if have[: len(first_unsupported)] >= first_unsupported:
-        return (f"{distribution} {found} is newer than the supported "
-                f"< {_dotted(first_unsupported)}; {NEEDED_FOR[distribution]}")
+    from packaging.specifiers import SpecifierSet
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        have = Version(found)
+    except InvalidVersion:
+        return None  # not a version packaging can order: the benefit of the doubt too
+    for spec in SpecifierSet(SUPPORTED[distribution]):
+        if not spec.contains(have, prereleases=True):  # a release candidate of 0.3 is 0.3's
+            if spec.operator.startswith(">"):
+                return (f"{distribution} {found} is older than the supported {spec.version}; "
+                        f"{NEEDED_FOR[distribution]}")
+            return (f"{distribution} {found} is newer than the supported {spec.operator} "
+                    f"{spec.version}; {NEEDED_FOR[distribution]}")
     return None
 
 

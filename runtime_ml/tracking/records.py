@@ -8,7 +8,7 @@ import datetime
 import re
 import time
 import uuid
-from typing import Any
+from typing import Any, Optional
 from urllib.parse import urlparse
 
 from runtime_ml.compat import mlflow_private
@@ -122,7 +122,7 @@ def error_summary(error_tuple: Any) -> Any:
 
 
 
-def runs_view_link(uri, experiment_id, genai_ui):
+def runs_view_link(uri: str, experiment_id: str, genai_ui: bool) -> Optional[str]:
     """The experiment's runs in the tracking server's UI, or None for a local store. MLflow 3's UI
     opens an experiment in its GenAI view unless the link asks for the machine-learning workflow
     (seen in Chromium on MLflow 3.17.2, with or without the experiment's kind tag)."""

@@ -368,18 +368,29 @@ KEY = "spark.databricks.mlflow.trackHyperopt.enabled"  # the admins' tracking sw
 VENV_BIN = Path(sys.executable).parent
 
 
-def fmin(spark, fn, space, max_evals, parallelism=2, algo=None, seed=0, **kwargs):
-    """A SparkTrials fmin on `spark` (rand.suggest unless `algo`; `trials_timeout` is SparkTrials'
-    timeout); returns (trials, best)."""
+def fmin(spark, fn, space, max_evals, parallelism=2, algo=None, seed=0, trials=None, within=None,
+         before=None, **kwargs):
+    """The suite's one fmin runner: a SparkTrials fmin on `spark` (rand.suggest unless `algo`),
+    on `trials` or a new SparkTrials (`trials_timeout` is its timeout); returns (trials, best) and
+    raises what the fmin raises. With `within` (seconds), the fmin runs in a thread of its own,
+    after `before()` there, and one that has not returned by then fails the test
+    (interleavings.fmin_within)."""
     import hyperopt
     import numpy as np
+    from interleavings import fmin_within
 
-    trials = hyperopt.SparkTrials(parallelism=parallelism, spark_session=spark,
-                                  timeout=kwargs.pop("trials_timeout", None))
-    best = hyperopt.fmin(fn, space, algo=algo or hyperopt.rand.suggest, max_evals=max_evals,
-                         trials=trials, rstate=np.random.default_rng(seed),
-                         show_progressbar=False, **kwargs)
-    return trials, best
+    if trials is None:
+        trials = hyperopt.SparkTrials(parallelism=parallelism, spark_session=spark,
+                                      timeout=kwargs.pop("trials_timeout", None))
+    arguments = dict(fn=fn, space=space, algo=algo or hyperopt.rand.suggest, max_evals=max_evals,
+                     rstate=np.random.default_rng(seed), show_progressbar=False, **kwargs)
+    if within is None:
+        assert before is None, "before= needs within="
+        return trials, hyperopt.fmin(trials=trials, **arguments)
+    how, value = fmin_within(within, trials, before=before, **arguments)
+    if how == "raised":
+        raise value
+    return trials, value
 
 
 def runs_of(client, experiment_id):

@@ -103,6 +103,7 @@ def builds_a_spark_session(x):
 
 def test_an_objective_building_a_spark_session_fails_with_pysparks_own_reason(spark, active):
     trials, _ = fmin(spark, builds_a_spark_session, SPACE, 2, return_argmin=False)
+    assert len(trials._dynamic_trials) == 2  # (trials.trials leaves failed ones out)
     for trial in trials._dynamic_trials:
         error_type, traceback_text = trial["misc"]["error"]
         # PySpark's exception does not survive pickling: its type and traceback travel as text

@@ -19,6 +19,7 @@ import uuid
 import hyperopt
 import numpy as np
 import pytest
+from conftest import fmin
 from hyperopt import STATUS_FAIL, STATUS_OK, anneal, atpe, early_stop, hp, mix, rand, tpe
 from hyperopt.pyll import scope
 from objectives import numeric_loss, quick_then_stalls, square
@@ -136,12 +137,11 @@ def assert_same(ours, stock):
 
 def tune(spark, fn=square, space=SPACE, algo=rand.suggest, max_evals=4, parallelism=2,
          points=True, trials=None, **kwargs):
+    """The comparison both_ways runs twice (runtime-ml, then stock): conftest's fmin, seed 7, on
+    a new SparkTrials or `trials()`, described by summary()."""
     def run():
-        used = trials() if trials else hyperopt.SparkTrials(parallelism=parallelism,
-                                                            spark_session=spark)
-        returned = hyperopt.fmin(fn, space, algo=algo, max_evals=max_evals, trials=used,
-                                 rstate=np.random.default_rng(7), show_progressbar=False,
-                                 **kwargs)
+        used, returned = fmin(spark, fn, space, max_evals, parallelism, algo, seed=7,
+                              trials=trials() if trials else None, **kwargs)
         return summary(used, returned, points)
     return run
 

@@ -54,7 +54,7 @@ def test_an_objective_on_an_executor_that_cannot_reach_the_server_logs_locally_a
                         lambda *args, **kw: searches.append(1) or real_find(*args, **kw))
     monkeypatch.setattr(trial_run, "_unreachable_until", {})
     # as in a fresh worker: MLflow's URI and experiment come from the environment
-    monkeypatch.setattr(trial_run.versions, "mlflow_fluent_state", lambda: (None, None))
+    monkeypatch.setattr(trial_run.mlflow_private, "mlflow_fluent_state", lambda: (None, None))
     monkeypatch.setattr(mlflow, "get_tracking_uri", lambda: os.environ["MLFLOW_TRACKING_URI"])
     for _ in range(2):
         with monkeypatch.context() as env:
@@ -342,6 +342,7 @@ def test_what_a_trial_prints_is_an_artifact_of_its_run_unless_switched_off(spark
     finally:
         spark.conf.unset(conf.TRIAL_OUTPUT.name)
     parents, children = runs_of(client, experiment_id)
+    assert len(parents) == 2 and len(children) == 4
     first = min(parents, key=lambda p: p.info.start_time).info.run_id
     for child in children:
         artifacts = [a.path for a in client.list_artifacts(child.info.run_id)]

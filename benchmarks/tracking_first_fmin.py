@@ -6,8 +6,10 @@ top of the script before Spark starts (as the seeds' code does: runtime-ml then 
 the background meanwhile). Each measurement is its own process, rounds alternate on/off:
 - 32 trials of 0.05 s at parallelism 4 on local[4], tracked into a sqlite store that exists;
 - 32 trials of 0.5 s at parallelism 4, tracked to a real `mlflow server` on 127.0.0.1, and to the
-  same server 50 ms away (tests/tcp_proxy.py holds each direction 25 ms).
-Targets (issue 23): sqlite <= 1.15x untracked; a server 50 ms away <= 1.03x.
+  same server 50 ms and 500 ms away (tests/tcp_proxy.py holds each direction 25 or 250 ms).
+Targets (issue 23): sqlite <= 1.15x untracked; a server 50 ms away <= 1.03x. Issue 37: a server
+500 ms away, tracked <= untracked + two round trips (1 s); measured with MLflow's 10 HTTP
+connections and with MLFLOW_HTTP_POOL_MAXSIZE=32 (the tracker keeps as many threads).
 
 Beside each time, the CPU the fmin used (from /proc): the driver process's, the MLflow server's
 (its process and children), and the whole machine's idle CPU-seconds; what tracking costs in CPU,
@@ -87,7 +89,7 @@ def child(spec):
 
 
 def fresh(spec, uri):
-    env = dict(os.environ, MLFLOW_TRACKING_URI=uri)
+    env = dict(os.environ, MLFLOW_TRACKING_URI=uri, **spec.get("env", {}))
     env.pop("RUNTIME_ML_DISABLED", None)
     done = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], env=env,
                           capture_output=True, text=True, timeout=600)
@@ -98,13 +100,14 @@ def fresh(spec, uri):
 
 
 def measure(name, uri, sleep, rounds, trials=32, parallelism=4, hyperopt_first=False,
-            server=None):
+            server=None, round_trip=None, env=None):
     runs = {False: [], True: []}
     name += ", hyperopt imported first" if hyperopt_first else ", hyperopt imported at the fmin"
     for _ in range(rounds):
         for tracking in (False, True):
             spec = {"tracking": tracking, "sleep": sleep, "trials": trials,
                     "parallelism": parallelism, "hyperopt_first": hyperopt_first,
+                    "env": env or {},
                     "server pids": server_pids(server) if server else []}
             runs[tracking].append(fresh(spec, uri))
 
@@ -116,6 +119,9 @@ def measure(name, uri, sleep, rounds, trials=32, parallelism=4, hyperopt_first=F
           f"median of {rounds}: untracked {off:.2f} s, tracked {on:.2f} s, ratio {on / off:.2f} "
           f"(runs: off {[round(r['seconds'], 2) for r in runs[False]]}, "
           f"on {[round(r['seconds'], 2) for r in runs[True]]})")
+    if round_trip:
+        print(f"    tracked - untracked: {on - off:.2f} s, {(on - off) / round_trip:.1f} round "
+              f"trips of {round_trip * 1000:.0f} ms")
     print(f"    CPU-seconds during the fmin, untracked / tracked: driver "
           f"{med(False, 'driver cpu'):.2f} / {med(True, 'driver cpu'):.2f}, MLflow server "
           f"{med(False, 'server cpu'):.2f} / {med(True, 'server cpu'):.2f}, machine idle "
@@ -127,29 +133,50 @@ def measure(name, uri, sleep, rounds, trials=32, parallelism=4, hyperopt_first=F
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--only", choices=["sqlite", "server", "far"],
+                        help="one case: the sqlite store, the server near and 50 ms away, or the "
+                             "server 500 ms away")
     parser.add_argument("--child")
     options = parser.parse_args()
     if options.child:
         return child(json.loads(options.child))
+    if options.only in (None, "sqlite"):
+        measure_sqlite(options.rounds)
+    if options.only in (None, "server", "far"):
+        measure_servers(options.rounds, options.only)
+    return 0
+
+
+def measure_sqlite(rounds):
     with tempfile.TemporaryDirectory() as scratch:
         store = f"sqlite:///{Path(scratch) / 'existing.db'}"
         fresh({"tracking": True, "sleep": 0.0, "trials": 2, "parallelism": 2}, store)  # made once
         for first in (False, True):
-            measure("sqlite store that exists", store, 0.05, options.rounds, hyperopt_first=first)
+            measure("sqlite store that exists", store, 0.05, rounds, hyperopt_first=first)
+
+
+def measure_servers(rounds, only):
     with mlflow_server() as server:
         from tcp_proxy import DelayProxy  # tests/, on the path with the server
 
-        proxy = DelayProxy("127.0.0.1", server.port, one_way=0.025)
+        near = DelayProxy("127.0.0.1", server.port, one_way=0.025)
+        far = DelayProxy("127.0.0.1", server.port, one_way=0.25)
         try:
             started = time.monotonic()
-            measure("mlflow server on 127.0.0.1", server.uri, 0.5, options.rounds, server=server)
-            for first in (False, True):
-                measure("mlflow server 50 ms away", f"http://127.0.0.1:{proxy.port}", 0.5,
-                        options.rounds, hyperopt_first=first, server=server)
+            if only != "far":
+                measure("mlflow server on 127.0.0.1", server.uri, 0.5, rounds, server=server)
+                for first in (False, True):
+                    measure("mlflow server 50 ms away", f"http://127.0.0.1:{near.port}", 0.5,
+                            rounds, hyperopt_first=first, server=server, round_trip=0.05)
+            for pool in (None, "32"):  # MLflow's HTTP connections to a server: 10, or as set
+                measure(f"mlflow server 500 ms away, MLFLOW_HTTP_POOL_MAXSIZE={pool or 'unset'}",
+                        f"http://127.0.0.1:{far.port}", 0.5, rounds, hyperopt_first=True,
+                        server=server, round_trip=0.5,
+                        env={"MLFLOW_HTTP_POOL_MAXSIZE": pool} if pool else None)
         finally:
-            proxy.stop()
+            near.stop()
+            far.stop()
         print(f"(server rounds took {time.monotonic() - started:.0f} s)")
-    return 0
 
 
 if __name__ == "__main__":

@@ -43,7 +43,17 @@ logger = log.logger()
 
 RUN_CREATE_DEADLINE = 10.0  # the longest a trial's result waits for its child run to exist
 FINISH_DEADLINE = 30.0  # the longest fmin waits at the end for queued logging
-SERVER_THREADS = 10  # the connections MLflow's HTTP session keeps (MLFLOW_HTTP_POOL_MAXSIZE, 10)
+SERVER_THREADS = 10  # the connections MLflow's HTTP session keeps: MLflow's default of...
+HTTP_POOL_SIZE = "MLFLOW_HTTP_POOL_MAXSIZE"  # ...this variable, which a user may raise
+
+
+def server_threads(environ: Any) -> int:
+    """As many threads for a server as MLflow keeps connections to it: a thread more would open
+    and drop a connection per request (and urllib3 warns each time)."""
+    try:
+        return max(1, int(environ.get(HTTP_POOL_SIZE, SERVER_THREADS)))
+    except ValueError:
+        return SERVER_THREADS
 BATCH_SIZE = 100  # params + tags per log_batch
 
 
@@ -58,8 +68,10 @@ class FminTracker:
         `with_runs`: the trials held that have runs already (an earlier fmin's on the same
         SparkTrials, or a continued search's); `not_counted`: those that are not this search's."""
         self._client: Future = Future()  # the MlflowClient; None when it could not be made
+        self._answers: Future = Future()  # whether the store answered when it was opened
         if client is not None:
             self._client.set_result(client)
+            self._answers.set_result(True)
         self.uri = uri
         self.experiment_id = experiment_id
         self._parent: Future = Future()  # the parent run's id; None when it could not be made
@@ -80,7 +92,7 @@ class FminTracker:
         # results and ends and the parent's counts and end go out side by side); a local store's
         # writes are CPU work under the GIL and one file's lock, where more threads only cost
         # more (measured: 32 trial runs into sqlite took 0.8 s of CPU on one thread, 1.0 s on four).
-        self.pool = DaemonPool(1 if store.is_local_store(uri) else SERVER_THREADS)
+        self.pool = DaemonPool(1 if store.is_local_store(uri) else server_threads(os.environ))
         self._lock = threading.Lock()
         self._broken = False
         self._child_runs: Dict[int, Future] = {}  # tid -> the Future of its run, asked for at its start
@@ -93,6 +105,9 @@ class FminTracker:
         # runtime-ml's own errors, raised after the fmin in strict mode
         self.internal_errors: List[BaseException] = []
         self._pending: List[Future] = []
+        self._finishing = False  # finish() has begun: what is left goes out at once
+        # trial runs whose result is on its way to the store: run id -> (status, end time)
+        self._results_on_their_way: Dict[str, Tuple[str, int]] = {}
         self._best_loss = math.inf
         self._finished_count = 0
 
@@ -176,13 +191,13 @@ class FminTracker:
         return client
 
     def _open_store(self, client):
-        """On the tracker's first thread: a server that does not answer leaves this fmin untracked,
-        as does a store MLflow refuses (each said once, as when found before the first trial).
-        `client` None: MLflow was still being imported; it is made here."""
+        """On the tracker's first thread: the client first (`client` None: MLflow was still being
+        imported; it is made here), so that the parent run's request goes out at once; then,
+        side by side with it, whether the server answers /health. A server that does not answer
+        leaves this fmin untracked, as does a store MLflow refuses (each said once, as when found
+        before the first trial)."""
         try:
-            if not store.answers(self.uri):
-                client = None
-            elif client is None:
+            if client is None:
                 from mlflow import MlflowClient
 
                 client = MlflowClient(self.uri)
@@ -193,10 +208,15 @@ class FminTracker:
             else:
                 store.could_not_start(self.uri, error)
             client = None
+        if client is not None:
+            self._client.set_result(client)
+            client = client if store.answers(self.uri) else None
         if client is None:
             with self._lock:
                 self._broken = True
-        self._client.set_result(client)
+            if not self._client.done():
+                self._client.set_result(None)
+        self._answers.set_result(client is not None)
 
     def begin(self, trials: Any, arguments: Dict[str, Any], decision: Any, algo: Any, keys: Any,
               resumption: Any, unchecked_client: Any = None) -> None:
@@ -258,7 +278,17 @@ class FminTracker:
             if failure_kind(error, lambda: True) == "internal":
                 note_after_launch(self.internal_errors, "tracking (creating the parent run)",
                                   "this fmin is not tracked.", error)
-            self._break("creating the fmin's parent run", error)
+            if self._answers.result():  # else the store's silence was said once already
+                self._break("creating the fmin's parent run", error)
+            self._parent.set_result(None)
+            return
+        if not self._answers.result():  # made although /health did not answer: not left open
+            try:
+                end_run_quietly(self.client, parent.info.run_id, "KILLED")
+            except Exception as error:  # the store's failure was said once already
+                if failure_kind(error, lambda: False) == "internal":
+                    note_after_launch(self.internal_errors, "tracking (ending the parent run)",
+                                      "this fmin is not tracked.", error)
             self._parent.set_result(None)
             return
         self._parent.set_result(parent.info.run_id)
@@ -479,18 +509,37 @@ class FminTracker:
         self._on_parent(self._log_batch, metrics)
 
     def _end_parent(self, status, ended):
-        self._on_parent(self.client.set_terminated, status, ended)
+        """Quietly, as a trial's run: MlflowClient.set_terminated would ask the server for the run
+        once more to print its link (a round trip more before fmin returns; runtime-ml said where
+        the runs are when the fmin started)."""
+        self._on_parent(lambda parent_id: end_run_quietly(self.client, parent_id, status, ended))
 
     def _end_child(self, run_id, metrics, params, tags, status, ended, printed=None):
         """The trial's result (and what it printed, as an artifact), then the end of its run; a
-        result the store refuses still ends the run."""
+        result the store refuses still ends the run. Once the fmin is finishing, the end goes out
+        at once, side by side with the result (finish): a run may then be seen ended a round trip
+        before its result, so that fmin returns a round trip sooner."""
+        with self._lock:
+            side_by_side = self._finishing
+            if not side_by_side:
+                self._results_on_their_way[run_id] = (status, ended)
+        if side_by_side:
+            self._later(self._end_run, run_id, status, ended)
         try:
             self._log_result(run_id, metrics, params, tags)
             if printed:
                 self.client.log_text(run_id, self._mask(printed), PRINTED_ARTIFACT)
         except Exception as error:
             if self._failed(f"writing the result of trial run {run_id}", error) == "unreachable":
+                with self._lock:
+                    self._results_on_their_way.pop(run_id, None)
                 return  # tracking is off: the run stays as it is (said once)
+        with self._lock:  # else finish() sent the end meanwhile
+            ends_here = self._results_on_their_way.pop(run_id, None) is not None
+        if ends_here:
+            self._end_run(run_id, status, ended)
+
+    def _end_run(self, run_id, status, ended):
         end_run_quietly(self.client, run_id, status, ended)
 
     def _log_result(self, run_id, metrics, params, tags):
@@ -513,6 +562,11 @@ class FminTracker:
         from mlflow.entities import Metric
 
         deadline = time.monotonic() + FINISH_DEADLINE
+        with self._lock:
+            self._finishing = True
+            on_their_way, self._results_on_their_way = self._results_on_their_way, {}
+        for run_id, (run_status, end_time) in on_their_way.items():  # their ends go out now
+            self._later(self._end_run, run_id, run_status, end_time)
         try:
             now = ms()
             # This search's trials (not those an earlier fmin on the same SparkTrials ran), counted

@@ -8,17 +8,20 @@ unchanged). One entry per phase:
 - during dispatch and tracking, once a trial is launched (`note_after_launch`): one warning; the
   error fails that trial or costs that one write, and the fmin goes on;
 - on the worker (`TaskProblems`): one warning in the worker's log; the trial is untouched;
-- anywhere else that fails open (`report_internal_error`): one warning.
+- anywhere else that fails open (`report_internal_error`): one warning;
+- another package's private name gone (`private_name_moved`, from compat/): one warning per name,
+  and its fallback.
 Under RUNTIME_ML_STRICT=1 (the test suite) every one of them is raised instead: before the launch
 at once, after it once the fmin ends (`raise_first_in_strict_mode`; the worker's travel back with
 the trial's outcome), so none can hide in a green run.
 """
 
 import sys
+import threading
 import traceback
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
-from typing import Iterator, List, Optional
+from typing import Iterator, List, Optional, Set
 
 from runtime_ml import conf, log
 from runtime_ml.errors import UserInputError
@@ -36,6 +39,24 @@ def caused_outside(error: BaseException) -> bool:
         return True
     mlflow_exceptions = sys.modules.get("mlflow.exceptions")  # loaded if MLflow raised it
     return mlflow_exceptions is not None and isinstance(error, mlflow_exceptions.MlflowException)
+
+
+_moved_said: Set[str] = set()
+_moved_lock = threading.Lock()
+
+
+def private_name_moved(name: str, fallback: str) -> None:
+    """compat/ found another package's private name gone (`name`, e.g. hyperopt's
+    Trials._dynamic_trials) and uses its fallback: one warning per name and process, raised as
+    an AttributeError in strict mode (the suite's compat tests then fail loudly)."""
+    if conf.strict_mode():
+        raise AttributeError(f"{name} is not where runtime-ml reads it; {fallback}")
+    with _moved_lock:
+        if name in _moved_said:
+            return
+        _moved_said.add(name)
+    logger.warning("%s is not where runtime-ml reads it (the installed version moved it); %s.",
+                   name, fallback)
 
 
 class FallBackToStock(Exception):

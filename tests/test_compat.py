@@ -265,7 +265,8 @@ def test_mlflows_fluent_state_is_where_a_reused_worker_puts_it_back(tmp_path):
     assert mlflow_private.mlflow_fluent_state() == before and mlflow.get_tracking_uri() == uri_before
 
 
-def test_loaded_trials_keep_their_ids_and_new_ones_come_after_on_the_installed_hyperopt():
+def test_loaded_trials_keep_their_ids_and_new_ones_come_after_on_the_installed_hyperopt(
+        monkeypatch):
     """hyperopt_private.keep_trial_ids reserves ids in hyperopt's private Trials._ids; when that moves,
     resumed trials are renumbered (the fallback below), and this test says so first."""
     from hyperopt import Trials
@@ -278,10 +279,14 @@ def test_loaded_trials_keep_their_ids_and_new_ones_come_after_on_the_installed_h
     class Moved:  # a Trials without the private set: the fallback numbers them 0..n-1
         pass
 
+    with pytest.raises(AttributeError, match="Trials._ids"):  # strict mode: loudly
+        hyperopt_private.keep_trial_ids(Moved(), [0, 1, 4, 5])
+    monkeypatch.delenv("RUNTIME_ML_STRICT")
     assert hyperopt_private.keep_trial_ids(Moved(), [0, 1, 4, 5]) == [0, 1, 2, 3]
 
 
-def test_the_dispatcher_sees_every_trial_hyperopt_waits_for_on_the_installed_hyperopt():
+def test_the_dispatcher_sees_every_trial_hyperopt_waits_for_on_the_installed_hyperopt(
+        monkeypatch):
     """hyperopt_private.unsynced_trial_docs reads hyperopt's private Trials._dynamic_trials, where fmin's
     loop counts unfinished trials (count_by_state_unsynced). When it moves, the refreshed
     trials.trials is the fallback, which misses a trial inserted and not yet refreshed (the hang
@@ -300,4 +305,7 @@ def test_the_dispatcher_sees_every_trial_hyperopt_waits_for_on_the_installed_hyp
     class Moved:  # a Trials without the private list: the refreshed trials
         trials = [{"tid": 3}]
 
+    with pytest.raises(AttributeError, match="Trials._dynamic_trials"):  # strict mode: loudly
+        hyperopt_private.unsynced_trial_docs(Moved())
+    monkeypatch.delenv("RUNTIME_ML_STRICT")
     assert hyperopt_private.unsynced_trial_docs(Moved()) == [{"tid": 3}]

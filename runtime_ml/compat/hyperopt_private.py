@@ -6,6 +6,8 @@ when hyperopt moves one of them.
 
 from typing import Any, List
 
+from runtime_ml.policy import private_name_moved
+
 
 # hyperopt's Trials.new_trial_ids hands out ids from len(self._ids) on (0.2.7 and 0.3.0), so
 # trials loaded with gaps in their ids (a trial that never finished) would get an id handed out
@@ -15,7 +17,10 @@ from typing import Any, List
 def keep_trial_ids(trials: Any, tids: List[int]) -> List[int]:
     """The ids to give loaded trials: their own, or 0..n-1 when hyperopt's counter moved."""
     ids = trials.__dict__.get("_ids")
-    if not isinstance(ids, set) or not tids:
+    if not tids:
+        return []
+    if not isinstance(ids, set):
+        private_name_moved("hyperopt's Trials._ids", "loaded trials are numbered 0..n-1")
         return list(range(len(tids)))
     ids.update(range(max(tids) + 1))
     return list(tids)
@@ -31,6 +36,8 @@ def unsynced_trial_docs(trials: Any) -> List[dict]:
     not (the copy is safe to walk while hyperopt's thread inserts)."""
     docs = trials.__dict__.get("_dynamic_trials")
     if not isinstance(docs, list):
+        private_name_moved("hyperopt's Trials._dynamic_trials",
+                           "the dispatcher sees the refreshed trials only")
         return list(trials.trials)
     exp_key = getattr(trials, "_exp_key", None)
     docs = list(docs)

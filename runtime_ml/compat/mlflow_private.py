@@ -8,6 +8,8 @@ import os
 import sys
 from typing import Any, Callable, Optional, Tuple
 
+from runtime_ml.policy import private_name_moved
+
 # The module of MLflow's store for database tracking URIs (sqlite:///, postgresql://, ...): not a
 # public name; importing it loads SQLAlchemy and maps MLflow's tables (1-2 s).
 DATABASE_STORE_MODULE = "mlflow.store.tracking.sqlalchemy_store"
@@ -36,7 +38,10 @@ def active_experiment_id() -> str:
     from mlflow.tracking import fluent
 
     getter = getattr(fluent, "_get_experiment_id", None)  # private; guarded, with a fallback
-    if getter is not None:
+    if getter is None:
+        private_name_moved("mlflow.tracking.fluent._get_experiment_id",
+                           "the experiment is MLFLOW_EXPERIMENT_ID's, or the default")
+    else:
         try:
             return getter()
         except Exception:
@@ -55,9 +60,15 @@ def quiet_run_update(client: Any) -> Optional[Callable[..., Any]]:
     """
     try:
         update = client._tracking_client.store.update_run_info
-    except Exception:
+    except AttributeError:
+        update = None
+    except Exception:  # the store itself could not be made: set_terminated will say why
         return None
-    return update if callable(update) else None
+    if not callable(update):
+        private_name_moved("MlflowClient._tracking_client.store.update_run_info",
+                           "runs end through set_terminated, which prints their links")
+        return None
+    return update
 
 
 # MLflow keeps what mlflow.set_tracking_uri and mlflow.set_experiment chose in private module
@@ -71,7 +82,13 @@ _MISSING = object()
 
 def _mlflow_global(where):
     module = sys.modules.get(where[0])
-    return _MISSING if module is None else getattr(module, where[1], _MISSING)
+    if module is None:  # not loaded: nothing set
+        return _MISSING
+    found = getattr(module, where[1], _MISSING)
+    if found is _MISSING:
+        private_name_moved(".".join(where), "a trial's MLflow target is put back through "
+                                            "mlflow.set_tracking_uri only")
+    return found
 
 
 def mlflow_fluent_state() -> Tuple[Any, Any]:

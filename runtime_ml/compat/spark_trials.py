@@ -9,15 +9,15 @@ SparkTrials' constructor for a Spark Connect session (`init_on_connect`) sets hy
 attributes as hyperopt's own constructor does. No other module touches these names.
 
 A hyperopt attribute that is missing (hyperopt moved it) is reported through the error policy
-(one warning; raised under strict mode) and its fallback used; tests/test_compat.py fails loudly
-when hyperopt moves one of HYPEROPT_ATTRIBUTES.
+(policy.private_name_moved: one warning; raised under strict mode) and its fallback used;
+tests/test_compat.py fails loudly when hyperopt moves one of HYPEROPT_ATTRIBUTES.
 """
 
 import logging
 from typing import Any, Callable, Optional
 
 from runtime_ml.compat import versions
-from runtime_ml.policy import report_internal_error
+from runtime_ml.policy import private_name_moved
 
 # Set by SparkTrials.__init__ in every supported hyperopt (runtime-ml's Connect constructor sets
 # them too); `_resource_profile` only where SparkTrials takes a resource_profile.
@@ -33,8 +33,7 @@ def _hyperopt_attribute(trials: Any, name: str, fallback: Any) -> Any:
     try:
         return getattr(trials, name)
     except AttributeError:
-        report_internal_error(f"reading SparkTrials.{name} (this hyperopt moved it)",
-                              f"runtime-ml goes on with {fallback!r}")
+        private_name_moved(f"hyperopt's SparkTrials.{name}", f"runtime-ml goes on with {fallback!r}")
         return fallback
 
 
@@ -138,8 +137,8 @@ def decided_parallelism(trials_class: Any, requested: Any, default_parallelism: 
     if decide is not None:
         return decide(requested_parallelism=requested,
                       spark_default_parallelism=default_parallelism)
-    report_internal_error("deciding the parallelism", "runtime-ml applies hyperopt's rule itself",
-                          AttributeError("this hyperopt has no SparkTrials._decide_parallelism"))
+    private_name_moved("hyperopt's SparkTrials._decide_parallelism",
+                       "runtime-ml applies hyperopt's rule itself")
     cap = getattr(trials_class, "MAX_CONCURRENT_JOBS_ALLOWED", 128)
     parallelism = max(default_parallelism, 1) if requested is None or requested <= 0 else requested
     return min(parallelism, cap)

@@ -10,7 +10,7 @@ import math
 import os
 import re
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, FrozenSet, Optional, Tuple
 
 from runtime_ml import log
 from runtime_ml.compat import spark_private
@@ -85,6 +85,18 @@ class ClusterFacts:
         # that counted the slots by a moment: wait until it lists the cores those slots need.
         listed_cores = sum(e.cores for e in self.executors)
         return 0 < listed_cores < self.slots * self.task_cpus
+
+    @property
+    def executor_hosts(self) -> FrozenSet[str]:
+        """The hosts the registered executors run on (the driver's row of local mode left out)."""
+        return frozenset(e.host_port.rsplit(":", 1)[0] for e in self.executors if e.id != "driver")
+
+    @property
+    def more_executors_may_come(self) -> bool:
+        """Executors not registered yet, or added later by dynamic allocation, may run on other
+        hosts (never on a local or local-cluster master)."""
+        return self.master_kind not in ("local", "local-cluster") and (
+            self.dynamic_allocation or not self.executors)
 
     def as_dict(self) -> Dict[str, Any]:
         return asdict(self)

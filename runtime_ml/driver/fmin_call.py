@@ -139,16 +139,19 @@ class FminCall:
         if problem is not None:
             logger.info("%s.", problem)
             return None
-        from runtime_ml.tracking.tracker import FminTracker
+        from runtime_ml.tracking.tracker import FminFacts, FminTracker
 
         try:
             name = algo_name(self.arguments.get("algo"))
             keys = resume.SearchKeys.of(self.arguments["fn"], self.arguments["space"],
                                         self.arguments.get("algo"), name)
-            return FminTracker.start(self.trials, self.arguments, self.decision, facts, name, keys,
-                                     resume_on,
-                                     driver_address=conf_get(spark_trials.session(self.trials),
-                                                             "spark.driver.host"))
+            return FminTracker.start(self.trials, self.arguments, keys, FminFacts(
+                algo=name, parallelism=self.decision.parallelism,
+                requested_parallelism=self.decision.requested,
+                executor_hosts=facts.executor_hosts,
+                more_executors_may_come=facts.more_executors_may_come,
+                driver_address=conf_get(spark_trials.session(self.trials), "spark.driver.host"),
+                resume_on=resume_on))
         except Exception as error:  # the tuning goes on untracked
             if not caused_outside(error):
                 report_internal_error("starting MLflow tracking", "this fmin is not tracked")

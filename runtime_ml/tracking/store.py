@@ -8,7 +8,7 @@ import ipaddress
 import os
 import re
 import socket
-from typing import Optional
+from typing import Dict, FrozenSet, Optional
 from urllib.parse import urlparse
 
 from runtime_ml import log, server_health
@@ -150,15 +150,15 @@ def answers(uri: str, resume_wanted: bool = False) -> bool:
     return False
 
 
-def executor_environment(uri, facts, driver_address):
+def executor_environment(uri: str, executor_hosts: FrozenSet[str], more_may_come: bool,
+                         driver_address: Optional[str]) -> Dict[str, str]:
     """What a trial's environment needs to log into its run from an executor (empty when the
-    executors cannot reach the store: said in one line)."""
+    executors cannot reach the store: said in one line). `executor_hosts`, `more_may_come`: where
+    the executors run, and whether more may come elsewhere (executor_tracking_uri)."""
     executor_uri, note = executor_tracking_uri(
-        uri, {e.host_port.rsplit(":", 1)[0] for e in facts.executors if e.id != "driver"},
-        local_host_names(driver_address), driver_address=driver_address,
+        uri, executor_hosts, local_host_names(driver_address), driver_address=driver_address,
         answers=lambda candidate: server_unreachable(candidate) is None,
-        more_may_come=facts.master_kind not in ("local", "local-cluster") and (
-            facts.dynamic_allocation or not facts.executors))
+        more_may_come=more_may_come)
     if executor_uri is None:
         logger.warning("%s", note)
         return {}

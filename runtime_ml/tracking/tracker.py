@@ -14,7 +14,7 @@ import threading
 import time
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import Any, Dict, FrozenSet, List, NamedTuple, Optional, Set, Tuple
 
 from runtime_ml import log
 from runtime_ml.compat import hyperopt_private, mlflow_private, spark_trials, versions
@@ -55,6 +55,22 @@ def server_threads(environ: Any) -> int:
     except ValueError:
         return SERVER_THREADS
 BATCH_SIZE = 100  # params + tags per log_batch
+
+
+class FminFacts(NamedTuple):
+    """What the driver tells tracking about one fmin call, as plain values."""
+
+    algo: str  # the algorithm's name ('hyperopt.tpe')
+    parallelism: int  # as runtime-ml fitted it to the cluster
+    requested_parallelism: Any  # as the user gave it
+    executor_hosts: FrozenSet[str]  # where the registered executors run
+    more_executors_may_come: bool  # and whether more may come, elsewhere
+    driver_address: Optional[str]  # spark.driver.host: where executors on other hosts reach us
+    resume_on: bool = False  # spark.runtimeml.hyperopt.resume
+
+    def executor_environment(self, uri: str) -> Dict[str, str]:
+        return store.executor_environment(uri, self.executor_hosts, self.more_executors_may_come,
+                                          self.driver_address)
 
 
 class FminTracker:
@@ -113,12 +129,10 @@ class FminTracker:
 
     # -- start
     @classmethod
-    def start(cls, trials: Any, arguments: Dict[str, Any], decision: Any, facts: Any, algo: Any,
-              keys: Any, resume_on: bool = False, driver_address: Optional[str] = None
+    def start(cls, trials: Any, arguments: Dict[str, Any], keys: Any, facts: FminFacts
               ) -> Optional["FminTracker"]:
         """Start tracking one fmin where search.decide says its runs go; None when it runs
-        untracked (said why). `driver_address`: spark.driver.host, where executors on other hosts
-        reach this machine."""
+        untracked (said why)."""
         importing = preload.running()  # then the application has not used MLflow yet
         uri, active_run = os.environ.get("MLFLOW_TRACKING_URI", ""), False
         if not importing:
@@ -132,7 +146,7 @@ class FminTracker:
         path = search.sqlite_file(uri)
         plan = search.decide(search.SearchFacts(
             continues_a_search=spark_trials.resumption(trials) is not None,
-            resume_on=resume_on, held_trials=len(trials.trials), mlflow_importing=importing,
+            resume_on=facts.resume_on, held_trials=len(trials.trials), mlflow_importing=importing,
             active_run=active_run,
             chosen_experiment=mlflow_private.mlflow_fluent_state()[1] is not None,
             environ={k: v for k, v in os.environ.items() if k.startswith("MLFLOW_")},
@@ -141,15 +155,15 @@ class FminTracker:
             logger.info("%s", plan.note)
         held = {trial["tid"] for trial in hyperopt_private.unsynced_trial_docs(trials)}
         if plan.while_importing is not None:
-            return cls._start_fresh(trials, arguments, decision, facts, algo, keys,
-                                    driver_address, *plan.while_importing, client=None, held=held)
+            return cls._start_fresh(trials, arguments, keys, facts, *plan.while_importing,
+                                    client=None, held=held)
         import mlflow
         from mlflow import MlflowClient
 
         uri = mlflow.get_tracking_uri()
         if not plan.store_first:
-            return cls._start_fresh(trials, arguments, decision, facts, algo, keys,
-                                    driver_address, uri, mlflow_private.active_experiment_id(),
+            return cls._start_fresh(trials, arguments, keys, facts, uri,
+                                    mlflow_private.active_experiment_id(),
                                     client=MlflowClient(uri), held=held)
         if not store.answers(uri, resume_wanted=plan.where == search.RESUME):
             return None
@@ -160,15 +174,14 @@ class FminTracker:
         # a continued search counts the trials it loaded, a new one only its own
         tracker = cls(client, uri, chosen.experiment_id, chosen.parent_id, chosen.own_parent,
                       chosen.suffix, chosen.fmin_uuid, arguments["space"],
-                      store.executor_environment(uri, facts, driver_address),
+                      facts.executor_environment(uri),
                       with_runs={t["tid"] for t in hyperopt_private.unsynced_trial_docs(trials)},
                       not_counted=held if chosen.resumption is None else set())
-        tracker.begin(trials, arguments, decision, algo, keys, chosen.resumption)
+        tracker.begin(trials, arguments, keys, facts, chosen.resumption)
         return tracker
 
     @classmethod
-    def _start_fresh(cls, trials, arguments, decision, facts, algo, keys, driver_address, uri,
-                     experiment_id, client, held):
+    def _start_fresh(cls, trials, arguments, keys, facts, uri, experiment_id, client, held):
         """A fresh search with this fmin's own parent run: its first trials launch at once, while
         the tracker's first thread asks whether the store answers (a server's /health: a round
         trip, and up to server_health.HEALTH_TIMEOUT for one that is cut off) and, when MLflow is still being
@@ -176,9 +189,9 @@ class FminTracker:
         after that, with their own start times. `held`: the trials an earlier fmin on the same
         SparkTrials ran (they have runs, and are not this search's)."""
         tracker = cls(None, uri, experiment_id, None, True, "", records.fmin_uuid(),
-                      arguments["space"], store.executor_environment(uri, facts, driver_address),
+                      arguments["space"], facts.executor_environment(uri),
                       with_runs=held, not_counted=held)
-        tracker.begin(trials, arguments, decision, algo, keys, None, unchecked_client=client)
+        tracker.begin(trials, arguments, keys, facts, None, unchecked_client=client)
         return tracker
 
     @property
@@ -218,7 +231,7 @@ class FminTracker:
                 self._client.set_result(None)
         self._answers.set_result(client is not None)
 
-    def begin(self, trials: Any, arguments: Dict[str, Any], decision: Any, algo: Any, keys: Any,
+    def begin(self, trials: Any, arguments: Dict[str, Any], keys: Any, facts: FminFacts,
               resumption: Any, unchecked_client: Any = None) -> None:
         """The store, when it is still to be opened (a fresh search: the tracker's first thread
         asks whether it answers, and makes the client unless `unchecked_client` is one); the
@@ -242,10 +255,10 @@ class FminTracker:
             timeout = arguments.get("timeout")
             params = {
                 "max_evals": arguments.get("max_evals"),
-                "actual_parallelism": decision.parallelism,
-                "parallelism": decision.requested,
+                "actual_parallelism": facts.parallelism,
+                "parallelism": facts.requested_parallelism,
                 "timeout": timeout if timeout is not None else trials.timeout,
-                "algo": algo,
+                "algo": facts.algo,
                 "max_queue_len": arguments.get("max_queue_len"),
             }
             tags = {"runSource": RUN_SOURCE, "fmin_uuid": self.uuid, "space": records.space_text(self.space),

@@ -21,7 +21,7 @@ import threading
 import traceback
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
-from typing import Iterator, List, Optional, Set
+from typing import Iterator, List, Set
 
 from runtime_ml import conf, log
 from runtime_ml.errors import UserInputError
@@ -64,16 +64,12 @@ class FallBackToStock(Exception):
 
 
 def report_internal_error(what: str,
-                          consequence: str = "continuing without it (hyperopt is unaffected)",
-                          error: Optional[BaseException] = None) -> None:
-    """Fail open, or raise in strict mode: `error`, else the one being handled (called from an
-    `except` block)."""
+                          consequence: str = "continuing without it (hyperopt is unaffected)"
+                          ) -> None:
+    """Called from an `except` block inside runtime-ml: fail open, or raise in strict mode."""
     if conf.strict_mode():
-        if error is not None:
-            raise error
         raise
-    logger.warning("internal error while %s; %s.", what, consequence,
-                   exc_info=error if error is not None else True)
+    logger.warning("internal error while %s; %s.", what, consequence, exc_info=True)
 
 
 @contextmanager

@@ -81,14 +81,12 @@ _MISSING = object()
 
 
 def _mlflow_global(where):
+    """The global, or _MISSING: its module is not loaded, is still being imported (MLflow's
+    background import: the module is in sys.modules before its globals are set), or moved it.
+    The last cannot be told from the second here, so it is not said at run time: the compat test
+    fails loudly instead."""
     module = sys.modules.get(where[0])
-    if module is None:  # not loaded: nothing set
-        return _MISSING
-    found = getattr(module, where[1], _MISSING)
-    if found is _MISSING:
-        private_name_moved(".".join(where), "a trial's MLflow target is put back through "
-                                            "mlflow.set_tracking_uri only")
-    return found
+    return _MISSING if module is None else getattr(module, where[1], _MISSING)
 
 
 def mlflow_fluent_state() -> Tuple[Any, Any]:

@@ -148,7 +148,7 @@ class FminTracker:
             continues_a_search=spark_trials.resumption(trials) is not None,
             resume_on=facts.resume_on, held_trials=len(trials.trials), mlflow_importing=importing,
             active_run=active_run,
-            chosen_experiment=mlflow_private.mlflow_fluent_state()[1] is not None,
+            chosen_experiment=not importing and mlflow_private.mlflow_fluent_state()[1] is not None,
             environ={k: v for k, v in os.environ.items() if k.startswith("MLFLOW_")},
             uri_file_exists=path is not None and os.path.exists(path)))
         if plan.note:

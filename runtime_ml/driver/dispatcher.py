@@ -85,6 +85,7 @@ class Dispatcher:
         self._pickled_space = None
         self.reuse_workers = reuse_workers
         self.keep_output = keep_output
+        self.strict = conf.strict_mode()  # carried to the executors by each trial's task
         self._printed = {}  # tid -> the end of what the trial printed, until it is recorded
         self.listener: TrialListener = listener or Untracked()
         self.early_stop_fn = early_stop_fn
@@ -307,7 +308,7 @@ class Dispatcher:
         if spark_trials.cancelled(self.trials):  # cancelled since the trial was launched
             return CancelledBeforeItsJob(spark_trials.cancelled_reason(self.trials))
         task = TrialTask(self.objective, params, env, self.reuse_workers, self.keep_output,
-                         strict=conf.strict_mode())
+                         strict=self.strict)
         try:
             output, self._printed[trial["tid"]], problems = self.launcher.run(task)
         except BaseException as error:  # Spark failed or the job was cancelled

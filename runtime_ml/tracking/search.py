@@ -83,7 +83,7 @@ def decide(facts: SearchFacts) -> SearchPlan:
     if where == FRESH and facts.mlflow_importing:
         uri = environ.get("MLFLOW_TRACKING_URI", "")
         scheme = preload.uri_scheme(uri)
-        named = (scheme in ("http", "https") or preload.is_database_uri(uri)) and not (
+        named = scheme in ("http", "https") + preload.DATABASE_SCHEMES and not (
             scheme == "sqlite" and not (uri.startswith("sqlite:///") and facts.uri_file_exists))
         if named and not {"MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID"} & set(environ):
             while_importing = (uri, environ.get("MLFLOW_EXPERIMENT_ID") or "0")

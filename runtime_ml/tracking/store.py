@@ -1,8 +1,8 @@
 """The store an fmin's runs go to, and whether it answers: the tracking URI executors use (a
 loopback server's URI with the driver's address for other machines, a local store made absolute
 or refused), a server's `/health`, and the one warning of a store that cannot be tracked into.
-The decisions are pure functions; `server_unreachable` (and `answers`, `executor_environment`
-through it) asks the server."""
+The decisions are pure functions; `answers` and `executor_environment` ask the server
+(server_health)."""
 
 import ipaddress
 import os
@@ -127,11 +127,6 @@ def uri_advice(uri: Optional[str]) -> str:
             f"as {server}, or a database such as sqlite:////absolute/path/mlflow.db.")
 
 
-def server_unreachable(uri: str) -> Optional[str]:
-    """For http(s) tracking URIs: None when /health answers, else why not (bounded)."""
-    return server_health.unreachable(uri)
-
-
 def could_not_start(uri: str, error: BaseException) -> None:
     """The one warning of an fmin whose tracking could not start: it runs untracked."""
     logger.warning("MLflow tracking to %r could not start (%s: %s); this fmin runs untracked. %s",
@@ -141,7 +136,7 @@ def could_not_start(uri: str, error: BaseException) -> None:
 def answers(uri: str, resume_wanted: bool = False) -> bool:
     """Whether the store at `uri` can be tracked into: False, said in one warning, when it is a
     tracking server whose /health does not answer."""
-    why = server_unreachable(uri)
+    why = server_health.unreachable(uri)
     if why is None:
         return True
     logger.warning("MLflow tracking server %s is unreachable (%s); this fmin runs untracked%s.",
@@ -157,7 +152,7 @@ def executor_environment(uri: str, executor_hosts: FrozenSet[str], more_may_come
     the executors run, and whether more may come elsewhere (executor_tracking_uri)."""
     executor_uri, note = executor_tracking_uri(
         uri, executor_hosts, local_host_names(driver_address), driver_address=driver_address,
-        answers=lambda candidate: server_unreachable(candidate) is None,
+        answers=lambda candidate: server_health.unreachable(candidate) is None,
         more_may_come=more_may_come)
     if executor_uri is None:
         logger.warning("%s", note)

@@ -16,7 +16,7 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, Dict, FrozenSet, List, NamedTuple, Optional, Set, Tuple
 
-from runtime_ml import log
+from runtime_ml import log, server_health
 from runtime_ml.compat import hyperopt_private, mlflow_private, spark_trials, versions
 from runtime_ml.policy import note_after_launch, raise_first_in_strict_mode
 from runtime_ml.redaction import redact, redacted_uri, secret_values
@@ -45,6 +45,7 @@ RUN_CREATE_DEADLINE = 10.0  # the longest a trial's result waits for its child r
 FINISH_DEADLINE = 30.0  # the longest fmin waits at the end for queued logging
 SERVER_THREADS = 10  # the connections MLflow's HTTP session keeps: MLflow's default of...
 HTTP_POOL_SIZE = "MLFLOW_HTTP_POOL_MAXSIZE"  # ...this variable, which a user may raise
+BATCH_SIZE = 100  # params + tags per log_batch
 
 
 def server_threads(environ: Any) -> int:
@@ -54,7 +55,6 @@ def server_threads(environ: Any) -> int:
         return max(1, int(environ.get(HTTP_POOL_SIZE, SERVER_THREADS)))
     except ValueError:
         return SERVER_THREADS
-BATCH_SIZE = 100  # params + tags per log_batch
 
 
 class FminFacts(NamedTuple):
@@ -215,21 +215,15 @@ class FminTracker:
 
                 client = MlflowClient(self.uri)
         except Exception as error:
-            if failure_kind(error, lambda: True) == "internal":
-                note_after_launch(self.internal_errors, "tracking (opening the store)",
-                                  "this fmin is not tracked.", error)
-            else:
+            if not self._kept_if_ours(error, "opening the store", "this fmin is not tracked."):
                 store.could_not_start(self.uri, error)
             client = None
-        if client is not None:
-            self._client.set_result(client)
-            client = client if store.answers(self.uri) else None
-        if client is None:
+        self._client.set_result(client)  # the parent run's request goes out now
+        answers = client is not None and store.answers(self.uri)
+        if not answers:
             with self._lock:
                 self._broken = True
-            if not self._client.done():
-                self._client.set_result(None)
-        self._answers.set_result(client is not None)
+        self._answers.set_result(answers)
 
     def begin(self, trials: Any, arguments: Dict[str, Any], keys: Any, facts: FminFacts,
               resumption: Any, unchecked_client: Any = None) -> None:
@@ -288,20 +282,16 @@ class FminTracker:
             parent = self.client.create_run(self.experiment_id, tags={"runSource": RUN_SOURCE},
                                             run_name=f"hyperopt-fmin-{self.uuid}")
         except Exception as error:
-            if failure_kind(error, lambda: True) == "internal":
-                note_after_launch(self.internal_errors, "tracking (creating the parent run)",
-                                  "this fmin is not tracked.", error)
+            self._kept_if_ours(error, "creating the parent run", "this fmin is not tracked.")
             if self._answers.result():  # else the store's silence was said once already
                 self._break("creating the fmin's parent run", error)
             self._parent.set_result(None)
             return
         if not self._answers.result():  # made although /health did not answer: not left open
             try:
-                end_run_quietly(self.client, parent.info.run_id, "KILLED")
+                self._end_run(parent.info.run_id, "KILLED", None)
             except Exception as error:  # the store's failure was said once already
-                if failure_kind(error, lambda: False) == "internal":
-                    note_after_launch(self.internal_errors, "tracking (ending the parent run)",
-                                      "this fmin is not tracked.", error)
+                self._kept_if_ours(error, "ending the parent run", "this fmin is not tracked.")
             self._parent.set_result(None)
             return
         self._parent.set_result(parent.info.run_id)
@@ -355,11 +345,19 @@ class FminTracker:
             self._failed(what, error)
             return None
 
+    def _kept_if_ours(self, error, what, consequence):
+        """True when `error` is runtime-ml's own (failure_kind 'internal'): one warning, and kept
+        for strict mode; a store's or network's error is the caller's to say."""
+        if failure_kind(error, lambda: True) != "internal":
+            return False
+        note_after_launch(self.internal_errors, f"tracking ({what})", consequence, error)
+        return True
+
     def _failed(self, what, error):
         """One MLflow call failed; returns what it meant (failure_kind). Tracking stops when the
         store no longer answers; a write the store refused costs only that write; runtime-ml's own
         bug is kept for strict mode."""
-        kind = failure_kind(error, lambda: store.server_unreachable(self.uri) is None)
+        kind = failure_kind(error, lambda: server_health.unreachable(self.uri) is None)
         if kind == "unreachable":
             self._break(what, error)
         elif kind == "refused":
@@ -424,7 +422,7 @@ class FminTracker:
                          daemon=True).start()
 
     def _probe_stalled_server(self):
-        why = store.server_unreachable(self.uri)
+        why = server_health.unreachable(self.uri)
         if why is not None:
             self._break("creating trial runs", TimeoutError(
                 f"no trial run made within {RUN_CREATE_DEADLINE:.0f} s, and /health: {why}"))
@@ -525,7 +523,7 @@ class FminTracker:
         """Quietly, as a trial's run: MlflowClient.set_terminated would ask the server for the run
         once more to print its link (a round trip more before fmin returns; runtime-ml said where
         the runs are when the fmin started)."""
-        self._on_parent(lambda parent_id: end_run_quietly(self.client, parent_id, status, ended))
+        self._on_parent(self._end_run, status, ended)
 
     def _end_child(self, run_id, metrics, params, tags, status, ended, printed=None):
         """The trial's result (and what it printed, as an artifact), then the end of its run; a

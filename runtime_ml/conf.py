@@ -57,6 +57,22 @@ TRIAL_OUTPUT = Setting(
     "trial_output.txt of its MLflow run, and its last lines in the driver's warning when it fails.",
 )
 
+SEQUENTIAL_AT_ONE = Setting(
+    "spark.runtimeml.hyperopt.sequentialAtParallelismOne",
+    True,
+    "With parallelism 1, propose each SparkTrials trial once the previous trial's result is in, so "
+    "the search is hyperopt's sequential one, trial for trial; false proposes it while the previous "
+    "trial runs, as stock hyperopt does.",
+)
+
+SPREAD_TRIALS = Setting(
+    "spark.runtimeml.hyperopt.spreadTrials",
+    True,
+    "Place each SparkTrials trial on the executor running the fewest of the fmin's trials (classic "
+    "Spark, more than one executor, no resource profile); false leaves placement to Spark's "
+    "scheduler, as stock hyperopt does.",
+)
+
 # -- Environment variables --
 DISABLED = Setting(
     "RUNTIME_ML_DISABLED",
@@ -69,7 +85,8 @@ STRICT = Setting(
     "Raise runtime-ml's own internal errors instead of logging them and failing open (for tests).",
 )
 
-SPARK_CONF_SETTINGS = (TRACK_HYPEROPT, FRESH_WORKER_PER_TRIAL, RESUME, TRIAL_OUTPUT)
+SPARK_CONF_SETTINGS = (TRACK_HYPEROPT, FRESH_WORKER_PER_TRIAL, RESUME, TRIAL_OUTPUT, SEQUENTIAL_AT_ONE,
+                       SPREAD_TRIALS)
 
 _TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
 

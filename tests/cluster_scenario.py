@@ -31,6 +31,17 @@ def peak_concurrency(intervals):
     return peak
 
 
+def executor_pid():
+    """The pid of the executor JVM running this Python worker (the worker's daemon's parent;
+    without PySpark's daemon, the worker's own parent)."""
+    parent = os.getppid()
+    with open(f"/proc/{parent}/cmdline", "rb") as cmdline:
+        if b"java" in cmdline.read().split(b"\0")[0]:
+            return parent
+    with open(f"/proc/{parent}/stat") as stat:
+        return int(stat.read().rsplit(")", 1)[1].split()[1])
+
+
 def main():
     master, parallelism, max_evals, sleep = sys.argv[1:5]
     settings = dict(kv.split("=", 1) for kv in sys.argv[5:])
@@ -73,7 +84,8 @@ def main():
                 with mlflow.start_run():
                     mlflow.log_param("worker_pid", os.getpid())
         with open(os.path.join(record_dir, f"{start:.6f}-{os.getpid()}.json"), "w") as out:
-            json.dump({"start": start, "end": time.time(), "gpus": gpus}, out)
+            json.dump({"start": start, "end": time.time(), "gpus": gpus,
+                       "executor": executor_pid()}, out)
         return x ** 2
 
     trials = SparkTrials(parallelism=None if parallelism == "None" else int(parallelism))
@@ -81,13 +93,27 @@ def main():
          trials=trials, show_progressbar=False)
     # ---- end of user code ----
 
-    runs = [json.load(open(os.path.join(record_dir, name))) for name in os.listdir(record_dir)]
+    def collect_runs():
+        names = os.listdir(record_dir)
+        found = [json.load(open(os.path.join(record_dir, name))) for name in names]
+        for name in names:
+            os.remove(os.path.join(record_dir, name))
+        return found
+
+    runs = collect_runs()
+    stock_runs = None
+    if os.environ.get("SCENARIO_ALSO_STOCK") == "1":
+        os.environ["RUNTIME_ML_DISABLED"] = "1"
+        fmin(objective, hp.uniform("x", -1, 1), algo=rand.suggest, max_evals=int(max_evals),
+             trials=SparkTrials(parallelism=int(parallelism)), show_progressbar=False)
+        stock_runs = collect_runs()
     spark.stop()
     print(json.dumps({
         "actual_parallelism": getattr(trials, "actual_parallelism", None),
         "trials": len(trials.trials),
         "peak": peak_concurrency([(r["start"], r["end"]) for r in runs]),
         "runs": runs,
+        "stock_runs": stock_runs,
         "log": handler.messages,
     }))
 

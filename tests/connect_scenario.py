@@ -162,6 +162,8 @@ def held_proposal():
             time.sleep(0.01)
         spark.interruptTag("users-cell-22")
 
+    # A proposal waiting for its slot while the first trial runs: stock's queue of one.
+    spark.conf.set("spark.runtimeml.hyperopt.sequentialAtParallelismOne", "false")
     seen = {}  # Connect tags belong to a thread: the fmin's thread adds the caller's tag
     for way, act, timeout in (("timeout", None, 2), ("tag", interrupt_the_callers_tag, None)):
         trials = SparkTrials(parallelism=1)
@@ -176,6 +178,7 @@ def held_proposal():
             raise AssertionError(f"cancelled by {way}: {error}") from None
         seen[way] = {"waited out": held.waited_out, "held": held.held_state(),
                      "unfinished": unfinished(trials), "reason": trials._fmin_cancelled_reason}
+    spark.conf.unset("spark.runtimeml.hyperopt.sequentialAtParallelismOne")
     return seen
 
 

@@ -7,6 +7,10 @@ and refreshing its trials (or between proposing and inserting it), cancels the f
 checks that the held trial ends cancelled and that fmin returns within a bound (real local[2]
 Spark). The timeout case in both windows is the hang of issue 22: without the fix fmin never
 returned.
+
+A proposal that waits for its slot while a trial runs is what these windows need: at parallelism
+1 runtime-ml proposes one only with spark.runtimeml.hyperopt.sequentialAtParallelismOne false
+(stock's queue of one), so this module turns it off.
 """
 
 import functools
@@ -19,11 +23,19 @@ from hyperopt import hp
 from hyperopt.base import JOB_STATE_CANCEL, JOB_STATE_DONE, JOB_STATE_RUNNING
 from interleavings import AFTER_INSERT, BEFORE_INSERT, HeldProposal, state_of, unfinished
 
+from runtime_ml import conf
 from runtime_ml.compat import versions
 
 SPACE = hp.uniform("x", 0, 1)
 BOUND = 60  # seconds an fmin gets to return; each finishes in a few when nothing hangs
 EARLY_STOP_CANCELS = versions.early_stop_cancels_trials(versions.installed_version("hyperopt"))
+
+
+@pytest.fixture(autouse=True)
+def proposals_wait_for_their_slot(spark):
+    spark.conf.set(conf.SEQUENTIAL_AT_ONE.name, "false")
+    yield
+    spark.conf.unset(conf.SEQUENTIAL_AT_ONE.name)
 
 
 def sleeps(seconds):

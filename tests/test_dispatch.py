@@ -153,25 +153,6 @@ def test_tpe_still_finds_the_minimum_of_a_quadratic(spark, active, seed):
     assert abs(best["x"] - 1) < 0.25
 
 
-def test_at_parallelism_one_tpe_proposes_exactly_what_it_proposes_under_stock_sparktrials(
-    spark, active, monkeypatch, tmp_path
-):
-    """Same seed, same history before every proposal: the same trials, one by one.
-
-    Both propose trial k+1 while trial k runs (hyperopt keeps one proposal queued); a trial of 1 s
-    outlasts stock's 1 s proposal poll, so in both the history is trials 0..k-1 done, k running.
-    """
-    algo = functools.partial(tpe.suggest, n_startup_jobs=3)  # TPE proper from the 4th trial
-    proposals = {}
-    for mode, disabled in (("stock", "1"), ("runtime-ml", "")):
-        monkeypatch.setenv("RUNTIME_ML_DISABLED", disabled)
-        trials, _ = fmin(spark, functools.partial(sleepy, str(tmp_path), 1.0), SPACE, 6,
-                         parallelism=1, algo=algo, seed=7)
-        proposals[mode] = [t["misc"]["vals"]["x"][0] for t in sorted(trials, key=lambda t: t["tid"])]
-    assert len(proposals["stock"]) == 6
-    assert proposals["runtime-ml"] == proposals["stock"]
-
-
 def test_return_argmin_false_gives_the_space_value(spark, active):
     trials = hyperopt.SparkTrials(parallelism=2, spark_session=spark)
     best = hyperopt.fmin(lambda p: (p["x"] - 1) ** 2, {"x": SPACE, "name": "fixed"},

@@ -7,9 +7,9 @@ from runtime_ml.driver.cluster import (
     potential_slots,
     profile_slots_from_cores,
     slots_from_conf,
-    slots_per_executor,
 )
 from runtime_ml.driver.parallelism import SlotFacts, decide_parallelism
+from runtime_ml.driver.placement import slots_per_executor
 from runtime_ml.errors import UserInputTypeError
 
 TPE, RAND = "hyperopt.tpe", "hyperopt.rand"

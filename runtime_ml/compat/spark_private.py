@@ -60,3 +60,29 @@ def max_concurrent_tasks(jvm_context: Any, spark_version: str,
     else:
         java_profile = resource_profile._java_resource_profile
     return int(jvm_context.maxNumConcurrentTasks(java_profile))
+
+
+def one_row_preferring(spark_context: Any, row: Any, preferred: str) -> Any:
+    """A PySpark RDD of the one element `row` whose one partition prefers the location `preferred`
+    (Spark's TaskLocation string, e.g. executor_<host>_<id>): SparkContext.makeRDD with location
+    preferences, which PySpark does not expose."""
+    import pickle
+
+    from pyspark import RDD
+    from pyspark.serializers import BatchedSerializer, CPickleSerializer
+
+    jvm = spark_context._jvm
+    converters = jvm.scala.collection.JavaConverters
+
+    def scala_seq(items):
+        java_list = jvm.java.util.ArrayList()
+        for item in items:
+            java_list.add(item)
+        return converters.asScalaBufferConverter(java_list).asScala().toSeq()
+
+    # One batch of one pickled element: what a PySpark worker reads with BatchedSerializer.
+    element = jvm.scala.Tuple2(bytearray(pickle.dumps([row])), scala_seq([preferred]))
+    byte_array = getattr(jvm.scala.reflect, "ClassTag$").__getattr__("MODULE$").apply(
+        jvm.java.lang.Class.forName("[B"))
+    java_rdd = jvm_spark_context(spark_context).makeRDD(scala_seq([element]), byte_array)
+    return RDD(java_rdd.toJavaRDD(), spark_context, BatchedSerializer(CPickleSerializer(), 1))

@@ -6,7 +6,6 @@ session adds what the driver's JVM knows (registered executors, Spark's own slot
 Connect session offers only its conf, so there the slots come from the conf alone.
 """
 
-import math
 import os
 import re
 from dataclasses import asdict, dataclass, field, replace
@@ -15,6 +14,7 @@ from typing import Any, Dict, FrozenSet, Optional, Tuple
 from runtime_ml import log
 from runtime_ml.compat import spark_private
 from runtime_ml.driver.parallelism import SlotFacts
+from runtime_ml.driver.placement import slots_per_executor
 from runtime_ml.driver.session import conf_get, is_connect
 
 logger = log.logger()
@@ -132,17 +132,6 @@ def local_cores(master, cpu_count=None):
     if match.group(1) == "*":
         return cpu_count or os.cpu_count() or 1
     return int(match.group(1))
-
-
-def slots_per_executor(cores, task_cpus, executor_gpus=None, task_gpus=None):
-    """Tasks one executor runs at once: cores / spark.task.cpus, limited by GPUs per task."""
-    if cores is None:
-        return None
-    slots = cores // max(1, task_cpus)
-    if task_gpus:
-        gpu_slots = math.floor((executor_gpus or 0) / task_gpus + 1e-9)
-        slots = min(slots, gpu_slots)
-    return slots
 
 
 def slots_from_conf(master, executor_instances, executor_cores, task_cpus, executor_gpus,

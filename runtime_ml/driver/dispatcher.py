@@ -23,7 +23,8 @@ from pyspark import cloudpickle
 from runtime_ml import conf, log
 from runtime_ml.compat import hyperopt_private, spark_trials, versions
 from runtime_ml.driver import stock_log
-from runtime_ml.driver.hyperopt_loop import CompletedTrials, stock_early_stop
+from runtime_ml.driver.hyperopt_loop import stock_early_stop
+from runtime_ml.driver.proposals import ShownTrials
 from runtime_ml.driver.session import launcher_for
 from runtime_ml.driver.trial_docs import write_cancellation, write_error, write_result
 from runtime_ml.policy import ExecutorInternalError, note_after_launch
@@ -76,7 +77,7 @@ class Dispatcher:
     """Launches each NEW trial as a Spark job as soon as a slot is free; handles timeout/early stop."""
 
     def __init__(self, trials, domain, payload, listener=None, early_stop_fn=None,
-                 reuse_workers=True, keep_output=True):
+                 reuse_workers=True, keep_output=True, spread=True):
         self.trials = trials
         self.domain = domain
         self.payload = payload
@@ -95,12 +96,13 @@ class Dispatcher:
         # As hyperopt: without job-group cancelling, cancellation waits for running trials.
         self.can_cancel = spark_trials.can_cancel_jobs(trials)
         self.launcher = launcher_for(spark_trials.session(trials), spark_trials.resource_profile(trials),
-                                     self.can_cancel)
+                                     self.can_cancel, spread)
         stock_log.job_group(self.launcher.job_group, self.launcher.job_description,
                             self.launcher.interrupt_on_cancel)
         self.internal_errors = []  # runtime-ml's own errors after a launch (each failed its trial)
         self._wake = threading.Condition()
         self._done = False
+        self._changes = 0  # trials launched or finished and cancellations, for wait_for_change
         self._running = set()  # tids launched and not finished
         self._completed = []  # finished trials, in the order they finished
         self._uncancellable = set()  # tids running when fmin was cancelled without job cancelling
@@ -117,6 +119,18 @@ class Dispatcher:
     def wake(self):
         with self._wake:
             self._wake.notify_all()
+
+    def wait_for_change(self, seen: int, seconds: float) -> int:
+        """Wait until a trial launched or finished or the fmin was cancelled or stopped since
+        `seen` (a count this returned before), at most `seconds`; returns the count now."""
+        with self._wake:
+            self._wake.wait_for(lambda: self._changes != seen, seconds)
+            return self._changes
+
+    def _changed(self):
+        """Called holding _wake: tell the dispatcher thread and hyperopt's loop."""
+        self._changes += 1
+        self._wake.notify_all()
 
     def start(self) -> None:
         self.objective = self.launcher.ship(self.payload)
@@ -136,7 +150,7 @@ class Dispatcher:
         objective."""
         with self._wake:
             self._done = True
-            self._wake.notify_all()
+            self._changed()
         if self._thread is not None:
             self._thread.join()
         for _ in self._threads:
@@ -169,7 +183,7 @@ class Dispatcher:
                     if trial["state"] == base.JOB_STATE_RUNNING:
                         trial["state"] = base.JOB_STATE_CANCEL
             self._cancel_unlaunched()
-            self._wake.notify_all()
+            self._changed()
 
     def _cancel_jobs(self):
         try:
@@ -243,6 +257,7 @@ class Dispatcher:
         stock_log.trial_started(trial["tid"])
         self._running.add(trial["tid"])
         self._queue.put(trial)
+        self._changed()
 
     # -- launcher threads, one trial at a time each
     def _launcher_thread(self):
@@ -292,7 +307,7 @@ class Dispatcher:
         finally:
             with self._wake:
                 self._running.discard(trial["tid"])
-                self._wake.notify_all()
+                self._changed()
             # Even when the user's early_stop_fn raised in _record: the trial's run must end.
             self._listener_call("trial_finished", trial, self._printed.pop(trial["tid"], None))
 
@@ -380,7 +395,8 @@ class Dispatcher:
     def _maybe_stop_early(self, result):
         if self.early_stop_fn is None or result.get("status") != STATUS_OK:
             return
-        trials = CompletedTrials(self.trials, self._completed) if self.early_stop_view else \
+        # hyperopt's own early-stop functions read the newest trial as the one that just finished
+        trials = ShownTrials(self.trials, list(self._completed)) if self.early_stop_view else \
             self.trials
         stop, self.early_stop_args = self.early_stop_fn(trials, *self.early_stop_args)
         if stop and EARLY_STOP_CANCELS:

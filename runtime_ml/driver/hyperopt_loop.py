@@ -1,18 +1,20 @@
 """What hyperopt's own fmin loop is handed while runtime-ml dispatches: an FMinIter that proposes
-only while slots are free, and views of the SparkTrials for the functions that must see only
-finished trials (hyperopt's early-stop functions, atpe)."""
+when slots are free and waits for the dispatcher, and views of the SparkTrials for the functions
+that must see only finished trials (hyperopt's early-stop functions, atpe)."""
 
 from typing import Callable, Optional
 
 from hyperopt import FMinIter
+
+from runtime_ml.driver.proposals import ShownTrials, queue_length
 
 
 def stock_early_stop(early_stop_fn):
     """True for hyperopt's own early-stop functions (hyperopt.early_stop.no_progress_loss).
 
     They read the newest trial's loss (trials.trials[-1]), which under SparkTrials may still be
-    running; they get a CompletedTrials view. A user's own function sees the SparkTrials as in
-    hyperopt.
+    running; they get a view of the finished trials (proposals.ShownTrials). A user's own
+    function sees the SparkTrials as in hyperopt.
     """
     return getattr(early_stop_fn, "__module__", None) == "hyperopt.early_stop"
 
@@ -29,36 +31,29 @@ def with_finished_trials(algo):
 
     def suggest(new_ids, domain, trials, seed):
         finished = [t for t in trials.trials if "loss" in (t.get("result") or {})]
-        return algo(new_ids, domain, CompletedTrials(trials, finished), seed)
+        return algo(new_ids, domain, ShownTrials(trials, finished), seed)
 
     return suggest
 
 
-class CompletedTrials:
-    """The SparkTrials as hyperopt's early-stop functions expect it: `trials` holds the finished
-    trials in the order they finished, the one that just finished last."""
-
-    def __init__(self, trials, completed):
-        self._trials = trials
-        self.trials = list(completed)
-
-    def __getattr__(self, name):
-        return getattr(self._trials, name)
-
-    def __iter__(self):
-        return iter(self.trials)
-
-    def __len__(self):
-        return len(self.trials)
-
-
 class SlotAwareFMinIter(FMinIter):
-    """hyperopt's FMinIter, proposing trials only while there are free slots."""
+    """hyperopt's FMinIter, proposing trials as proposals.queue_length says (while slots are free,
+    one ahead or, at parallelism 1, none), and waiting for the dispatcher instead of sleeping
+    between its looks.
 
-    # Set per instance: free_slots, or None to keep max_queue_len fixed; stopped_early, telling
-    # that early_stop_fn said stop.
+    hyperopt's loop sleeps `poll_interval_secs` between looks (in run and block_until_done);
+    here reading it waits until a trial launches or finishes or the fmin is cancelled or stopped
+    (at most the interval) and gives 0, so a freed slot's next trial is proposed at once.
+    """
+
+    # Set per instance: free_slots, or None to keep max_queue_len fixed; propose_ahead (see
+    # proposals.queue_length); stopped_early, telling that early_stop_fn said stop;
+    # wait_for_change(seen, seconds) -> changes, the dispatcher's, or None to sleep.
     free_slots: Optional[Callable[[], int]] = None
+    propose_ahead = False
     stopped_early: Optional[Callable[[], bool]] = None
+    wait_for_change: Optional[Callable[[int, float], int]] = None
+    _seen_changes = 0
 
     @property
     def is_cancelled(self):
@@ -67,10 +62,20 @@ class SlotAwareFMinIter(FMinIter):
     @property
     def max_queue_len(self) -> int:
         if self.free_slots is not None:
-            return max(1, self.free_slots())
+            return queue_length(self.free_slots(), self.propose_ahead)
         return self._fixed_queue_len
 
     @max_queue_len.setter
     def max_queue_len(self, value: int) -> None:
         self._fixed_queue_len = value
 
+    @property
+    def poll_interval_secs(self) -> float:
+        if self.wait_for_change is None:
+            return self._poll_seconds
+        self._seen_changes = self.wait_for_change(self._seen_changes, self._poll_seconds)
+        return 0.0
+
+    @poll_interval_secs.setter
+    def poll_interval_secs(self, value: float) -> None:
+        self._poll_seconds = value

@@ -4,13 +4,16 @@ A launcher ships the objective once per fmin, gives the launcher threads what th
 runs one trial's task as a one-task Spark job, and cancels the fmin's jobs:
 - `ClassicLauncher`, through the session's SparkContext, as hyperopt's SparkTrials does: in the
   caller's job group when it set one (else a group of the fmin's own), with the trials' resource
-  profile, cancelled by cancelling that group; the objective travels as a broadcast (on a `local`
-  master, whose workers share the driver's disk, as a file: a broadcast would also chunk and
-  compress it in the JVM, 0.15-0.3 s for 90 MB here).
+  profile, cancelled by cancelling that group; with more than one executor, each trial's job
+  prefers the executor running the fewest of the fmin's trials (placement.py); the objective
+  travels as a broadcast (on a `local` master, whose workers share the driver's disk, as a file:
+  a broadcast would also chunk and compress it in the JVM, 0.15-0.3 s for 90 MB here).
 - `ConnectLauncher`, for a Spark Connect session (no SparkContext, RDDs, job groups or broadcasts):
   a DataFrame job, `spark.range(1, numPartitions=1).mapInArrow(...)`, under an operation tag of the
   fmin's own (and the caller's tags, so interrupting those cancels the trials too), cancelled with
   `interruptTag`; the objective travels as a session artifact, a file every executor reads once.
+  Connect's public API has no way to prefer an executor for a DataFrame job: Spark's scheduler
+  places each trial.
 """
 
 import os
@@ -20,8 +23,10 @@ import tempfile
 import uuid
 from typing import Any, Callable
 
-from runtime_ml.compat import versions
+from runtime_ml.compat import spark_private, versions
 from runtime_ml.driver import stock_log
+from runtime_ml.driver.placement import ExecutorSlot, Spreader, location, slots_per_executor
+from runtime_ml.policy import report_internal_error
 from runtime_ml.worker.shipped import ArtifactObjective, FileObjective
 from runtime_ml.worker.task import ArrowTrialTask, TrialTask
 
@@ -64,7 +69,7 @@ class ShippedObjective:
 class ClassicLauncher:
     """Trials as one-task jobs on a classic (py4j) SparkSession."""
 
-    def __init__(self, spark, resource_profile=None, job_cancelling=True):
+    def __init__(self, spark, resource_profile=None, job_cancelling=True, spread=True):
         self.spark = spark
         self.sc = spark.sparkContext
         self.resource_profile = resource_profile
@@ -74,6 +79,12 @@ class ClassicLauncher:
         self._broadcast = None
         self._directory = None
         self._one_row: Any = None
+        # Spread over executors: not on a local master (one executor) nor with a resource
+        # profile (its trials run on executors of their own, which Spark asks for).
+        local = self.sc.master == "local" or self.sc.master.startswith("local[")
+        self._spreader = Spreader(self._executors) if (
+            spread and not local and resource_profile is None) else None
+        self._rows_on: dict = {}  # executor location -> the one-row RDD that prefers it
 
     def ship(self, payload: bytes) -> Any:
         """Send the pickled objective to the executors once; returns the handle a TrialTask
@@ -108,7 +119,49 @@ class ClassicLauncher:
     def run(self, task: TrialTask) -> Any:
         """Run one trial's task as a Spark job; returns what the task yielded. Raises what ended
         the job (a cancellation, a lost executor)."""
-        return self._one_row.mapPartitions(task).collect()[0]
+        spreader = self._spreader
+        executor = spreader.take() if spreader is not None else None
+        try:
+            return self._row_on(executor).mapPartitions(task).collect()[0]
+        finally:
+            if spreader is not None:
+                spreader.give_back(executor)
+
+    def _row_on(self, executor):
+        """The one-row RDD whose task prefers `executor` (None: no preference)."""
+        if executor is None:
+            return self._one_row
+        where = location(executor)
+        rows = self._rows_on.get(where)
+        if rows is None:
+            try:
+                rows = spark_private.one_row_preferring(self.sc, 0, where)
+            except Exception:
+                report_internal_error("asking Spark to place a trial on an executor",
+                                      "Spark's scheduler places this fmin's trials")
+                self._spreader = None
+                return self._one_row
+            self._rows_on[where] = rows
+        return rows
+
+    def _executors(self):
+        """The registered executors and the trials each can run at once ([] when Spark's
+        status store does not answer: no preference)."""
+        get = self.sc.getConf().get
+        task_cpus = int(get("spark.task.cpus", "1"))
+        executor_gpus, task_gpus = (float(get(f"spark.{kind}.resource.gpu.amount", "0")) or None
+                                    for kind in ("executor", "task"))
+        try:
+            summaries = spark_private.executor_summaries(spark_private.jvm_spark_context(self.sc),
+                                                         include_driver=False)
+        except Exception:
+            report_internal_error("reading the executors to place trials on",
+                                  "Spark's scheduler places the trials")
+            return []
+        return [ExecutorSlot(summary.id, summary.host_port.rsplit(":", 1)[0],
+                             slots_per_executor(summary.cores, task_cpus, executor_gpus,
+                                                task_gpus))
+                for summary in summaries]
 
     def cancel(self) -> None:
         self.sc.cancelJobGroup(self.job_group)

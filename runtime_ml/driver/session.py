@@ -34,8 +34,9 @@ def default_session():
     return SparkSession.builder.getOrCreate()
 
 
-def launcher_for(spark, resource_profile=None, job_cancelling=True):
-    """The launcher that runs trials as Spark jobs on this kind of session."""
+def launcher_for(spark, resource_profile=None, job_cancelling=True, spread=True):
+    """The launcher that runs trials as Spark jobs on this kind of session (`spread`: over the
+    executors, where the kind allows it)."""
     if is_connect(spark):
         return launcher.ConnectLauncher(spark, resource_profile)
-    return launcher.ClassicLauncher(spark, resource_profile, job_cancelling)
+    return launcher.ClassicLauncher(spark, resource_profile, job_cancelling, spread)

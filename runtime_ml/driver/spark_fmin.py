@@ -12,10 +12,10 @@ trial at a time. Here hyperopt's own loop (FMinIter, hyperopt_loop.py) proposes 
   parameter values and environment;
 - the task drains its input, so PySpark reuses the Python worker across trials, and freezes the
   worker's heap after its first trial, so PySpark's gc.collect() between tasks stays cheap;
-- the proposing loop polls every POLL_SECONDS;
-- hyperopt proposes trials while slots are free (unless the user set max_queue_len), one per
-  algorithm call as with hyperopt's default, so TPE sees every finished result before it proposes
-  the next trial.
+- the proposing loop waits for the dispatcher (a trial launched or finished) instead of polling;
+- hyperopt proposes trials while slots are free, one ahead (unless the user set max_queue_len),
+  one per algorithm call as with hyperopt's default; at parallelism 1 a trial is proposed once the
+  previous result is in, so the search is hyperopt's sequential one (driver/proposals.py).
 Kept as in hyperopt: one single-task Spark job per trial, in the caller's job group when it set one
 (else Hyperopt_SparkTrials_<id>), with the trials' resource profile (runtime_ml.driver.launcher); never
 more running trials than trials.parallelism; timeout, early_stop_fn (on hyperopt 0.3.0 it cancels
@@ -41,23 +41,28 @@ from runtime_ml.compat import spark_trials
 from runtime_ml.driver import stock_log
 from runtime_ml.driver.dispatcher import CANCEL_USER, Dispatcher
 from runtime_ml.driver.hyperopt_loop import SlotAwareFMinIter, reads_every_loss, with_finished_trials
+from runtime_ml.driver.proposals import proposes_ahead
 from runtime_ml.driver.validation import NO_EVALUATIONS
 from runtime_ml.policy import before_first_launch, raise_first_in_strict_mode
 
-POLL_SECONDS = 0.02
+# The longest hyperopt's loop waits for the dispatcher before it looks again (it is woken by every
+# launch, finish and cancellation).
+LOOK_AGAIN_SECONDS = 0.5
 
 
 def run_spark_fmin(trials, fn, space, algo, max_evals, timeout, loss_threshold, max_queue_len,
                    rstate, verbose, pass_expr_memo_ctrl, catch_eval_exceptions, return_argmin,
                    show_progressbar, early_stop_fn, payload, trials_save_file="", listener=None,
-                   queue_follows_slots=True, reuse_workers=True, keep_output=True):
+                   queue_follows_slots=True, reuse_workers=True, keep_output=True,
+                   sequential_at_one=True, spread=True):
     """SparkTrials.fmin, with runtime-ml's dispatch. Arguments as hyperopt passes them, plus
     `payload`: the objective pickled once by validation.serialize_objective.
 
     With queue_follows_slots (max_queue_len left at hyperopt's default of 1), hyperopt proposes
-    trials while slots are free, one trial per algorithm call as with hyperopt's default: anneal and
-    user-written algorithms take exactly one id per call, and a seeded search draws one seed per
-    trial, so it proposes the points stock SparkTrials proposes.
+    trials while slots are free and one ahead, as stock (with sequential_at_one and parallelism 1,
+    once the previous result is in), one trial per algorithm call as with hyperopt's default:
+    anneal and user-written algorithms take exactly one id per call, and a seeded search draws one
+    seed per trial as hyperopt's sequential fmin.
     """
     if timeout is not None and trials.timeout is not None:
         stock_log.fmin_timeout_ignored()
@@ -79,15 +84,17 @@ def run_spark_fmin(trials, fn, space, algo, max_evals, timeout, loss_threshold, 
     domain = base.Domain(fn, space, pass_expr_memo_ctrl=None)
     with before_first_launch("starting runtime-ml's dispatch"):
         dispatcher = Dispatcher(trials, domain, payload, listener, early_stop_fn, reuse_workers,
-                                keep_output)
+                                keep_output, spread)
         iterator = SlotAwareFMinIter(
             algo, domain, trials, max_evals=max_evals, timeout=timeout,
             loss_threshold=loss_threshold, rstate=rstate, verbose=verbose,
-            max_queue_len=max_queue_len, poll_interval_secs=POLL_SECONDS,
+            max_queue_len=max_queue_len, poll_interval_secs=LOOK_AGAIN_SECONDS,
             show_progressbar=show_progressbar, early_stop_fn=None, trials_save_file="",
         )
         iterator.catch_eval_exceptions = catch_eval_exceptions
         iterator.stopped_early = lambda: dispatcher.stopped_early
+        iterator.wait_for_change = dispatcher.wait_for_change
+        iterator.propose_ahead = proposes_ahead(int(trials.parallelism), sequential_at_one)
         insert, new_ids = trials.insert_trial_docs, trials.new_trial_ids
 
         def insert_and_wake(docs):  # the dispatcher launches new trials at once

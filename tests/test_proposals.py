@@ -1,0 +1,156 @@
+"""When hyperopt's algorithm is asked for a trial under runtime-ml, and what it is shown (real
+local[2] Spark, real hyperopt; the pure policy in runtime_ml.driver.proposals)."""
+
+import functools
+import random
+
+import numpy as np
+import pytest
+from conftest import fmin
+from hyperopt import Trials, anneal, atpe, hp, mix, rand, tpe
+from hyperopt import fmin as hyperopt_fmin
+from hyperopt.base import JOB_STATE_DONE, JOB_STATE_NEW, JOB_STATE_RUNNING
+
+from runtime_ml import conf
+from runtime_ml.driver import proposals, spark_fmin
+
+SPACE = {"x": hp.uniform("x", -3, 3),
+         "branch": hp.choice("branch", [0, {"depth": hp.quniform("depth", 1, 6, 1)}])}
+ALGOS = {
+    "tpe": tpe.suggest,
+    "anneal": anneal.suggest,
+    "rand": rand.suggest,
+    "atpe": atpe.suggest,
+    "mix": functools.partial(mix.suggest, p_suggest=[(0.5, rand.suggest), (0.5, tpe.suggest)]),
+}
+
+
+def loss(params):
+    branch = params["branch"]
+    return (params["x"] - 1) ** 2 + (0 if branch == 0 else 0.1 * branch["depth"])
+
+
+def points(trials):
+    return [t["misc"]["vals"] for t in sorted(trials.trials, key=lambda t: t["tid"])]
+
+
+def seeded_globals():
+    """atpe draws from Python's and numpy's global generators, not from fmin's rstate."""
+    random.seed(11)
+    np.random.seed(11)
+
+
+@pytest.mark.parametrize("name", sorted(ALGOS))
+def test_at_parallelism_one_the_trials_are_sequential_fmins_trial_for_trial(spark, active, name):
+    # 23 trials: TPE proper (and mix's TPE) from the 21st, after hyperopt's 20 random ones.
+    seeded_globals()
+    sequential = Trials()
+    hyperopt_fmin(loss, SPACE, ALGOS[name], 23, trials=sequential, show_progressbar=False,
+                  rstate=np.random.default_rng(5))
+    seeded_globals()
+    trials, _ = fmin(spark, loss, SPACE, 23, parallelism=1, algo=ALGOS[name], seed=5)
+    assert points(trials) == points(sequential)
+
+
+def sleepy(seconds, x):
+    import time
+
+    time.sleep(seconds)
+    return (x - 1) ** 2
+
+
+def test_without_sequential_at_one_the_trials_are_stocks_at_parallelism_one(spark, active,
+                                                                           monkeypatch):
+    """Stock proposes trial k+1 while trial k runs; so does runtime-ml with
+    sequentialAtParallelismOne false. A trial
+    of 1 s outlasts stock's 1 s proposal poll, so in both the history is trials 0..k-1 done, k
+    running."""
+    algo = functools.partial(tpe.suggest, n_startup_jobs=2)  # TPE proper from the 3rd trial
+    space = hp.uniform("x", -5, 5)
+    found = {}
+    for mode, disabled in (("stock", "1"), ("runtime-ml", "")):
+        monkeypatch.setenv(conf.DISABLED.name, disabled)
+        spark.conf.set(conf.SEQUENTIAL_AT_ONE.name, "false")
+        try:
+            trials, _ = fmin(spark, functools.partial(sleepy, 1.0), space, 5, parallelism=1,
+                             algo=algo, seed=7)
+        finally:
+            spark.conf.unset(conf.SEQUENTIAL_AT_ONE.name)
+        found[mode] = points(trials)
+    assert len(found["stock"]) == 5
+    assert found["runtime-ml"] == found["stock"]
+
+
+def test_hyperopts_loop_is_woken_by_the_dispatcher_not_by_its_poll(spark, active, monkeypatch):
+    # With a 60 s look-again bound, only the dispatcher's wake-ups can get 4 sequential trials
+    # proposed, launched and waited for within 30 s.
+    monkeypatch.setattr(spark_fmin, "LOOK_AGAIN_SECONDS", 60.0)
+    trials, _ = fmin(spark, lambda x: x ** 2, hp.uniform("x", -1, 1), 4, parallelism=1,
+                     within=30)
+    assert trials.count_successful_trials() == 4
+
+
+# ------------------------------------------------------------------ the pure policy
+
+def doc(tid, state, loss=None):
+    result = {"status": "ok", "loss": loss} if state == JOB_STATE_DONE else {"status": "new"}
+    return {"tid": tid, "state": state, "result": result, "misc": {"tid": tid}}
+
+
+HISTORY = [doc(0, JOB_STATE_DONE, 1.0), doc(1, JOB_STATE_RUNNING), doc(2, JOB_STATE_DONE, 3.0),
+           doc(3, JOB_STATE_NEW)]
+
+
+@pytest.mark.parametrize("free, ahead, expected", [(0, False, 0), (2, False, 2), (-1, False, 0),
+                                                   (0, True, 1), (3, True, 3)])
+def test_the_queue_holds_one_proposal_per_free_slot_or_one_ahead(free, ahead, expected):
+    assert proposals.queue_length(free, ahead) == expected
+
+
+@pytest.mark.parametrize("parallelism, sequential_at_one, ahead", [
+    (1, True, False), (1, False, True), (2, True, True), (32, False, True)])
+def test_only_parallelism_one_waits_for_the_previous_result(parallelism, sequential_at_one,
+                                                            ahead):
+    assert proposals.proposes_ahead(parallelism, sequential_at_one) is ahead
+
+
+def test_unfinished_trials_are_shown_as_hyperopt_left_out_or_with_the_mean_finished_loss():
+    assert proposals.shown_trials(HISTORY, proposals.PENDING_AS_HYPEROPT) == HISTORY
+    assert [d["tid"] for d in proposals.shown_trials(HISTORY, proposals.PENDING_LEFT_OUT)] == [0, 2]
+    lied = proposals.shown_trials(HISTORY, proposals.PENDING_MEAN_LIAR)
+    assert [d["result"]["loss"] for d in lied] == [1.0, 2.0, 3.0, 2.0]
+    assert HISTORY[1]["result"] == {"status": "new"}  # the real documents are untouched
+    with pytest.raises(ValueError, match="'optimist'.*one of"):
+        proposals.shown_trials(HISTORY, "optimist")
+
+
+def test_only_tpe_is_shown_another_way_and_a_partials_startup_is_kept():
+    for algo in (rand.suggest, anneal.suggest, atpe.suggest, ALGOS["mix"]):
+        assert proposals.showing_pending(algo, proposals.PENDING_LEFT_OUT) is algo
+    assert proposals.showing_pending(tpe.suggest, proposals.PENDING_AS_HYPEROPT) is tpe.suggest
+    assert proposals.startup_jobs(tpe.suggest) == 20
+    assert proposals.startup_jobs(functools.partial(tpe.suggest, n_startup_jobs=3)) == 3
+
+
+def test_startup_counts_finished_trials_only_when_asked():
+    space = hp.uniform("x", -3, 3)
+    trials = Trials()
+    hyperopt_fmin(lambda x: x ** 2, space, rand.suggest, 4, trials=trials, show_progressbar=False,
+                  rstate=np.random.default_rng(0))
+    trials.trials[-1]["state"] = JOB_STATE_RUNNING  # 3 finished, 1 running
+    algo = functools.partial(tpe.suggest, n_startup_jobs=4)
+    domain = hyperopt_domain(space)
+    asked = {}
+    for way in (proposals.PENDING_AS_HYPEROPT, proposals.PENDING_STARTUP_FINISHED):
+        docs = proposals.showing_pending(algo, way)([4], domain, trials, 123)
+        asked[way] = docs[0]["misc"]["vals"]["x"]
+    # 4 trials: TPE proper for hyperopt; 3 finished: still random start-up (rand's own point)
+    random_point = rand.suggest([4], domain, trials, 123)[0]["misc"]["vals"]["x"]
+    assert asked[proposals.PENDING_STARTUP_FINISHED] == random_point
+    assert asked[proposals.PENDING_AS_HYPEROPT] != random_point
+
+
+def hyperopt_domain(space):
+    from hyperopt import base
+
+    return base.Domain(lambda x: x, space)

@@ -54,7 +54,8 @@ bench: venv
 	$(RUN) $(PY) benchmarks/tracking_burst.py
 	$(RUN) $(PY) benchmarks/scaleout.py
 	$(RUN) $(PY) benchmarks/job_floor.py
-	$(RUN) $(PY) benchmarks/quality.py
+	$(RUN) $(PY) benchmarks/search_quality.py --spark
+	$(RUN) $(PY) benchmarks/placement.py
 	$(RUN) $(PY) benchmarks/cold_start.py
 	$(RUN) $(PY) benchmarks/connect.py
 

@@ -2,7 +2,8 @@
 which proposal policy loses least.
 
 The simulation drives runtime-ml's own proposal policy (runtime_ml.driver.proposals: when a trial
-is proposed, what the algorithm is shown of unfinished trials) and hyperopt's real algorithms on
+is proposed; the ways to show unfinished trials measured against hyperopt's are below, none of
+them shipped) and hyperopt's real tpe.suggest on
 a real hyperopt.Trials, with a simulated clock in place of Spark: `parallelism` slots, trial
 durations drawn per seed from a log-normal (the same durations for every policy of a seed), a
 trial proposed as hyperopt's loop proposes it under that policy and launched as the dispatcher
@@ -163,6 +164,43 @@ OBJECTIVES = {"branin": branin, "hartmann6": hartmann6, "levy10": levy10,
               "conditional": conditional, "digits": digits}
 
 
+# ------------------------------------------------------------------ unfinished trials, as measured
+
+UNFINISHED = (0, 1)  # hyperopt.base.JOB_STATE_NEW, JOB_STATE_RUNNING
+
+
+def showing_pending(way):
+    """tpe.suggest with unfinished trials shown `way` (a PENDING value): as hyperopt does (no loss
+    yet, so an infinite one); left out (start-up and split on finished trials only); with the
+    random start-up lasting until n_startup_jobs trials have finished; or with the mean finished
+    loss (a constant liar)."""
+    import inspect
+
+    from hyperopt import rand, tpe
+
+    from runtime_ml.driver.hyperopt_loop import ShownTrials
+
+    if way == "hyperopt":
+        return tpe.suggest
+    startup = inspect.signature(tpe.suggest).parameters["n_startup_jobs"].default
+
+    def suggest(new_ids, domain, trials, seed):
+        docs = trials.trials
+        done = [doc for doc in docs if doc["state"] not in UNFINISHED]
+        if way == "startup-finished":
+            algo = rand.suggest if len(done) < startup else tpe.suggest
+            return algo(new_ids, domain, trials, seed)
+        shown = done
+        losses = [doc["result"]["loss"] for doc in done if doc["result"].get("loss") is not None]
+        if way == "mean-liar" and losses:
+            lie = {"status": "ok", "loss": sum(losses) / len(losses)}
+            shown = [doc if doc["state"] not in UNFINISHED else dict(doc, result=lie)
+                     for doc in docs]
+        return tpe.suggest(new_ids, domain, ShownTrials(trials, shown), seed)
+
+    return suggest
+
+
 # ------------------------------------------------------------------ the simulated clock
 
 def durations(seed, count, sigma):
@@ -172,7 +210,7 @@ def durations(seed, count, sigma):
 
 def simulate(name, policy, parallelism, seed, trials_count, sigma):
     """One search on the simulated clock; returns the losses in trial-id order."""
-    from hyperopt import Trials, base, tpe
+    from hyperopt import Trials, base
     from hyperopt.base import JOB_STATE_DONE, JOB_STATE_NEW, JOB_STATE_RUNNING
 
     from runtime_ml.driver import proposals
@@ -181,7 +219,7 @@ def simulate(name, policy, parallelism, seed, trials_count, sigma):
     domain = base.Domain(objective, space)
     trials = Trials()
     rstate = np.random.default_rng(seed)
-    suggest = proposals.showing_pending(tpe.suggest, PENDING[policy])
+    suggest = showing_pending(PENDING[policy])
     if policy == "runtime-ml":
         ahead = proposals.proposes_ahead(parallelism, sequential_at_one=True)
     else:
@@ -313,6 +351,22 @@ def summarize(best, names, parallelisms):
     return verdicts
 
 
+def parallel_cost(best, names, parallelisms):
+    """What parallel hyperopt loses: stock at each parallelism against sequential hyperopt."""
+    print("\nwhat parallelism costs: stock's median best loss / sequential's (U test p; "
+          "below 1 is better than sequential)")
+    rows = []
+    for name in names:
+        reference = best[(name, "sequential", 1)]
+        row = [name]
+        for p in parallelisms:
+            values = best[(name, "stock", p)]
+            ratio = median(values) / median(reference) if median(reference) else float("nan")
+            row.append(f"{ratio:.2f} ({u_test(values, reference):.2f})")
+        rows.append(row)
+    print_table(["objective", *[f"p={p}" for p in parallelisms]], rows)
+
+
 def adoption(verdicts, parallelisms):
     """Per policy: better on average (mean best loss relative to stock's, over every objective and
     parallelism) and never worse with significance."""
@@ -345,10 +399,10 @@ def plot(best, names, parallelisms):
                 if (name, policy, p) in best:
                     groups.append(best[(name, policy, p)])
                     labels.append(f"{policy}\np={p}")
-        ax.boxplot(groups)
+        ax.boxplot([[max(v, 1e-4) for v in group] for group in groups])
         ax.set_xticks(range(1, len(labels) + 1), labels, fontsize=6)
-        ax.set_yscale("symlog", linthresh=1e-3)
-        ax.set_title(f"{name}: best loss (regret) per seed")
+        ax.set_yscale("log")
+        ax.set_title(f"{name}: best loss (regret, floored at 1e-4) per seed")
     figure.tight_layout()
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / "search_quality.png"
@@ -368,7 +422,22 @@ def main():
     parser.add_argument("--processes", type=int, default=os.cpu_count())
     parser.add_argument("--spark", action="store_true", help="also the real-Spark check")
     parser.add_argument("--spark-seeds", type=int, default=10)
+    parser.add_argument("--report", action="store_true",
+                        help="print the tables of the last run (results/search_quality.json)")
     options = parser.parse_args()
+    if options.report:
+        with open(RESULTS / "search_quality.json") as saved:
+            best = {}
+            for key, values in json.load(saved).items():
+                name, policy, p = key.split("|")
+                best[(name, policy, int(p))] = values
+        names = [n for n in OBJECTIVES if (n, "sequential", 1) in best]
+        parallelisms = sorted({k[2] for k in best if k[1] == "stock"})
+        verdicts = summarize(best, names, parallelisms)
+        adoption(verdicts, parallelisms)
+        parallel_cost(best, names, parallelisms)
+        plot(best, names, parallelisms)
+        return 0
 
     jobs = []
     for name in options.objectives:
@@ -400,6 +469,7 @@ def main():
           f"{len(options.objectives) * options.seeds} searches")
     verdicts = summarize(best, options.objectives, options.parallelism)
     adoption(verdicts, options.parallelism)
+    parallel_cost(best, options.objectives, options.parallelism)
     plot(best, options.objectives, options.parallelism)
     RESULTS.mkdir(parents=True, exist_ok=True)
     with open(RESULTS / "search_quality.json", "w") as out:

@@ -28,12 +28,19 @@ def main():
     parser.add_argument("--max-evals", type=int, default=128)
     parser.add_argument("--parallelism", type=int, default=8)
     parser.add_argument("--algo", default="tpe", choices=["tpe", "rand"])
+    parser.add_argument("--one-ahead", action="store_true",
+                        help="at parallelism 1, propose while the previous trial runs (as stock): "
+                             "spark.runtimeml.hyperopt.sequentialAtParallelismOne false")
     options = parser.parse_args()
     from hyperopt import hp, rand, tpe
 
     quiet_logs()
     p = options.parallelism
     spark = spark_session(f"local[{p}]")
+    if options.one_ahead:
+        from runtime_ml.conf import SEQUENTIAL_AT_ONE
+
+        spark.conf.set(SEQUENTIAL_AT_ONE.name, "false")
     space = hp.uniform("x", -5, 5)
     suggest = {"tpe": tpe, "rand": rand}[options.algo].suggest
     proposals = []

@@ -416,11 +416,12 @@ def tracking_warnings(log):
 
 class StandaloneCluster:
     """A standalone master and two workers (1 core each by default) on 127.0.0.1, each stopped by
-    its PID."""
+    its PID. With `pinned`, worker i and its executors run on CPU i only (taskset)."""
 
-    def __init__(self, root, python, conf_dir, cores=1):
+    def __init__(self, root, python, conf_dir, cores=1, pinned=False):
         self.root = root
         self.cores = cores
+        self.pinned = pinned
         self.port, self.ui_port = free_port(), free_port()
         self.url = f"spark://127.0.0.1:{self.port}"
         self.env = node_env(SPARK_HOME=str(SPARK_HOME), SPARK_CONF_DIR=str(conf_dir),
@@ -428,10 +429,11 @@ class StandaloneCluster:
                             SPARK_NO_DAEMONIZE="1")
         self.processes = []
 
-    def _spawn(self, name, *args):
+    def _spawn(self, name, *args, cpu=None):
         log = open(self.root / f"{name}.log", "wb")
+        pin = ["taskset", "-c", str(cpu)] if cpu is not None else []
         self.processes.append(subprocess.Popen(
-            [str(SPARK_HOME / "bin" / "spark-class"), *args], stdout=log,
+            [*pin, str(SPARK_HOME / "bin" / "spark-class"), *args], stdout=log,
             stderr=subprocess.STDOUT, env=self.env, start_new_session=True))
 
     def start(self, timeout=120):
@@ -442,7 +444,8 @@ class StandaloneCluster:
             work.mkdir()
             self._spawn(f"worker-{index}", "org.apache.spark.deploy.worker.Worker",
                         "--host", "127.0.0.1", "--cores", str(self.cores), "--memory", "1024M",
-                        "--webui-port", str(free_port()), "--work-dir", str(work), self.url)
+                        "--webui-port", str(free_port()), "--work-dir", str(work), self.url,
+                        cpu=index if self.pinned else None)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:

@@ -38,6 +38,9 @@ def test_private_jvm_calls_still_answer_on_this_spark(spark):
     jvm_context = spark_private.jvm_spark_context(spark.sparkContext)
     assert spark_private.max_concurrent_tasks(jvm_context, spark.version) == 2
     assert [e.cores for e in spark_private.executor_summaries(jvm_context, True)] == [2]
+    # a one-row RDD with a location preference: local mode's one executor is the driver
+    rows = spark_private.one_row_preferring(spark.sparkContext, 7, "executor_127.0.0.1_driver")
+    assert rows.getNumPartitions() == 1 and rows.mapPartitions(lambda it: [sum(it)]).collect() == [7]
 
 
 def test_spark_without_profile_aware_slot_count_falls_back_to_conf_and_says_so(spark, monkeypatch):

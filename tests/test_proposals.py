@@ -1,5 +1,5 @@
-"""When hyperopt's algorithm is asked for a trial under runtime-ml, and what it is shown (real
-local[2] Spark, real hyperopt; the pure policy in runtime_ml.driver.proposals)."""
+"""When hyperopt's algorithm is asked for a trial under runtime-ml (real local[2] Spark, real
+hyperopt; the pure policy in runtime_ml.driver.proposals)."""
 
 import functools
 import random
@@ -9,7 +9,6 @@ import pytest
 from conftest import fmin
 from hyperopt import Trials, anneal, atpe, hp, mix, rand, tpe
 from hyperopt import fmin as hyperopt_fmin
-from hyperopt.base import JOB_STATE_DONE, JOB_STATE_NEW, JOB_STATE_RUNNING
 
 from runtime_ml import conf
 from runtime_ml.driver import proposals, spark_fmin
@@ -40,16 +39,31 @@ def seeded_globals():
     np.random.seed(11)
 
 
+def outcome(run):
+    """The trials' points, or the exception the search raised (hyperopt 0.2.7's atpe fails on
+    numpy 1.24 and later, in hyperopt's own sequential fmin too)."""
+    try:
+        return points(run())
+    except Exception as error:
+        return type(error), str(error)
+
+
 @pytest.mark.parametrize("name", sorted(ALGOS))
 def test_at_parallelism_one_the_trials_are_sequential_fmins_trial_for_trial(spark, active, name):
     # 23 trials: TPE proper (and mix's TPE) from the 21st, after hyperopt's 20 random ones.
+    def sequential():
+        trials = Trials()
+        hyperopt_fmin(loss, SPACE, ALGOS[name], 23, trials=trials, show_progressbar=False,
+                      rstate=np.random.default_rng(5))
+        return trials
+
     seeded_globals()
-    sequential = Trials()
-    hyperopt_fmin(loss, SPACE, ALGOS[name], 23, trials=sequential, show_progressbar=False,
-                  rstate=np.random.default_rng(5))
+    expected = outcome(sequential)
     seeded_globals()
-    trials, _ = fmin(spark, loss, SPACE, 23, parallelism=1, algo=ALGOS[name], seed=5)
-    assert points(trials) == points(sequential)
+    found = outcome(lambda: fmin(spark, loss, SPACE, 23, parallelism=1, algo=ALGOS[name],
+                                 seed=5)[0])
+    assert found == expected
+    assert isinstance(expected, list) or name == "atpe", expected
 
 
 def sleepy(seconds, x):
@@ -92,15 +106,6 @@ def test_hyperopts_loop_is_woken_by_the_dispatcher_not_by_its_poll(spark, active
 
 # ------------------------------------------------------------------ the pure policy
 
-def doc(tid, state, loss=None):
-    result = {"status": "ok", "loss": loss} if state == JOB_STATE_DONE else {"status": "new"}
-    return {"tid": tid, "state": state, "result": result, "misc": {"tid": tid}}
-
-
-HISTORY = [doc(0, JOB_STATE_DONE, 1.0), doc(1, JOB_STATE_RUNNING), doc(2, JOB_STATE_DONE, 3.0),
-           doc(3, JOB_STATE_NEW)]
-
-
 @pytest.mark.parametrize("free, ahead, expected", [(0, False, 0), (2, False, 2), (-1, False, 0),
                                                    (0, True, 1), (3, True, 3)])
 def test_the_queue_holds_one_proposal_per_free_slot_or_one_ahead(free, ahead, expected):
@@ -112,45 +117,3 @@ def test_the_queue_holds_one_proposal_per_free_slot_or_one_ahead(free, ahead, ex
 def test_only_parallelism_one_waits_for_the_previous_result(parallelism, sequential_at_one,
                                                             ahead):
     assert proposals.proposes_ahead(parallelism, sequential_at_one) is ahead
-
-
-def test_unfinished_trials_are_shown_as_hyperopt_left_out_or_with_the_mean_finished_loss():
-    assert proposals.shown_trials(HISTORY, proposals.PENDING_AS_HYPEROPT) == HISTORY
-    assert [d["tid"] for d in proposals.shown_trials(HISTORY, proposals.PENDING_LEFT_OUT)] == [0, 2]
-    lied = proposals.shown_trials(HISTORY, proposals.PENDING_MEAN_LIAR)
-    assert [d["result"]["loss"] for d in lied] == [1.0, 2.0, 3.0, 2.0]
-    assert HISTORY[1]["result"] == {"status": "new"}  # the real documents are untouched
-    with pytest.raises(ValueError, match="'optimist'.*one of"):
-        proposals.shown_trials(HISTORY, "optimist")
-
-
-def test_only_tpe_is_shown_another_way_and_a_partials_startup_is_kept():
-    for algo in (rand.suggest, anneal.suggest, atpe.suggest, ALGOS["mix"]):
-        assert proposals.showing_pending(algo, proposals.PENDING_LEFT_OUT) is algo
-    assert proposals.showing_pending(tpe.suggest, proposals.PENDING_AS_HYPEROPT) is tpe.suggest
-    assert proposals.startup_jobs(tpe.suggest) == 20
-    assert proposals.startup_jobs(functools.partial(tpe.suggest, n_startup_jobs=3)) == 3
-
-
-def test_startup_counts_finished_trials_only_when_asked():
-    space = hp.uniform("x", -3, 3)
-    trials = Trials()
-    hyperopt_fmin(lambda x: x ** 2, space, rand.suggest, 4, trials=trials, show_progressbar=False,
-                  rstate=np.random.default_rng(0))
-    trials.trials[-1]["state"] = JOB_STATE_RUNNING  # 3 finished, 1 running
-    algo = functools.partial(tpe.suggest, n_startup_jobs=4)
-    domain = hyperopt_domain(space)
-    asked = {}
-    for way in (proposals.PENDING_AS_HYPEROPT, proposals.PENDING_STARTUP_FINISHED):
-        docs = proposals.showing_pending(algo, way)([4], domain, trials, 123)
-        asked[way] = docs[0]["misc"]["vals"]["x"]
-    # 4 trials: TPE proper for hyperopt; 3 finished: still random start-up (rand's own point)
-    random_point = rand.suggest([4], domain, trials, 123)[0]["misc"]["vals"]["x"]
-    assert asked[proposals.PENDING_STARTUP_FINISHED] == random_point
-    assert asked[proposals.PENDING_AS_HYPEROPT] != random_point
-
-
-def hyperopt_domain(space):
-    from hyperopt import base
-
-    return base.Domain(lambda x: x, space)

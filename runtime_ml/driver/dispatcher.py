@@ -23,8 +23,7 @@ from pyspark import cloudpickle
 from runtime_ml import conf, log
 from runtime_ml.compat import hyperopt_private, spark_trials, versions
 from runtime_ml.driver import stock_log
-from runtime_ml.driver.hyperopt_loop import stock_early_stop
-from runtime_ml.driver.proposals import ShownTrials
+from runtime_ml.driver.hyperopt_loop import ShownTrials, stock_early_stop
 from runtime_ml.driver.session import launcher_for
 from runtime_ml.driver.trial_docs import write_cancellation, write_error, write_result
 from runtime_ml.policy import ExecutorInternalError, note_after_launch

@@ -6,14 +6,14 @@ from typing import Callable, Optional
 
 from hyperopt import FMinIter
 
-from runtime_ml.driver.proposals import ShownTrials, queue_length
+from runtime_ml.driver.proposals import queue_length
 
 
 def stock_early_stop(early_stop_fn):
     """True for hyperopt's own early-stop functions (hyperopt.early_stop.no_progress_loss).
 
     They read the newest trial's loss (trials.trials[-1]), which under SparkTrials may still be
-    running; they get a view of the finished trials (proposals.ShownTrials). A user's own
+    running; they get a view of the finished trials (ShownTrials). A user's own
     function sees the SparkTrials as in hyperopt.
     """
     return getattr(early_stop_fn, "__module__", None) == "hyperopt.early_stop"
@@ -34,6 +34,25 @@ def with_finished_trials(algo):
         return algo(new_ids, domain, ShownTrials(trials, finished), seed)
 
     return suggest
+
+
+class ShownTrials:
+    """A Trials object as a function is shown it: `trials` is the documents it is shown (e.g. the
+    finished ones, in the order they finished), every other attribute (new_trial_docs,
+    attachments, ...) the real Trials' own."""
+
+    def __init__(self, trials, docs):
+        self._trials = trials
+        self.trials = docs
+
+    def __getattr__(self, name):
+        return getattr(self._trials, name)
+
+    def __iter__(self):
+        return iter(self.trials)
+
+    def __len__(self):
+        return len(self.trials)
 
 
 class SlotAwareFMinIter(FMinIter):

@@ -158,10 +158,12 @@ class ClassicLauncher:
             report_internal_error("reading the executors to place trials on",
                                   "Spark's scheduler places the trials")
             return []
-        return [ExecutorSlot(summary.id, summary.host_port.rsplit(":", 1)[0],
-                             slots_per_executor(summary.cores, task_cpus, executor_gpus,
-                                                task_gpus))
-                for summary in summaries]
+        executors = [ExecutorSlot(summary.id, summary.host_port.rsplit(":", 1)[0],
+                                  slots_per_executor(summary.cores, task_cpus, executor_gpus,
+                                                     task_gpus))
+                     for summary in summaries]
+        # Spark's location string splits at the first "_": such a host cannot be named in it
+        return [executor for executor in executors if "_" not in executor.host]
 
     def cancel(self) -> None:
         self.sc.cancelJobGroup(self.job_group)

@@ -50,23 +50,6 @@ def busy_trial(size, rounds):
     return objective
 
 
-def stacked_seconds(records):
-    """Seconds during which an executor ran two trials or more while another ran none."""
-    executors = {r["executor"] for r in records}
-    events = sorted([(r["start"], 1, r["executor"]) for r in records] +
-                    [(r["end"], -1, r["executor"]) for r in records])
-    running = dict.fromkeys(executors, 0)
-    if len(running) < 2:  # every trial ran on one executor: the other ran none throughout
-        running[None] = 0
-    stacked, last = 0.0, None
-    for when, step, executor in events:
-        if last is not None and max(running.values()) >= 2 and min(running.values()) == 0:
-            stacked += when - last
-        running[executor] += step
-        last = when
-    return stacked
-
-
 def calibrate(size, target_seconds):
     """Rounds of multiplication that take about `target_seconds` in a process on one CPU (as an
     executor's Python worker here), after a warm-up."""
@@ -95,6 +78,7 @@ def main():
         print("needs 2 CPUs: one per executor")
         return 1
     sys.path.insert(0, str(REPO / "tests"))
+    from cluster_scenario import stacked_seconds
     from conftest import StandaloneCluster
     from hyperopt import SparkTrials, fmin, hp, rand
     from pyspark.sql import SparkSession
@@ -133,7 +117,7 @@ def main():
                          show_progressbar=False)
                     walls[mode].append(time.monotonic() - started)
                     records = [t["result"] for t in trials.trials]
-                    stacked[mode].append(stacked_seconds(records))
+                    stacked[mode].append(stacked_seconds(records, executors=2))
                     if mode == "runtime-ml":
                         alone += [r["end"] - r["start"] for r in records]
                     print(f"  round {round_index + 1} {mode}: {walls[mode][-1]:.1f} s, "

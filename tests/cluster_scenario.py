@@ -31,6 +31,23 @@ def peak_concurrency(intervals):
     return peak
 
 
+def stacked_seconds(runs, executors):
+    """Seconds during which an executor ran two trials or more while another ran none, of
+    `executors` (the cluster's count; those that ran no trial ran none throughout). `runs`: dicts
+    with the trial's start, end and executor."""
+    running = {r["executor"]: 0 for r in runs}
+    running.update({("idle", index): 0 for index in range(executors - len(running))})
+    events = sorted([(r["start"], 1, r["executor"]) for r in runs] +
+                    [(r["end"], -1, r["executor"]) for r in runs])
+    stacked, last = 0.0, None
+    for when, step, executor in events:
+        if last is not None and max(running.values()) >= 2 and min(running.values()) == 0:
+            stacked += when - last
+        running[executor] += step
+        last = when
+    return stacked
+
+
 def executor_pid():
     """The pid of the executor JVM running this Python worker (the worker's daemon's parent;
     without PySpark's daemon, the worker's own parent)."""

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import hyperopt
 import pytest
+from cluster_scenario import stacked_seconds
 from hyperopt import hp, rand
 
 from runtime_ml.compat import spark_private
@@ -137,32 +138,16 @@ def test_two_executors_with_two_cpus_per_task_run_two_trials_at_once():
                in m for m in messages(result))
 
 
-def stacked_seconds(runs):
-    """Seconds during which an executor ran two trials or more while another ran none (the
-    executors: those that ran a trial)."""
-    executors = {r["executor"] for r in runs}
-    events = sorted([(r["start"], 1, r["executor"]) for r in runs] +
-                    [(r["end"], -1, r["executor"]) for r in runs])
-    running = dict.fromkeys(executors, 0)
-    stacked, last = 0.0, None
-    for when, step, executor in events:
-        if last is not None and max(running.values()) >= 2 and min(running.values()) == 0:
-            stacked += when - last
-        running[executor] += step
-        last = when
-    return stacked
-
-
 def test_trials_are_spread_over_the_executors_where_stock_leaves_them_to_chance():
     """3 executors x 2 cores, parallelism 3: runtime-ml runs each trial on an executor of its own;
     stock's placement is recorded beside it (Spark's scheduler may stack two trials)."""
     result = run_scenario("local-cluster[3,2,1024]", 3, 9, 1.0, env={"SCENARIO_ALSO_STOCK": "1"})
     ours, stock = result["runs"], result["stock_runs"]
     assert len(ours) == len(stock) == 9
-    print(f"stock: {stacked_seconds(stock):.1f} s stacked, executors "
+    print(f"stock: {stacked_seconds(stock, 3):.1f} s stacked, executors "
           f"{sorted(r['executor'] for r in stock)}")
     assert len({r["executor"] for r in ours}) == 3
-    assert stacked_seconds(ours) == 0, ours
+    assert stacked_seconds(ours, 3) == 0, ours
 
 
 def test_fake_gpus_limit_slots_and_each_concurrent_trial_sees_its_own_gpu():

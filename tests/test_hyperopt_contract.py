@@ -33,6 +33,16 @@ def test_fmin_iter_reads_max_queue_len_and_poll_interval_as_attributes():
     assert "trials.insert_trial_docs" in source or "self.trials.insert_trial_docs" in source
 
 
+def test_fmin_iter_reads_its_poll_interval_only_to_sleep():
+    """runtime-ml's FMinIter waits for the dispatcher when the interval is read (hyperopt_loop):
+    a read anywhere but a sleep would wait there too."""
+    source = inspect.getsource(hyperopt.FMinIter)
+    reads = source.count("self.poll_interval_secs")
+    assert reads >= 2
+    assert source.count("time.sleep(self.poll_interval_secs)") == reads - 1  # and the assignment
+    assert "self.poll_interval_secs = poll_interval_secs" in source
+
+
 def test_trial_document_helpers_and_states():
     assert (base.JOB_STATE_NEW, base.JOB_STATE_RUNNING, base.JOB_STATE_DONE,
             base.JOB_STATE_ERROR, base.JOB_STATE_CANCEL) == (0, 1, 2, 3, 4)

@@ -7,21 +7,16 @@ import random
 import numpy as np
 import pytest
 from conftest import fmin
-from hyperopt import Trials, anneal, atpe, hp, mix, rand, tpe
+from hyperopt import Trials, hp, tpe
 from hyperopt import fmin as hyperopt_fmin
+from test_fidelity import ALGOS as FIDELITY_ALGOS
 
 from runtime_ml import conf
 from runtime_ml.driver import proposals, spark_fmin
 
 SPACE = {"x": hp.uniform("x", -3, 3),
          "branch": hp.choice("branch", [0, {"depth": hp.quniform("depth", 1, 6, 1)}])}
-ALGOS = {
-    "tpe": tpe.suggest,
-    "anneal": anneal.suggest,
-    "rand": rand.suggest,
-    "atpe": atpe.suggest,
-    "mix": functools.partial(mix.suggest, p_suggest=[(0.5, rand.suggest), (0.5, tpe.suggest)]),
-}
+ALGOS = {name: FIDELITY_ALGOS[name] for name in ("tpe", "anneal", "rand", "atpe", "mix")}
 
 
 def loss(params):

@@ -45,7 +45,7 @@ MEASURED = []  # what the tests measured, in the run's summary (the closing note
 FIRST = ("test_network.py", "test_cluster_start.py", "test_fidelity.py", "test_connect.py",
          "test_cluster.py", "test_tracking.py", "test_dispatch.py", "test_reliability.py",
          "test_hyperopt_suite.py", "test_fmin_paths.py", "test_resume.py", "test_cancellation.py",
-         "test_doctor.py")
+         "test_proposals.py", "test_doctor.py")
 
 
 def pytest_configure(config):

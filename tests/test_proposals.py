@@ -1,15 +1,19 @@
 """When hyperopt's algorithm is asked for a trial under runtime-ml (real local[2] Spark, real
 hyperopt; the pure policy in runtime_ml.driver.proposals)."""
 
+import contextlib
 import functools
 import random
+import sys
+import threading
 
 import numpy as np
 import pytest
 from conftest import fmin
-from hyperopt import Trials, hp, tpe
+from hyperopt import Trials, atpe, hp, tpe
 from hyperopt import fmin as hyperopt_fmin
 from test_fidelity import ALGOS as FIDELITY_ALGOS
+from test_fidelity import ShortPolls
 
 from runtime_ml import conf
 from runtime_ml.driver import proposals, spark_fmin
@@ -28,10 +32,30 @@ def points(trials):
     return [t["misc"]["vals"] for t in sorted(trials.trials, key=lambda t: t["tid"])]
 
 
-def seeded_globals():
-    """atpe draws from Python's and numpy's global generators, not from fmin's rstate."""
-    random.seed(11)
+def seeded_generators(monkeypatch):
+    """atpe draws from Python's and numpy's global generators, not from fmin's rstate; Python's is
+    also drawn from by other threads of this process (urllib3's retry jitter, for one: a test
+    before this one may leave MLflow requests retrying), so atpe gets one of its own."""
+    monkeypatch.setattr(atpe, "random", random.Random(11))
     np.random.seed(11)
+
+
+@contextlib.contextmanager
+def drawing_from_pythons_random():
+    """Another thread draws from Python's global generator every millisecond meanwhile."""
+    done = threading.Event()
+
+    def draw():
+        while not done.wait(0.001):
+            random.random()
+
+    thread = threading.Thread(target=draw, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
 
 
 def outcome(run):
@@ -44,7 +68,8 @@ def outcome(run):
 
 
 @pytest.mark.parametrize("name", sorted(ALGOS))
-def test_at_parallelism_one_the_trials_are_sequential_fmins_trial_for_trial(spark, active, name):
+def test_at_parallelism_one_the_trials_are_sequential_fmins_trial_for_trial(spark, active, name,
+                                                                           monkeypatch):
     # 23 trials: TPE proper (and mix's TPE) from the 21st, after hyperopt's 20 random ones.
     def sequential():
         trials = Trials()
@@ -52,11 +77,14 @@ def test_at_parallelism_one_the_trials_are_sequential_fmins_trial_for_trial(spar
                       rstate=np.random.default_rng(5))
         return trials
 
-    seeded_globals()
+    def runtime_ml():
+        return fmin(spark, loss, SPACE, 23, parallelism=1, algo=ALGOS[name], seed=5)[0]
+
+    seeded_generators(monkeypatch)
     expected = outcome(sequential)
-    seeded_globals()
-    found = outcome(lambda: fmin(spark, loss, SPACE, 23, parallelism=1, algo=ALGOS[name],
-                                 seed=5)[0])
+    seeded_generators(monkeypatch)
+    with drawing_from_pythons_random():  # as a retrying MLflow request did once in CI
+        found = outcome(runtime_ml)
     assert found == expected
     assert isinstance(expected, list) or name == "atpe", expected
 
@@ -71,21 +99,24 @@ def sleepy(seconds, x):
 def test_without_sequential_at_one_the_trials_are_stocks_at_parallelism_one(spark, active,
                                                                            monkeypatch):
     """Stock proposes trial k+1 while trial k runs; so does runtime-ml with
-    sequentialAtParallelismOne false. A trial
-    of 1 s outlasts stock's 1 s proposal poll, so in both the history is trials 0..k-1 done, k
-    running."""
+    sequentialAtParallelismOne false. Stock's polls take 0.1 s here, and a trial of 0.5 s
+    outlasts them, so in both the history is trials 0..k-1 done, k running."""
     algo = functools.partial(tpe.suggest, n_startup_jobs=2)  # TPE proper from the 3rd trial
     space = hp.uniform("x", -5, 5)
     found = {}
-    for mode, disabled in (("stock", "1"), ("runtime-ml", "")):
-        monkeypatch.setenv(conf.DISABLED.name, disabled)
-        spark.conf.set(conf.SEQUENTIAL_AT_ONE.name, "false")
-        try:
-            trials, _ = fmin(spark, functools.partial(sleepy, 1.0), space, 5, parallelism=1,
-                             algo=algo, seed=7)
-        finally:
-            spark.conf.unset(conf.SEQUENTIAL_AT_ONE.name)
-        found[mode] = points(trials)
+    spark.conf.set(conf.SEQUENTIAL_AT_ONE.name, "false")
+    try:
+        for mode in ("stock", "runtime-ml"):
+            with monkeypatch.context() as patched:
+                if mode == "stock":
+                    patched.setenv(conf.DISABLED.name, "1")
+                    for module in ("hyperopt.spark", "hyperopt.fmin"):
+                        patched.setattr(sys.modules[module], "time", ShortPolls())
+                trials, _ = fmin(spark, functools.partial(sleepy, 0.5), space, 5, parallelism=1,
+                                 algo=algo, seed=7)
+            found[mode] = points(trials)
+    finally:
+        spark.conf.unset(conf.SEQUENTIAL_AT_ONE.name)
     assert len(found["stock"]) == 5
     assert found["runtime-ml"] == found["stock"]
 

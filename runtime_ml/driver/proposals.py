@@ -8,8 +8,9 @@ When: at parallelism 1 a trial is proposed once the previous trial's result is i
 is hyperopt's sequential one, trial for trial (Spark conf
 spark.runtimeml.hyperopt.sequentialAtParallelismOne, on by default). Otherwise one trial is kept
 proposed ahead of a free slot, as stock SparkTrials does: it is proposed while the trials before
-it run. Proposing when a slot frees instead (with one more result, one fewer unfinished trial) was
-not better in the benchmark (benchmarks/README.md, search quality), so it is there only for it.
+it run. Proposing when a slot frees above parallelism 1 too (queue_length without `ahead`, as at
+parallelism 1: one more result, one fewer unfinished trial) was not better in the benchmark
+(benchmarks/README.md, "Parallel search").
 
 What the algorithm is shown of unfinished trials stays hyperopt's (TPE counts a trial with no loss
 yet toward its random start-up and as a bad trial): the ways the best parallel samplers handle

@@ -30,6 +30,12 @@ def test_ties_go_to_more_free_slots_then_to_the_lowest_executor_id():
     assert choose(wide, {"2": 1, "9": 1}).id == "10"
 
 
+def test_a_host_spark_cannot_name_in_a_location_is_never_chosen():
+    named = [ExecutorSlot("0", "worker_1", 2), ExecutorSlot("1", "worker-2", 2)]
+    assert choose(named, {"1": 1}).id == "1"
+    assert choose(named, {"1": 2}) is None
+
+
 def test_the_location_is_sparks_executor_location_string():
     assert location(THREE[1]) == "executor_10.0.0.2_1"
 

@@ -9,12 +9,12 @@ Connect session offers only its conf, so there the slots come from the conf alon
 import os
 import re
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Dict, FrozenSet, Optional, Tuple
+from typing import Any, Dict, FrozenSet, List, Optional, Tuple
 
 from runtime_ml import log
 from runtime_ml.compat import spark_private
 from runtime_ml.driver.parallelism import SlotFacts
-from runtime_ml.driver.placement import slots_per_executor
+from runtime_ml.driver.placement import ExecutorSlot, slots_per_executor
 from runtime_ml.driver.session import conf_get, is_connect
 
 logger = log.logger()
@@ -39,6 +39,10 @@ class Executor:
     host_port: str
     cores: int
     gpus: list = field(default_factory=list)
+
+    @property
+    def host(self) -> str:
+        return self.host_port.rsplit(":", 1)[0]
 
 
 @dataclass
@@ -89,7 +93,7 @@ class ClusterFacts:
     @property
     def executor_hosts(self) -> FrozenSet[str]:
         """The hosts the registered executors run on (the driver's row of local mode left out)."""
-        return frozenset(e.host_port.rsplit(":", 1)[0] for e in self.executors if e.id != "driver")
+        return frozenset(e.host for e in self.executors if e.id != "driver")
 
     @property
     def more_executors_may_come(self) -> bool:
@@ -252,6 +256,21 @@ def _read_cluster_facts(spark):
                      "slots computed from the conf")
     return facts_from(sc.master, sc.version, conf.get, executors, jvm_slots,
                       sc.defaultParallelism, notes)
+
+
+def executor_slots(spark: Any) -> List[ExecutorSlot]:
+    """A classic session's registered executors (not local mode's driver), each with the trials
+    it can run at once: what placement.choose picks from (launcher.ClassicLauncher asks every
+    placement.REREAD_SECONDS). Raises when Spark's status store does not answer."""
+    sc = spark.sparkContext
+    get = sc.getConf().get
+    task_cpus = _int(get("spark.task.cpus"), 1)
+    executor_gpus = _float(get("spark.executor.resource.gpu.amount"))
+    task_gpus = _float(get("spark.task.resource.gpu.amount"))
+    executors = [Executor(*summary) for summary in spark_private.executor_summaries(
+        spark_private.jvm_spark_context(sc), include_driver=False)]
+    return [ExecutorSlot(e.id, e.host, slots_per_executor(e.cores, task_cpus, executor_gpus,
+                                                         task_gpus)) for e in executors]
 
 
 def facts_from(master, spark_version, get, executors, jvm_slots, default_parallelism, notes,

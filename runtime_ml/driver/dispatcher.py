@@ -23,6 +23,7 @@ from pyspark import cloudpickle
 from runtime_ml import conf, log
 from runtime_ml.compat import hyperopt_private, spark_trials, versions
 from runtime_ml.driver import stock_log
+from runtime_ml.driver.cluster import executor_slots
 from runtime_ml.driver.hyperopt_loop import ShownTrials, stock_early_stop
 from runtime_ml.driver.session import launcher_for
 from runtime_ml.driver.trial_docs import write_cancellation, write_error, write_result
@@ -95,7 +96,7 @@ class Dispatcher:
         # As hyperopt: without job-group cancelling, cancellation waits for running trials.
         self.can_cancel = spark_trials.can_cancel_jobs(trials)
         self.launcher = launcher_for(spark_trials.session(trials), spark_trials.resource_profile(trials),
-                                     self.can_cancel, spread)
+                                     self.can_cancel, executor_slots if spread else None)
         stock_log.job_group(self.launcher.job_group, self.launcher.job_description,
                             self.launcher.interrupt_on_cancel)
         self.internal_errors = []  # runtime-ml's own errors after a launch (each failed its trial)

@@ -16,16 +16,17 @@ runs one trial's task as a one-task Spark job, and cancels the fmin's jobs:
   places each trial.
 """
 
+import functools
 import os
 import pickle
 import shutil
 import tempfile
 import uuid
-from typing import Any, Callable
+from typing import Any, Callable, List, Optional
 
 from runtime_ml.compat import spark_private, versions
 from runtime_ml.driver import stock_log
-from runtime_ml.driver.placement import ExecutorSlot, Spreader, location, slots_per_executor
+from runtime_ml.driver.placement import ExecutorSlot, Spreader, location
 from runtime_ml.policy import report_internal_error
 from runtime_ml.worker.shipped import ArtifactObjective, FileObjective
 from runtime_ml.worker.task import ArrowTrialTask, TrialTask
@@ -69,7 +70,10 @@ class ShippedObjective:
 class ClassicLauncher:
     """Trials as one-task jobs on a classic (py4j) SparkSession."""
 
-    def __init__(self, spark, resource_profile=None, job_cancelling=True, spread=True):
+    def __init__(self, spark, resource_profile=None, job_cancelling=True,
+                 read_executors: Optional[Callable[[Any], List[ExecutorSlot]]] = None):
+        """`read_executors(spark)`: the executors to spread the trials over (cluster.executor_slots),
+        or None to leave placement to Spark's scheduler."""
         self.spark = spark
         self.sc = spark.sparkContext
         self.resource_profile = resource_profile
@@ -79,18 +83,18 @@ class ClassicLauncher:
         self._broadcast = None
         self._directory = None
         self._one_row: Any = None
+        master = self.sc.master
+        self._local = master == "local" or master.startswith("local[")
         # Spread over executors: not on a local master (one executor) nor with a resource
         # profile (its trials run on executors of their own, which Spark asks for).
-        local = self.sc.master == "local" or self.sc.master.startswith("local[")
-        self._spreader = Spreader(self._executors) if (
-            spread and not local and resource_profile is None) else None
+        self._spreader = Spreader(functools.partial(self._executors, read_executors)) if (
+            read_executors is not None and not self._local and resource_profile is None) else None
         self._rows_on: dict = {}  # executor location -> the one-row RDD that prefers it
 
     def ship(self, payload: bytes) -> Any:
         """Send the pickled objective to the executors once; returns the handle a TrialTask
         carries (its `.value` on the executor is the objective)."""
-        master = self.sc.master
-        if master == "local" or master.startswith("local["):  # one JVM, the driver's disk
+        if self._local:  # one JVM, the driver's disk
             self._directory, path = write_temporary(payload, "objective.pkl")
             handle = FileObjective(path)
         else:
@@ -144,26 +148,15 @@ class ClassicLauncher:
             self._rows_on[where] = rows
         return rows
 
-    def _executors(self):
-        """The registered executors and the trials each can run at once ([] when Spark's
-        status store does not answer: no preference)."""
-        get = self.sc.getConf().get
-        task_cpus = int(get("spark.task.cpus", "1"))
-        executor_gpus, task_gpus = (float(get(f"spark.{kind}.resource.gpu.amount", "0")) or None
-                                    for kind in ("executor", "task"))
+    def _executors(self, read_executors):
+        """The executors to place trials on ([] when Spark's status store does not answer: no
+        preference)."""
         try:
-            summaries = spark_private.executor_summaries(spark_private.jvm_spark_context(self.sc),
-                                                         include_driver=False)
+            return read_executors(self.spark)
         except Exception:
             report_internal_error("reading the executors to place trials on",
                                   "Spark's scheduler places the trials")
             return []
-        executors = [ExecutorSlot(summary.id, summary.host_port.rsplit(":", 1)[0],
-                                  slots_per_executor(summary.cores, task_cpus, executor_gpus,
-                                                     task_gpus))
-                     for summary in summaries]
-        # Spark's location string splits at the first "_": such a host cannot be named in it
-        return [executor for executor in executors if "_" not in executor.host]
 
     def cancel(self) -> None:
         self.sc.cancelJobGroup(self.job_group)

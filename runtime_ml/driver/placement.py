@@ -38,12 +38,14 @@ class ExecutorSlot(NamedTuple):
 
 
 def choose(executors: Sequence[ExecutorSlot], running: Dict[str, int]) -> Optional[ExecutorSlot]:
-    """The executor for the next trial: of those with a free slot, the one running the fewest of
-    the fmin's trials (ties: the one with more free slots, then the lowest id); None when there is
-    no choice to make (fewer than two executors) or no executor has a free slot."""
+    """The executor for the next trial: of those with a free slot that Spark's location string can
+    name, the one running the fewest of the fmin's trials (ties: the one with more free slots,
+    then the lowest id); None when there is no choice to make (fewer than two executors) or no
+    such executor."""
     if len(executors) < 2:
         return None
-    free = [e for e in executors if running.get(e.id, 0) < e.slots]
+    # Spark's location string splits at the first "_": such a host cannot be named in it
+    free = [e for e in executors if running.get(e.id, 0) < e.slots and "_" not in e.host]
     if not free:
         return None
     return min(free, key=lambda e: (running.get(e.id, 0), -(e.slots - running.get(e.id, 0)),

@@ -3,7 +3,8 @@
 The fmin call and tracking take the session through here (or through the launcher this module
 picks), so they need not know which kind it holds nor reach for `sparkContext`, which a Connect
 session does not have. Two modules hold the classic side of the seam: launcher.ClassicLauncher,
-and cluster.read_cluster_facts, which asks the driver's JVM for executors and slots.
+and cluster (read_cluster_facts, executor_slots), which asks the driver's JVM for executors and
+slots.
 """
 
 from runtime_ml.driver import launcher
@@ -34,9 +35,9 @@ def default_session():
     return SparkSession.builder.getOrCreate()
 
 
-def launcher_for(spark, resource_profile=None, job_cancelling=True, spread=True):
-    """The launcher that runs trials as Spark jobs on this kind of session (`spread`: over the
-    executors, where the kind allows it)."""
+def launcher_for(spark, resource_profile=None, job_cancelling=True, read_executors=None):
+    """The launcher that runs trials as Spark jobs on this kind of session (`read_executors`: the
+    executors to spread trials over, where the kind allows it; see launcher.ClassicLauncher)."""
     if is_connect(spark):
         return launcher.ConnectLauncher(spark, resource_profile)
-    return launcher.ClassicLauncher(spark, resource_profile, job_cancelling, spread)
+    return launcher.ClassicLauncher(spark, resource_profile, job_cancelling, read_executors)

@@ -6,6 +6,7 @@ import functools
 import random
 import sys
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -119,6 +120,30 @@ def test_without_sequential_at_one_the_trials_are_stocks_at_parallelism_one(spar
         spark.conf.unset(conf.SEQUENTIAL_AT_ONE.name)
     assert len(found["stock"]) == 5
     assert found["runtime-ml"] == found["stock"]
+
+
+def test_at_parallelism_one_a_timeout_between_two_trials_cancels_nothing(spark, active):
+    """Forced: hyperopt's loop has the first result and is held (in early_stop_fn, which it calls
+    before it asks for the next trial) until the timeout has fired. Nothing runs and nothing is
+    proposed then, so nothing is cancelled and the result is kept (stock would cancel the trial it
+    proposed ahead)."""
+    seen = []
+
+    def held_until_cancelled(trials, *_):
+        if trials.count_successful_trials() and not seen:
+            seen.append(trials.count_successful_trials())
+            for _ in range(200):
+                if trials._fmin_cancelled_reason:
+                    break
+                time.sleep(0.05)
+        return False, []
+
+    trials, best = fmin(spark, lambda x: x ** 2, hp.uniform("x", -1, 1), 5, parallelism=1,
+                        trials_timeout=6, early_stop_fn=held_until_cancelled, return_argmin=False)
+    assert seen == [1]
+    assert trials._fmin_cancelled_reason == "fmin run timeout"
+    assert (trials.count_successful_trials(), trials.count_cancelled_trials()) == (1, 0)
+    assert best == trials.trials[0]["misc"]["vals"]["x"][0]
 
 
 def test_hyperopts_loop_is_woken_by_the_dispatcher_not_by_its_poll(spark, active, monkeypatch):

@@ -103,3 +103,13 @@ def mlflow_ui_has_genai_view(mlflow_version: Optional[str]) -> bool:
 # 3.5 takes the function directly.
 def thread_target_takes_session(spark_version: Optional[str]) -> bool:
     return version_tuple(spark_version) >= (4,)
+
+
+# runtime-ml's fast TPE (driver/fast_tpe.py) repeats hyperopt's tpe.suggest step for step around
+# hyperopt's own graph; tests/test_fast_tpe.py proves its proposals identical on these versions.
+# On any other, hyperopt's tpe.suggest runs.
+FAST_TPE_VERIFIED = ((0, 2, 7), (0, 3, 0))
+
+
+def fast_tpe_verified(hyperopt_version: Optional[str]) -> bool:
+    return version_tuple(hyperopt_version) in FAST_TPE_VERIFIED

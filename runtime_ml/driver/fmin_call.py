@@ -84,6 +84,7 @@ class FminCall:
         self.keep_output = conf.read_spark_flag(conf.TRIAL_OUTPUT, spark)
         self.sequential_at_one = conf.read_spark_flag(conf.SEQUENTIAL_AT_ONE, spark)
         self.spread = conf.read_spark_flag(conf.SPREAD_TRIALS, spark)
+        self.fast_tpe = conf.read_spark_flag(conf.FAST_TPE, spark)
         resume_on = self._resume_on(conf.read_spark_flag(conf.RESUME, spark))
         facts = read_cluster_facts(spark, wait_seconds=EXECUTOR_WAIT_SECONDS)
         self.decision = self._fit_parallelism(facts)
@@ -179,6 +180,7 @@ class FminCall:
                 queue_follows_slots=arguments.get("max_queue_len") in (None, 1),
                 reuse_workers=not self.fresh_workers.value, keep_output=self.keep_output.value,
                 sequential_at_one=self.sequential_at_one.value, spread=self.spread.value,
+                fast_tpe=self.fast_tpe.value,
             )
         except FallBackToStock:  # runtime-ml's dispatch could not start; nothing was launched
             return original(self.trials, *self.args, **self.kwargs)

@@ -15,7 +15,9 @@ trial at a time. Here hyperopt's own loop (FMinIter, hyperopt_loop.py) proposes 
 - the proposing loop waits for the dispatcher (a trial launched or finished) instead of polling;
 - hyperopt proposes trials while slots are free, one ahead (unless the user set max_queue_len),
   one per algorithm call as with hyperopt's default; at parallelism 1 a trial is proposed once the
-  previous result is in, so the search is hyperopt's sequential one (driver/proposals.py).
+  previous result is in, so the search is hyperopt's sequential one (driver/proposals.py);
+- hyperopt's tpe.suggest is answered by driver/fast_tpe.py: the same points, at a cost that does
+  not grow in Python with the number of trials.
 Kept as in hyperopt: one single-task Spark job per trial, in the caller's job group when it set one
 (else Hyperopt_SparkTrials_<id>), with the trials' resource profile (runtime_ml.driver.launcher); never
 more running trials than trials.parallelism; timeout, early_stop_fn (on hyperopt 0.3.0 it cancels
@@ -40,6 +42,7 @@ from hyperopt.fmin import space_eval
 from runtime_ml.compat import spark_trials
 from runtime_ml.driver import stock_log
 from runtime_ml.driver.dispatcher import CANCEL_USER, Dispatcher
+from runtime_ml.driver.fast_tpe import replacing
 from runtime_ml.driver.hyperopt_loop import SlotAwareFMinIter, reads_every_loss, with_finished_trials
 from runtime_ml.driver.proposals import proposes_ahead
 from runtime_ml.driver.validation import NO_EVALUATIONS
@@ -54,7 +57,7 @@ def run_spark_fmin(trials, fn, space, algo, max_evals, timeout, loss_threshold, 
                    rstate, verbose, pass_expr_memo_ctrl, catch_eval_exceptions, return_argmin,
                    show_progressbar, early_stop_fn, payload, trials_save_file="", listener=None,
                    queue_follows_slots=True, reuse_workers=True, keep_output=True,
-                   sequential_at_one=True, spread=True):
+                   sequential_at_one=True, spread=True, fast_tpe=True):
     """SparkTrials.fmin, with runtime-ml's dispatch. Arguments as hyperopt passes them, plus
     `payload`: the objective pickled once by validation.serialize_objective.
 
@@ -81,6 +84,8 @@ def run_spark_fmin(trials, fn, space, algo, max_evals, timeout, loss_threshold, 
 
     if reads_every_loss(algo):
         algo = with_finished_trials(algo)
+    elif fast_tpe:
+        algo = replacing(algo) or algo
     domain = base.Domain(fn, space, pass_expr_memo_ctrl=None)
     with before_first_launch("starting runtime-ml's dispatch"):
         dispatcher = Dispatcher(trials, domain, payload, listener, early_stop_fn, reuse_workers,

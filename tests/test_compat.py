@@ -309,3 +309,32 @@ def test_the_dispatcher_sees_every_trial_hyperopt_waits_for_on_the_installed_hyp
         hyperopt_private.unsynced_trial_docs(Moved())
     monkeypatch.delenv("RUNTIME_ML_STRICT")
     assert hyperopt_private.unsynced_trial_docs(Moved()) == [{"tid": 3}]
+
+
+def test_tpes_graph_builder_is_where_the_fast_tpe_reads_it_and_hyperopts_tpe_runs_without_it(
+        monkeypatch):
+    """hyperopt_private.tpe_graph calls hyperopt's tpe.build_posterior_wrapper (not documented
+    API) once per fmin; when it moves, runtime-ml's TPE hands each call to hyperopt's
+    tpe.suggest."""
+    from hyperopt import Trials, base, hp, pyll, tpe
+
+    from runtime_ml.driver import fast_tpe
+
+    domain = base.Domain(lambda x: x, hp.quniform("x", 0, 10, 1))
+    assert hasattr(tpe, "build_posterior_wrapper"), (
+        "hyperopt moved tpe.build_posterior_wrapper: update hyperopt_private.tpe_graph")
+    observed, observed_loss, posterior = hyperopt_private.tpe_graph(
+        domain, 1.0, 0.25, {"GMM1_lpdf": "runtime_ml_GMM1_lpdf"})
+    assert set(observed) == set(observed_loss) == {"idxs", "vals"}
+    names = {node.name for node in pyll.dfs(posterior)}
+    assert "runtime_ml_GMM1_lpdf" in names and "GMM1_lpdf" not in names
+
+    monkeypatch.delattr(tpe, "build_posterior_wrapper")
+    with pytest.raises(AttributeError, match="build_posterior_wrapper"):  # strict mode: loudly
+        hyperopt_private.tpe_graph(domain, 1.0, 0.25, {})
+    monkeypatch.delenv("RUNTIME_ML_STRICT")
+    assert hyperopt_private.tpe_graph(domain, 1.0, 0.25, {}) is None
+    called = []
+    ours = fast_tpe.FastTpe(**fast_tpe.defaults())
+    monkeypatch.setattr(tpe, "suggest", lambda *args, **kwargs: called.append(kwargs) or [])
+    assert ours([0], domain, Trials(), 1) == [] and called[0]["n_startup_jobs"] == 20

@@ -214,7 +214,8 @@ def test_the_whole_array_densities_and_split_are_hyperopts_bit_for_bit():
                       else list(rng.normal(size=len(present))))
             gamma = float(rng.choice([0.25, 0.1, 1.0]))
             for got, expected in zip(split(present, values, tids, losses, gamma),
-                                     tpe.ap_split_trials(present, values, tids, losses, gamma)):
+                                     tpe.ap_split_trials(present, values, tids, losses, gamma),
+                                     strict=True):
                 assert np.array_equal(got, expected) and got.dtype == expected.dtype
 
 

@@ -28,6 +28,7 @@ import math
 import operator
 import threading
 import time
+from typing import Any, Dict, List
 
 import numpy as np
 from hyperopt import base, pyll, rand, tpe
@@ -95,17 +96,18 @@ def best_documents(shown):
     if all(map(operator.lt, tids, tids[1:])) and not any(map(math.isnan, losses)):
         return tuple(tids), tuple(shown), losses  # one document per id, in order: the usual case
     # hyperopt's rule, whose `loss <= best` also leaves out a trial whose loss is NaN
-    best_docs, best_losses = {}, {}
-    for tid, doc, loss in zip(tids, shown, losses):
+    best_docs: Dict[Any, dict] = {}
+    best_losses: Dict[Any, float] = {}
+    for tid, doc, loss in zip(tids, shown, losses, strict=True):
         best_losses.setdefault(tid, loss)
         if loss <= best_losses[tid]:
             best_losses[tid] = loss
             best_docs[tid] = doc
     in_order = sorted(best_docs.items())  # oldest first, as TPE's linear forgetting expects
     if not in_order:
-        return [], [], []
-    tids, docs = zip(*in_order)
-    return tids, docs, [best_losses[tid] for tid in tids]
+        return (), (), []
+    return (tuple(tid for tid, _ in in_order), tuple(doc for _, doc in in_order),
+            [best_losses[tid] for tid, _ in in_order])
 
 
 class ObservedValues:
@@ -117,14 +119,17 @@ class ObservedValues:
 
     def __init__(self, keys):
         self.keys = keys
-        self._miscs = []
-        self._idxs = {key: [] for key in keys}
-        self._vals = {key: [] for key in keys}
+        self._forget()
+
+    def _forget(self):
+        self._miscs: List[dict] = []
+        self._idxs: Dict[str, list] = {key: [] for key in self.keys}
+        self._vals: Dict[str, list] = {key: [] for key in self.keys}
 
     def of(self, miscs):
         seen = len(self._miscs)
         if len(miscs) < seen or not all(map(operator.is_, self._miscs, miscs[:seen])):
-            self.__init__(self.keys)
+            self._forget()
             seen = 0
         if len(miscs) > seen:
             idxs, vals = base.miscs_to_idxs_vals(miscs[seen:], keys=self.keys)
@@ -147,7 +152,7 @@ class FastTpe:
         self.verbose = verbose
         self._domain = None
         self._graph = None
-        self._observed = None
+        self._observed = ObservedValues([])
 
     def _graph_for(self, domain):
         """The fmin's graph, built on its first call; None when hyperopt moved its builder."""

@@ -175,6 +175,31 @@ def test_the_conf_key_is_on_by_default():
     assert conf.FAST_TPE.default is True and conf.FAST_TPE in conf.SPARK_CONF_SETTINGS
 
 
+def test_a_sparktrials_search_gets_the_same_trials_with_it_on_or_off(spark, active, monkeypatch):
+    """At parallelism 1 (each trial proposed once the previous result is in) the search is
+    deterministic: runtime-ml's TPE answers with it on, hyperopt's with
+    spark.runtimeml.hyperopt.fastTpe false, and the trials are the same."""
+    from conftest import fmin
+
+    answered = []
+    call = fast_tpe.FastTpe.__call__
+    monkeypatch.setattr(fast_tpe.FastTpe, "__call__",
+                        lambda self, *args: answered.append(args[0]) or call(self, *args))
+    algo = functools.partial(tpe.suggest, n_startup_jobs=3)
+    found = {}
+    try:
+        for on in (True, False):
+            spark.conf.set(conf.FAST_TPE.name, str(on).lower())
+            trials, _ = fmin(spark, lambda p: (p["quniform"] - 6) ** 2 + p["loguniform"],
+                             EVERY_DISTRIBUTION, 8, parallelism=1, algo=algo, seed=4)
+            found[on] = [doc["misc"]["vals"] for doc in trials.trials]
+            found[f"answered {on}"] = len(answered)
+    finally:
+        spark.conf.unset(conf.FAST_TPE.name)
+    assert found[True] == found[False] and len(found[True]) == 8
+    assert found["answered True"] == 8 and found["answered False"] == 8  # none more when off
+
+
 # ------------------------------------------------------------------ the densities, alone
 
 def random_mixture(rng):

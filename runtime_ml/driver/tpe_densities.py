@@ -16,10 +16,37 @@ unquantized density (already vectorized in hyperopt), empty or non-vector inputs
 for the log-normal (hyperopt raises there), values that are not numbers.
 """
 
+import functools
+
 import numpy as np
 from scipy.special import erf
 
 EPS = 1e-12  # hyperopt.tpe.EPS (tests/test_fast_tpe.py pins it)
+# From here on, a double's erf is +-1 to the last bit (erfc(6) = 2.2e-17 is under half the spacing
+# of doubles below 1); most of a long search's components are that far from a candidate.
+SATURATED = 6.0
+
+
+@functools.lru_cache(maxsize=None)
+def saturated_from():
+    """SATURATED when the installed scipy's erf gives exactly +-1 at every |z| >= SATURATED
+    (checked once, on a dense grid up to where erfc underflows and a geometric one beyond);
+    None otherwise, and then erf is computed everywhere."""
+    grid = np.concatenate([np.linspace(SATURATED, 40.0, 400_001), np.geomspace(40.0, 1e308, 10_001),
+                           [np.inf]])
+    holds = bool(np.all(erf(grid) == 1.0) and np.all(erf(-grid) == -1.0))
+    return SATURATED if holds else None
+
+
+def _erf(z):
+    """scipy's erf(z), computed only where it is not +-1 to the last bit (NaN included)."""
+    limit = saturated_from()
+    if limit is None:
+        return erf(z)
+    inside = ~(np.abs(z) >= limit)
+    out = np.sign(z)
+    out[inside] = erf(z[inside])
+    return out
 
 
 def _vectors(*arrays):
@@ -30,7 +57,7 @@ def _normal_cdfs(x, mus, sigmas):
     """hyperopt's normal_cdf(x, mu, sigma) for every component: (components, samples)."""
     top = x[None, :] - mus[:, None]
     bottom = np.maximum(np.sqrt(2) * sigmas, EPS)[:, None]
-    return 0.5 * (1 + erf(top / bottom))
+    return 0.5 * (1 + _erf(top / bottom))
 
 
 def _lognormal_cdfs(x, mus, sigmas):
@@ -38,7 +65,7 @@ def _lognormal_cdfs(x, mus, sigmas):
     with np.errstate(divide="ignore"):
         top = np.log(np.maximum(x, EPS))[None, :] - mus[:, None]
         bottom = np.maximum(np.sqrt(2) * sigmas, EPS)[:, None]
-        return 0.5 + 0.5 * erf(top / bottom)
+        return 0.5 + 0.5 * _erf(top / bottom)
 
 
 def _mixture_mass(weights, upper_cdfs, lower_cdfs, size):

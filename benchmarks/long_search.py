@@ -1,0 +1,191 @@
+"""A long search: 10,000 instant trials at parallelism 8, trials per second window by window.
+
+On local[8], the first fmin of a fresh session first, each search a fresh fmin on the same session:
+- tpe on a space with quantized parameters (what tuning a tree model looks like: depth
+  hp.quniform, number of trees hp.qloguniform, learning rate hp.loguniform, subsample
+  hp.uniform), with runtime-ml's TPE, MLflow tracking on (a real `mlflow server` on 127.0.0.1)
+  and off;
+- the same with hyperopt's own tpe.suggest (spark.runtimeml.hyperopt.fastTpe false), up to
+  --stock-trials trials (it slows down as the search grows);
+- rand on the same space, tracking on and off.
+Prints trials per second per window of --window trials (by the trials' finish times), the
+driver's memory growth per trial (its Python process's resident set, and the JVM's), and one
+suggest call's time at 100, 1,000 and 10,000 finished trials, hyperopt's against runtime-ml's
+(median of --calls). Writes benchmarks/results/long_search.png and long_search.json.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+from common import RESULTS, mlflow_server, print_table, quiet_logs, save_plot, spark_session
+
+FAST_TPE = "spark.runtimeml.hyperopt.fastTpe"
+TRACKING = "spark.databricks.mlflow.trackHyperopt.enabled"
+
+
+def space():
+    from hyperopt import hp
+
+    return {"depth": hp.quniform("depth", 2, 12, 1),
+            "trees": hp.qloguniform("trees", np.log(10), np.log(1000), 1),
+            "lr": hp.loguniform("lr", -5, 0), "subsample": hp.uniform("subsample", 0.5, 1)}
+
+
+def objective(params):
+    import math
+
+    return ((params["depth"] - 6) ** 2 / 10 + abs(math.log(params["trees"]) - 5)
+            + abs(math.log(params["lr"]) + 2.5) + (params["subsample"] - 0.8) ** 2)
+
+
+def resident_kb(pid):
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def jvm_pid():
+    """The driver JVM's process id (PySpark's py4j gateway process, this process's child)."""
+    import subprocess
+
+    found = subprocess.run(["pgrep", "-P", str(os.getpid()), "java"], capture_output=True,
+                           text=True).stdout.split()
+    return int(found[0]) if found else None
+
+
+def windows(trials, size):
+    """Trials per second in each window of `size` trials, by finish time."""
+    finished = sorted(doc["refresh_time"] for doc in trials.trials if doc["result"].get("loss")
+                      is not None)
+    rates = []
+    for start in range(0, len(finished) - size + 1, size):
+        seconds = (finished[start + size - 1] - finished[start]).total_seconds()
+        rates.append(round(size / seconds, 1) if seconds > 0 else float("inf"))
+    return rates
+
+
+def search(spark, algo_name, trials_count, fast, tracking, window):
+    import hyperopt
+    from hyperopt import SparkTrials, fmin
+
+    spark.conf.set(FAST_TPE, str(fast).lower())
+    spark.conf.set(TRACKING, str(tracking).lower())
+    algo = getattr(hyperopt, algo_name).suggest
+    trials = SparkTrials(parallelism=8, spark_session=spark)
+    jvm = jvm_pid()
+    before = resident_kb(os.getpid()), resident_kb(jvm) if jvm else 0
+    started = time.perf_counter()
+    fmin(objective, space(), algo=algo, max_evals=trials_count, trials=trials,
+         rstate=np.random.default_rng(0), show_progressbar=False)
+    seconds = time.perf_counter() - started
+    after = resident_kb(os.getpid()), resident_kb(jvm) if jvm else 0
+    done = trials.count_successful_trials()
+    assert done == trials_count, f"{done} of {trials_count} trials succeeded"
+    return {"seconds": round(seconds, 1), "trials": done, "windows": windows(trials, window),
+            "python_kb_per_trial": round((after[0] - before[0]) / done, 2),
+            "jvm_kb_per_trial": round((after[1] - before[1]) / done, 2)}
+
+
+def suggest_times(sizes, calls):
+    """Median seconds of one tpe.suggest call, hyperopt's and runtime-ml's, at each history size
+    (finished trials proposed at random, losses of the objective above)."""
+    from hyperopt import Trials, base, rand, tpe
+
+    from runtime_ml.driver import fast_tpe
+
+    found = {}
+    domain = base.Domain(objective, space())
+    for size in sizes:
+        trials = Trials()
+        docs = rand.suggest(list(range(size)), domain, trials, 0)
+        for doc in docs:
+            params = {key: values[0] for key, values in doc["misc"]["vals"].items()}
+            doc["state"] = base.JOB_STATE_DONE
+            doc["result"] = {"status": "ok", "loss": objective(params)}
+        trials.insert_trial_docs(docs)
+        trials.refresh()
+        ours = fast_tpe.replacing(tpe.suggest)
+        row = {}
+        for name, algo in (("hyperopt", tpe.suggest), ("runtime-ml", ours)):
+            algo([size], domain, trials, 1)  # runtime-ml's first call builds its graph
+            times = []
+            for seed in range(calls):
+                started = time.perf_counter()
+                algo([size], domain, trials, seed)
+                times.append(time.perf_counter() - started)
+            row[name] = statistics.median(times)
+        same = all(tpe.suggest([size], domain, trials, seed) == ours([size], domain, trials, seed)
+                   for seed in range(3))
+        found[size] = {**row, "same points": same}
+    return found
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=10000)
+    parser.add_argument("--stock-trials", type=int, default=2000)
+    parser.add_argument("--window", type=int, default=500)
+    parser.add_argument("--calls", type=int, default=7)
+    parser.add_argument("--suggest-only", action="store_true")
+    options = parser.parse_args()
+    quiet_logs()
+    import logging
+
+    logging.getLogger("hyperopt.tpe").setLevel(logging.WARNING)
+    results = {"suggest": {}, "searches": {}}
+    print("one tpe.suggest call, median of", options.calls)
+    timed = suggest_times([100, 1000, options.trials], options.calls)
+    print_table(["finished trials", "hyperopt ms", "runtime-ml ms", "x faster", "same points"],
+                [[size, f"{row['hyperopt'] * 1000:.1f}", f"{row['runtime-ml'] * 1000:.2f}",
+                  f"{row['hyperopt'] / row['runtime-ml']:.1f}", row["same points"]]
+                 for size, row in timed.items()])
+    results["suggest"] = {str(k): v for k, v in timed.items()}
+    if not options.suggest_only:
+        import mlflow
+
+        with mlflow_server() as server:
+            mlflow.set_tracking_uri(server.uri)
+            mlflow.set_experiment("long-search")
+            spark = spark_session("local[8]", tracking=True)
+            plan = [("tpe", options.trials, True, True, "tpe, runtime-ml's, tracked"),
+                    ("tpe", options.trials, True, False, "tpe, runtime-ml's, untracked"),
+                    ("tpe", options.stock_trials, False, False, "tpe, hyperopt's, untracked"),
+                    ("rand", options.trials, True, True, "rand, tracked"),
+                    ("rand", options.trials, True, False, "rand, untracked")]
+            for algo, count, fast, tracking, label in plan:
+                found = search(spark, algo, count, fast, tracking, options.window)
+                results["searches"][label] = found
+                print(f"{label}: {found['trials']} trials in {found['seconds']} s; trials/s per "
+                      f"{options.window}: {found['windows']}; driver memory per trial: Python "
+                      f"{found['python_kb_per_trial']} KB, JVM {found['jvm_kb_per_trial']} KB",
+                      flush=True)
+            spark.stop()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "long_search.json").write_text(json.dumps(results, indent=1))
+
+    def draw(axes):
+        for label, found in results["searches"].items():
+            ends = [options.window * (i + 1) for i in range(len(found["windows"]))]
+            axes.plot(ends, found["windows"], marker="o", label=label)
+        axes.set_xlabel("trials finished")
+        axes.set_ylabel(f"trials per second (window of {options.window})")
+        axes.set_title("10,000 instant trials, parallelism 8, local[8]")
+        axes.legend()
+
+    if results["searches"]:
+        save_plot("long_search", draw)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

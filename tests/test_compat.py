@@ -338,3 +338,51 @@ def test_tpes_graph_builder_is_where_the_fast_tpe_reads_it_and_hyperopts_tpe_run
     ours = fast_tpe.FastTpe(**fast_tpe.defaults())
     monkeypatch.setattr(tpe, "suggest", lambda *args, **kwargs: called.append(kwargs) or [])
     assert ours([0], domain, Trials(), 1) == [] and called[0]["n_startup_jobs"] == 20
+
+
+def test_the_settled_trials_view_counts_and_refreshes_as_hyperopt_on_the_installed_hyperopt(
+        monkeypatch):
+    """hyperopt_private.SettledTrials answers refresh() and count_by_state_unsynced() walking only
+    the trials after the oldest unsettled one, from hyperopt's private Trials state; after every
+    step of a random history (trials inserted, launched, finished out of order, failed,
+    cancelled and then finished) it gives hyperopt's own answers."""
+    import numpy as np
+    from hyperopt import Trials, base, hp, rand
+
+    trials = Trials()
+    view = hyperopt_private.SettledTrials.of(trials)
+    assert view is not None, "hyperopt moved Trials' private state: update SettledTrials"
+    domain = base.Domain(lambda x: x, hp.uniform("x", 0, 1))
+    rng = np.random.default_rng(0)
+    forward = {base.JOB_STATE_NEW: [base.JOB_STATE_RUNNING, base.JOB_STATE_CANCEL],
+               base.JOB_STATE_RUNNING: [base.JOB_STATE_DONE, base.JOB_STATE_ERROR,
+                                        base.JOB_STATE_CANCEL],
+               base.JOB_STATE_CANCEL: [base.JOB_STATE_DONE]}
+    asks = list(base.JOB_STATES) + [[base.JOB_STATE_NEW, base.JOB_STATE_RUNNING],
+                                    (base.JOB_STATE_DONE,), []]
+    for step in range(600):
+        if rng.random() < 0.3:
+            trials.insert_trial_docs(rand.suggest(trials.new_trial_ids(int(rng.integers(1, 4))),
+                                                  domain, trials, step))
+        docs = trials._dynamic_trials
+        movable = [doc for doc in docs if doc["state"] in forward]
+        if movable:
+            doc = movable[int(rng.integers(0, min(len(movable), 6)))]  # mostly the older ones
+            doc["state"] = forward[doc["state"]][int(rng.integers(len(forward[doc["state"]])))]
+        assert [view.count_by_state_unsynced(a) for a in asks] == [
+            Trials.count_by_state_unsynced(trials, a) for a in asks], step
+        view.refresh()
+        ours, our_ids = list(trials._trials), set(trials._ids)
+        Trials.refresh(trials)
+        assert ours == trials._trials and our_ids == trials._ids, step
+    assert view._settled > len(trials._dynamic_trials) / 2  # it walked only the unsettled end
+    with pytest.raises(TypeError):
+        view.count_by_state_unsynced(None)
+
+    class Moved:  # a Trials without the private state: hyperopt's methods stay
+        pass
+
+    with pytest.raises(AttributeError, match="Trials._dynamic_trials"):  # strict mode: loudly
+        hyperopt_private.SettledTrials.of(Moved())
+    monkeypatch.delenv("RUNTIME_ML_STRICT")
+    assert hyperopt_private.SettledTrials.of(Moved()) is None

@@ -413,3 +413,13 @@ def test_in_strict_mode_an_internal_error_on_the_executor_travels_back_and_raise
         hyperopt.fmin(breaks_runtime_mls_step_after_the_trial, SPACE, algo=hyperopt.rand.suggest,
                       max_evals=2, trials=trials, show_progressbar=False)
     assert trials.count_successful_trials() == 2
+
+
+@pytest.mark.parametrize("states, start, expected", [
+    ([2, 2, 1, 0, 0], 0, 3), ([2, 2, 1, 0, 0], 3, 3), ([2, 2, 1, 1], 2, 4), ([0, 2], 5, 0),
+    ([], 0, 0)])
+def test_the_dispatcher_looks_for_new_trials_from_the_first_one_not_launched(states, start,
+                                                                            expected):
+    from runtime_ml.driver.dispatcher import first_new
+
+    assert first_new([{"state": state} for state in states], start) == expected

@@ -4,6 +4,7 @@
 when hyperopt moves one of them.
 """
 
+import threading
 from typing import Any, Dict, List
 
 from runtime_ml.policy import private_name_moved
@@ -65,3 +66,78 @@ def tpe_graph(domain: Any, prior_weight: float, gamma: float, renamed: Dict[str,
         if node.name in renamed:
             node.name = renamed[node.name]
     return observed, observed_loss, posterior
+
+
+# hyperopt's Trials.refresh() and count_by_state_unsynced() walk every trial document in the private
+# Trials._dynamic_trials on every call (refresh also keeps the valid ones in Trials._trials and
+# their ids in Trials._ids; 0.2.7 and 0.3.0), and hyperopt's fmin loop calls them several times
+# at each look, so a look costs more as the search grows. SettledTrials gives the same answers
+# walking only the documents after the oldest one that can still change state. When those private
+# names move, hyperopt's own methods stay and tests/test_compat.py fails loudly.
+class SettledTrials:
+    """refresh() and count_by_state_unsynced() for a Trials without an exp_key, as hyperopt's.
+
+    A trial in JOB_STATE_DONE or JOB_STATE_ERROR never changes state again (hyperopt's states
+    only move forward; runtime-ml writes a result that arrives after a cancellation over
+    JOB_STATE_CANCEL, so a cancelled trial is not settled). Counts by state and the valid
+    documents of the settled start of the list are kept; the rest is walked at each call."""
+
+    def __init__(self, trials: Any) -> None:
+        self.trials = trials
+        self._lock = threading.Lock()  # hyperopt's loop and a user's early_stop_fn both count
+        self._docs: Any = None
+        self._settled = 0
+        self._counts: Dict[int, int] = {}
+        self._valid: List[dict] = []
+
+    @classmethod
+    def of(cls, trials: Any) -> Any:
+        """A SettledTrials for `trials`, or None (hyperopt's own methods then) when its private
+        state is not where hyperopt 0.2.7 and 0.3.0 keep it."""
+        state = trials.__dict__
+        if not (isinstance(state.get("_dynamic_trials"), list) and "_trials" in state
+                and isinstance(state.get("_ids"), set) and "_exp_key" in state):
+            private_name_moved("hyperopt's Trials._dynamic_trials, _trials, _ids or _exp_key",
+                               "hyperopt's loop walks every trial at each look")
+            return None
+        return cls(trials) if state["_exp_key"] is None else None
+
+    def _tail(self) -> List[dict]:
+        """The documents after the settled start, once that start is moved past the newly
+        settled ones (all again when hyperopt replaced or shortened its list)."""
+        from hyperopt import base
+
+        docs = self.trials._dynamic_trials
+        if docs is not self._docs or len(docs) < self._settled:
+            self._docs, self._settled, self._counts, self._valid = docs, 0, {}, []
+        final = (base.JOB_STATE_DONE, base.JOB_STATE_ERROR)
+        while self._settled < len(docs) and docs[self._settled]["state"] in final:
+            doc = docs[self._settled]
+            self._counts[doc["state"]] = self._counts.get(doc["state"], 0) + 1
+            if doc["state"] in base.JOB_VALID_STATES:
+                self._valid.append(doc)
+                self.trials._ids.add(doc["tid"])
+            self._settled += 1
+        return docs[self._settled:]
+
+    def refresh(self) -> None:
+        from hyperopt import base
+
+        with self._lock:
+            tail = [doc for doc in self._tail() if doc["state"] in base.JOB_VALID_STATES]
+            self.trials._trials = self._valid + tail
+        self.trials._ids.update([doc["tid"] for doc in tail])
+
+    def count_by_state_unsynced(self, arg: Any) -> int:
+        from hyperopt import base
+
+        with self._lock:
+            tail = self._tail()
+        if arg in base.JOB_STATES:
+            return self._counts.get(arg, 0) + sum(1 for doc in tail if doc["state"] == arg)
+        if hasattr(arg, "__iter__"):
+            states = set(arg)
+            assert all(x in base.JOB_STATES for x in states)
+            return (sum(self._counts.get(state, 0) for state in states)
+                    + sum(1 for doc in tail if doc["state"] in states))
+        raise TypeError(arg)

@@ -25,7 +25,7 @@ HYPEROPT_ATTRIBUTES = ("_spark", "_spark_supports_job_cancelling", "_fmin_cancel
                        "_fmin_cancelled_reason")
 REQUESTED_PARALLELISM = "_runtime_ml_requested_parallelism"  # as the user passed it
 RESUMPTION = "_runtime_ml_resumption"  # the search trials_from_run loaded (tracking.resume)
-OVERRIDDEN = ("insert_trial_docs", "new_trial_ids")
+OVERRIDDEN = ("insert_trial_docs", "new_trial_ids", "refresh", "count_by_state_unsynced")
 
 
 def _hyperopt_attribute(trials: Any, name: str, fallback: Any) -> Any:

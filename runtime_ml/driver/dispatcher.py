@@ -104,6 +104,7 @@ class Dispatcher:
         self._done = False
         self._changes = 0  # trials launched or finished and cancellations, for wait_for_change
         self._running = set()  # tids launched and not finished
+        self._launched_before = 0  # no NEW trial document before this index
         self._completed = []  # finished trials, in the order they finished
         self._uncancellable = set()  # tids running when fmin was cancelled without job cancelling
         self._queue: queue.Queue = queue.Queue()  # launched trials waiting for a launcher thread
@@ -231,7 +232,9 @@ class Dispatcher:
         if spark_trials.cancelled(self.trials):
             self._cancel_unlaunched()
             return
-        for trial in hyperopt_private.unsynced_trial_docs(self.trials):
+        docs = hyperopt_private.unsynced_trial_docs(self.trials)
+        self._launched_before = first_new(docs, self._launched_before)
+        for trial in docs[self._launched_before:]:
             if len(self._running) >= self.trials.parallelism:
                 break
             if trial["state"] == base.JOB_STATE_NEW:
@@ -420,6 +423,15 @@ class Dispatcher:
 # (the caller's tag, or all of the session's operations).
 OUTSIDE_CANCELLATION = ("cancelled part of cancelled job group", "part of cancellation of all jobs",
                         "[OPERATION_CANCELED]")
+
+
+def first_new(docs, start):
+    """The index of the first NEW document from `start` on (a trial never goes back to NEW, so
+    those before `start` need no look), or len(docs); from 0 when the list got shorter."""
+    index = start if start <= len(docs) else 0
+    while index < len(docs) and docs[index]["state"] != base.JOB_STATE_NEW:
+        index += 1
+    return index
 
 
 def cancelled_from_outside(outcome):

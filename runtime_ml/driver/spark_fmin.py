@@ -39,7 +39,7 @@ import numpy as np
 from hyperopt import base
 from hyperopt.fmin import space_eval
 
-from runtime_ml.compat import spark_trials
+from runtime_ml.compat import hyperopt_private, spark_trials
 from runtime_ml.driver import stock_log
 from runtime_ml.driver.dispatcher import CANCEL_USER, Dispatcher
 from runtime_ml.driver.fast_tpe import replacing
@@ -108,6 +108,10 @@ def run_spark_fmin(trials, fn, space, algo, max_evals, timeout, loss_threshold, 
             return result
 
         spark_trials.override(trials, insert_trial_docs=insert_and_wake)
+        settled = hyperopt_private.SettledTrials.of(trials)
+        if settled is not None:  # each look of hyperopt's loop walks the unsettled trials only
+            spark_trials.override(trials, refresh=settled.refresh,
+                                  count_by_state_unsynced=settled.count_by_state_unsynced)
         if queue_follows_slots:
             iterator.free_slots = dispatcher.free_slots
             spark_trials.override(trials, new_trial_ids=lambda n: new_ids(1))

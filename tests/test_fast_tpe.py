@@ -62,7 +62,9 @@ def outcome(doc, rng):
 
 def search(space, keywords, seed, steps):
     """A search whose every proposal is asked of hyperopt's tpe.suggest and of runtime-ml's on
-    the same trials and seed; hyperopt's is kept and given a random end. Yields both each step."""
+    the same trials and seed; hyperopt's is kept and given a random end, and now and then an
+    earlier unfinished trial gets one (a failed one leaves hyperopt's refreshed list). Yields both
+    each step."""
     rng = np.random.default_rng(seed)
     domain = base.Domain(lambda params: 0.0, space)
     trials = Trials()
@@ -75,6 +77,10 @@ def search(space, keywords, seed, steps):
         yield theirs, mine
         for doc in theirs:
             outcome(doc, rng)
+        unfinished = [doc for doc in trials.trials
+                      if doc["state"] in (base.JOB_STATE_NEW, base.JOB_STATE_RUNNING)]
+        if unfinished and rng.random() < 0.4:  # an earlier trial ends now: a loss, or it fails
+            outcome(unfinished[int(rng.integers(len(unfinished)))], rng)
         trials.insert_trial_docs(theirs)
         trials.refresh()
 
@@ -115,6 +121,15 @@ def test_a_document_replaced_in_the_history_is_read_again():
     trials._dynamic_trials[3]["misc"] = other["misc"]
     trials.refresh()
     assert ours([30], domain, trials, 5) == tpe.suggest([30], domain, trials, 5, n_startup_jobs=2)
+
+
+def test_values_that_are_not_numbers_are_handed_over_as_lists():
+    observed = fast_tpe.ObservedValues(["x", "y"])
+    miscs = [{"tid": 0, "idxs": {"x": [0], "y": [0]}, "vals": {"x": [1.5], "y": ["a"]}},
+             {"tid": 1, "idxs": {"x": [1], "y": []}, "vals": {"x": [2], "y": []}}]
+    idxs, vals = observed.of(miscs)
+    assert vals["y"] == ["a"] and idxs["y"] == [0]
+    assert vals["x"].dtype == np.asarray([1.5, 2]).dtype and list(vals["x"]) == [1.5, 2.0]
 
 
 def test_copies_of_a_trial_count_by_their_best_loss_as_in_hyperopt():
@@ -210,8 +225,8 @@ def random_mixture(rng):
 
 
 def test_the_whole_array_densities_and_split_are_hyperopts_bit_for_bit():
-    gmm1 = tpe_densities.gmm1_lpdf(tpe.GMM1_lpdf, tpe.normal_cdf)
-    lgmm1 = tpe_densities.lgmm1_lpdf(tpe.LGMM1_lpdf, tpe.normal_cdf)
+    gmm1 = tpe_densities.gmm1_lpdf(tpe.GMM1_lpdf)
+    lgmm1 = tpe_densities.lgmm1_lpdf(tpe.LGMM1_lpdf)
     split = tpe_densities.split_trials(tpe.ap_split_trials, tpe.DEFAULT_LF)
     rng = np.random.default_rng(0)
     with np.errstate(all="ignore"):
@@ -251,8 +266,8 @@ def test_what_the_densities_do_not_cover_goes_to_hyperopts_own():
         calls.append(kwargs.get("q"))
         return "hyperopt's"
 
-    gmm1 = tpe_densities.gmm1_lpdf(original, tpe.normal_cdf)
-    lgmm1 = tpe_densities.lgmm1_lpdf(original, tpe.normal_cdf)
+    gmm1 = tpe_densities.gmm1_lpdf(original)
+    lgmm1 = tpe_densities.lgmm1_lpdf(original)
     weights, mus, sigmas = np.array([0.5, 0.5]), np.array([0.0, 1.0]), np.array([1.0, 1.0])
     assert gmm1([0.5], weights, mus, sigmas, q=None) == "hyperopt's"  # not quantized
     assert gmm1([], weights, mus, sigmas, q=1) == "hyperopt's"  # no samples

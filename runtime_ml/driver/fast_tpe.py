@@ -54,8 +54,8 @@ def _register():
         if all(hasattr(scope, name) for name in RENAMED.values()):
             return
         made = {
-            "GMM1_lpdf": tpe_densities.gmm1_lpdf(tpe.GMM1_lpdf, tpe.normal_cdf),
-            "LGMM1_lpdf": tpe_densities.lgmm1_lpdf(tpe.LGMM1_lpdf, tpe.normal_cdf),
+            "GMM1_lpdf": tpe_densities.gmm1_lpdf(tpe.GMM1_lpdf),
+            "LGMM1_lpdf": tpe_densities.lgmm1_lpdf(tpe.LGMM1_lpdf),
             "ap_split_trials": tpe_densities.split_trials(tpe.ap_split_trials, tpe.DEFAULT_LF),
         }
         for name, function in made.items():
@@ -84,15 +84,46 @@ def replacing(algo):
     return FastTpe(**{**defaults(), **keywords})
 
 
-def best_documents(shown):
+class ShownLosses:
+    """Each shown trial document's id (misc["from_tid"] for a copy of another trial) and loss as
+    hyperopt's tpe.suggest reads them (no loss yet, as a new, running or failed trial: infinite),
+    kept between calls for the start of the list whose trials were DONE when read: a finished
+    trial's loss does not change, and hyperopt's refreshed list keeps a DONE document in place.
+    When the documents read before are not the start of the list any more, all are read again."""
+
+    def __init__(self):
+        self._forget()
+
+    def _forget(self):
+        self._docs: List[dict] = []
+        self._tids: List[Any] = []
+        self._losses: List[float] = []
+
+    def of(self, shown):
+        kept = len(self._docs)
+        if len(shown) < kept or not all(map(operator.is_, self._docs, shown[:kept])):
+            self._forget()
+            kept = 0
+        tail = shown[kept:]
+        inf = float("inf")
+        tids = self._tids + [doc["misc"].get("from_tid", doc["tid"]) for doc in tail]
+        losses = self._losses + [inf if loss is None else float(loss)
+                                 for loss in [doc["result"].get("loss") for doc in tail]]
+        done = 0
+        while done < len(tail) and tail[done]["state"] == base.JOB_STATE_DONE:
+            done += 1
+        self._docs += tail[:done]
+        self._tids = tids[:kept + done]
+        self._losses = losses[:kept + done]
+        return tids, losses
+
+
+def best_documents(shown, shown_losses=None):
     """(tids, documents, losses) as hyperopt's tpe.suggest makes them: each trial id's document
     with the lowest loss (no loss yet, as new, running and failed trials, is infinite), by id.
     A document that is a copy of another (misc["from_tid"]) counts for that one; a trial whose
-    loss is NaN is left out."""
-    inf = float("inf")
-    tids = [doc["misc"].get("from_tid", doc["tid"]) for doc in shown]
-    losses = [inf if loss is None else float(loss)
-              for loss in [doc["result"].get("loss") for doc in shown]]
+    loss is NaN is left out. `shown_losses`: the ShownLosses of earlier calls."""
+    tids, losses = (shown_losses or ShownLosses()).of(shown)
     if all(map(operator.lt, tids, tids[1:])) and not any(map(math.isnan, losses)):
         return tuple(tids), tuple(shown), losses  # one document per id, in order: the usual case
     # hyperopt's rule, whose `loss <= best` also leaves out a trial whose loss is NaN
@@ -115,7 +146,11 @@ class ObservedValues:
     as hyperopt's base.miscs_to_idxs_vals gives them; kept between calls. A call reads only the
     documents after those it has read before (hyperopt's own function reads them, with its
     checks); when those are not the start of the new list (a document replaced or removed), it
-    reads them all again."""
+    reads them all again.
+
+    The graph reads them only in its split (ap_split_trials), which makes arrays of them: they are
+    kept as arrays too, grown by the new documents' (numbers only: the same array as one made of
+    the whole list), and handed as arrays; as lists when a parameter's values are not numbers."""
 
     def __init__(self, keys):
         self.keys = keys
@@ -125,6 +160,20 @@ class ObservedValues:
         self._miscs: List[dict] = []
         self._idxs: Dict[str, list] = {key: [] for key in self.keys}
         self._vals: Dict[str, list] = {key: [] for key in self.keys}
+        self._arrays: Dict[str, Any] = {key: None for key in self.keys}  # False: not numbers
+
+    def _grow(self, key, idxs, vals):
+        kept = self._arrays[key]
+        if not idxs or kept is False:
+            return
+        added = np.asarray(idxs), np.asarray(vals)
+        if not all(a.ndim == 1 and a.dtype.kind in "fiub" for a in added):
+            self._arrays[key] = False
+        elif kept is None:
+            self._arrays[key] = added
+        else:
+            self._arrays[key] = tuple(np.concatenate([old, new])
+                                      for old, new in zip(kept, added, strict=True))
 
     def of(self, miscs):
         seen = len(self._miscs)
@@ -136,8 +185,12 @@ class ObservedValues:
             for key in self.keys:
                 self._idxs[key].extend(idxs[key])
                 self._vals[key].extend(vals[key])
+                self._grow(key, idxs[key], vals[key])
             self._miscs.extend(miscs[seen:])
-        return self._idxs, self._vals  # the graph's split only reads them
+        arrays = {key: kept for key, kept in self._arrays.items() if kept}
+        return ({key: arrays[key][0] if key in arrays else ids for key, ids in self._idxs.items()},
+                {key: arrays[key][1] if key in arrays else values
+                 for key, values in self._vals.items()})
 
 
 class FastTpe:
@@ -153,6 +206,7 @@ class FastTpe:
         self._domain = None
         self._graph = None
         self._observed = ObservedValues([])
+        self._shown_losses = ShownLosses()
 
     def _graph_for(self, domain):
         """The fmin's graph, built on its first call; None when hyperopt moved its builder."""
@@ -174,7 +228,7 @@ class FastTpe:
         if self.verbose:
             hyperopt_logger.info("build_posterior_wrapper took %f seconds" % (time.time() - started))
 
-        tids, docs, losses = best_documents(trials.trials)
+        tids, docs, losses = best_documents(trials.trials, self._shown_losses)
         if self.verbose:
             shown = ("%i/%i trials with best loss %f" % (len(docs), len(trials), np.nanmin(losses))
                      if docs else "0 trials")

@@ -77,14 +77,20 @@ def _mixture_mass(weights, upper_cdfs, lower_cdfs, size):
     return prob
 
 
-def _accepted(normal_cdf, weights, mus, sigmas, low, high):
-    """The truncation's mass, by hyperopt's own normal_cdf (as its GMM1_lpdf and LGMM1_lpdf)."""
+def _normal_cdf(x, mus, sigmas):
+    """hyperopt's normal_cdf(x, mu, sigma) for a bound x and every component."""
+    bottom = np.maximum(np.sqrt(2) * sigmas, EPS)
+    return 0.5 * (1 + _erf((x - mus) / bottom))
+
+
+def _accepted(weights, mus, sigmas, low, high):
+    """The truncation's mass, as hyperopt's GMM1_lpdf and LGMM1_lpdf compute it."""
     if low is None and high is None:
         return 1
-    return np.sum(weights * (normal_cdf(high, mus, sigmas) - normal_cdf(low, mus, sigmas)))
+    return np.sum(weights * (_normal_cdf(high, mus, sigmas) - _normal_cdf(low, mus, sigmas)))
 
 
-def gmm1_lpdf(original, normal_cdf):
+def gmm1_lpdf(original):
     """hyperopt's GMM1_lpdf with its quantized case for all components at once."""
 
     def quantized_gmm1_lpdf(samples, weights, mus, sigmas, low=None, high=None, q=None):
@@ -96,14 +102,14 @@ def gmm1_lpdf(original, normal_cdf):
         upper = flat + q / 2 if high is None else np.minimum(flat + q / 2, high)
         lower = flat - q / 2 if low is None else np.maximum(flat - q / 2, low)
         prob = _mixture_mass(w, _normal_cdfs(upper, m, s), _normal_cdfs(lower, m, s), flat.shape)
-        rval = np.log(prob) - np.log(_accepted(normal_cdf, w, m, s, low, high))
+        rval = np.log(prob) - np.log(_accepted(w, m, s, low, high))
         rval.shape = given.shape
         return rval
 
     return quantized_gmm1_lpdf
 
 
-def lgmm1_lpdf(original, normal_cdf):
+def lgmm1_lpdf(original):
     """hyperopt's LGMM1_lpdf with its quantized case for all components at once."""
 
     def quantized_lgmm1_lpdf(samples, weights, mus, sigmas, low=None, high=None, q=None):
@@ -119,7 +125,7 @@ def lgmm1_lpdf(original, normal_cdf):
             return original(samples, weights, mus, sigmas, low=low, high=high, q=q)
         prob = _mixture_mass(w, _lognormal_cdfs(upper, m, s), _lognormal_cdfs(lower, m, s),
                              flat.shape)
-        rval = np.log(prob) - np.log(_accepted(normal_cdf, w, m, s, low, high))
+        rval = np.log(prob) - np.log(_accepted(w, m, s, low, high))
         rval.shape = given.shape
         return rval
 

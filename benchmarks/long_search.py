@@ -9,9 +9,11 @@ On local[8], the first fmin of a fresh session first, each search a fresh fmin o
   --stock-trials trials (it slows down as the search grows);
 - rand on the same space, tracking on and off.
 Prints trials per second per window of --window trials (by the trials' finish times), the
-driver's memory growth per trial (its Python process's resident set, and the JVM's), and one
+driver's memory growth per trial (its Python process's resident set, and the JVM's), one
 suggest call's time at 100, 1,000 and 10,000 finished trials, hyperopt's against runtime-ml's
-(median of --calls). Writes benchmarks/results/long_search.png and long_search.json.
+(median of --calls), and what one look of hyperopt's fmin loop does over the trials at those
+sizes (refresh and counts, hyperopt's and runtime-ml's; hyperopt's own loss filter).
+Writes benchmarks/results/long_search.png and long_search.json.
 """
 
 import argparse
@@ -133,6 +135,51 @@ def suggest_times(sizes, calls):
     return found
 
 
+def look_times(sizes, calls):
+    """Median seconds of what one look of hyperopt's fmin loop does over the trials, at each
+    history size (finished trials): refresh() and the three counts by state it asks for, as
+    hyperopt's Trials answers them and as runtime-ml's SettledTrials does; and hyperopt's own
+    filter of every trial's loss (to show the best one and check loss_threshold), which stays."""
+    from hyperopt import Trials, base, rand
+
+    from runtime_ml.compat.hyperopt_private import SettledTrials
+
+    def refresh_and_count(refresh, count):
+        refresh()
+        count(base.JOB_STATE_NEW)
+        count([base.JOB_STATE_NEW, base.JOB_STATE_RUNNING])
+        count(base.JOB_STATE_DONE)
+
+    found = {}
+    domain = base.Domain(objective, space())
+    for size in sizes:
+        trials = Trials()
+        docs = rand.suggest(list(range(size)), domain, trials, 0)
+        for doc in docs:
+            doc["state"], doc["result"] = base.JOB_STATE_DONE, {"status": "ok", "loss": 1.0}
+        trials.insert_trial_docs(docs)
+        trials.refresh()
+        settled = SettledTrials(trials)
+        steps = {
+            "hyperopt's refresh and counts": lambda trials, settled: refresh_and_count(
+                trials.refresh, trials.count_by_state_unsynced),
+            "runtime-ml's refresh and counts": lambda trials, settled: refresh_and_count(
+                settled.refresh, settled.count_by_state_unsynced),
+            "hyperopt's loss filter": lambda trials, settled: [
+                loss for loss in trials.losses() if loss is not None and not np.isnan(loss)],
+        }
+        row = {}
+        for name, step in steps.items():
+            times = []
+            for _ in range(calls):
+                started = time.perf_counter()
+                step(trials, settled)
+                times.append(time.perf_counter() - started)
+            row[name] = statistics.median(times)
+        found[size] = row
+    return found
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=10000)
@@ -153,6 +200,13 @@ def main():
                   f"{row['hyperopt'] / row['runtime-ml']:.1f}", row["same points"]]
                  for size, row in timed.items()])
     results["suggest"] = {str(k): v for k, v in timed.items()}
+    looks = look_times([100, 1000, options.trials], options.calls)
+    names = list(next(iter(looks.values())))
+    print("one look of hyperopt's fmin loop over the trials, ms (median of", options.calls, ")")
+    print_table(["finished trials"] + names,
+                [[size] + [f"{row[name] * 1000:.3f}" for name in names]
+                 for size, row in looks.items()])
+    results["look"] = {str(k): v for k, v in looks.items()}
     if not options.suggest_only:
         import mlflow
 

@@ -379,9 +379,13 @@ def test_the_settled_trials_view_counts_and_refreshes_as_hyperopt_on_the_install
     with pytest.raises(TypeError):
         view.count_by_state_unsynced(None)
 
-    class Moved:  # a Trials without the private state: hyperopt's methods stay
-        pass
+    class Moved(Trials):  # a Trials without the private state: hyperopt's methods stay
+        def __init__(self):
+            pass
 
+    hooked = Trials()
+    hooked.refresh = lambda: None  # a function of the caller's on the instance is left alone
+    assert hyperopt_private.SettledTrials.of(hooked) is None
     with pytest.raises(AttributeError, match="Trials._dynamic_trials"):  # strict mode: loudly
         hyperopt_private.SettledTrials.of(Moved())
     monkeypatch.delenv("RUNTIME_ML_STRICT")

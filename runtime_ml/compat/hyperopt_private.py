@@ -92,9 +92,15 @@ class SettledTrials:
 
     @classmethod
     def of(cls, trials: Any) -> Any:
-        """A SettledTrials for `trials`, or None (hyperopt's own methods then) when its private
-        state is not where hyperopt 0.2.7 and 0.3.0 keep it."""
+        """A SettledTrials for `trials`, or None (its own methods then) when its refresh or
+        count_by_state_unsynced are not hyperopt's Trials' (a subclass's, or a function set on the
+        instance), or its private state is not where hyperopt 0.2.7 and 0.3.0 keep it."""
+        from hyperopt import base
+
         state = trials.__dict__
+        for name in ("refresh", "count_by_state_unsynced"):
+            if name in state or getattr(type(trials), name, None) is not getattr(base.Trials, name):
+                return None
         if not (isinstance(state.get("_dynamic_trials"), list) and "_trials" in state
                 and isinstance(state.get("_ids"), set) and "_exp_key" in state):
             private_name_moved("hyperopt's Trials._dynamic_trials, _trials, _ids or _exp_key",

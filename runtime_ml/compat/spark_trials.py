@@ -95,19 +95,29 @@ def resumption(trials: Any) -> Any:
     return getattr(trials, RESUMPTION, None)
 
 
+REPLACED = "_runtime_ml_replaced"  # what override() found on the instance, for restore_methods
+_ABSENT = object()
+
+
 def override(trials: Any, **methods: Callable[..., Any]) -> None:
     """Replace OVERRIDDEN methods on the instance (undo with restore_methods)."""
     unknown = set(methods) - set(OVERRIDDEN)
     if unknown:
         raise ValueError(f"not a method runtime-ml overrides: {sorted(unknown)}")
+    replaced = trials.__dict__.setdefault(REPLACED, {})
     for name, method in methods.items():
+        replaced.setdefault(name, trials.__dict__.get(name, _ABSENT))
         setattr(trials, name, method)
 
 
 def restore_methods(trials: Any) -> None:
-    """Back to the class's methods (idempotent)."""
-    for name in OVERRIDDEN:
-        trials.__dict__.pop(name, None)
+    """Back to what the instance had before override(): the class's methods, or a function set
+    on the instance before (idempotent)."""
+    for name, before in trials.__dict__.pop(REPLACED, {}).items():
+        if before is _ABSENT:
+            trials.__dict__.pop(name, None)
+        else:
+            trials.__dict__[name] = before
 
 
 def set_parallelism(trials: Any, parallelism: int) -> None:

@@ -1,0 +1,135 @@
+"""Parallelism 128 on one machine: 1,024 trials of 2 s at parallelism 128 on local[128].
+
+Each measurement is the first run of a fresh process with a fresh Spark session:
+- runtime-ml in the default configuration (MLflow tracking on, to a real `mlflow server` on
+  127.0.0.1): the first fmin's wall time, whether every trial succeeded, and whether every trial's
+  run is in MLflow, FINISHED with its loss;
+- the same schedule of bare one-task PySpark jobs (128 threads, 8 jobs of 2 s each in a row, no
+  hyperopt: job_floor.py's schedule), the floor a fresh session allows.
+Also what the driver and the workers cost: the driver's CPU seconds (its Python process and its
+JVM), the Python workers left running and their resident memory. Target: the fmin within 1.10x
+the bare jobs.
+"""
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+
+from common import mlflow_server, print_table, quiet_logs, spark_session
+
+
+def process_cpu_seconds(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except OSError:
+        return 0.0
+
+
+def children_of(pid, name):
+    found = subprocess.run(["pgrep", "-P", str(pid), name], capture_output=True, text=True)
+    return [int(p) for p in found.stdout.split()]
+
+
+def python_workers():
+    """(count, resident MB) of PySpark's Python worker processes on this machine."""
+    found = subprocess.run(["pgrep", "-f", "pyspark.daemon|pyspark/daemon.py|pyspark.worker"],
+                           capture_output=True, text=True).stdout.split()
+    total = 0
+    for pid in found:
+        try:
+            with open(f"/proc/{pid}/status") as status:
+                total += next(int(line.split()[1]) for line in status if line.startswith("VmRSS"))
+        except (OSError, StopIteration):
+            pass
+    return len(found), round(total / 1024)
+
+
+def child(spec):
+    quiet_logs()
+    if spec["what"] == "fmin":
+        import hyperopt  # noqa: F401  (a job's first line)
+    spark = spark_session(f"local[{spec['parallelism']}]", tracking=spec["what"] == "fmin")
+    jvm = children_of(os.getpid(), "java")
+    cpu_before = process_cpu_seconds(os.getpid()), sum(map(process_cpu_seconds, jvm))
+    started = time.perf_counter()
+    found = {}
+    if spec["what"] == "fmin":
+        import mlflow
+        import numpy as np
+        from hyperopt import SparkTrials, fmin, hp, rand
+        from objectives import sleeper
+
+        experiment = mlflow.set_experiment("parallelism-128")
+        trials = SparkTrials(parallelism=spec["parallelism"], spark_session=spark)
+        fmin(sleeper(spec["seconds"]), hp.uniform("x", -5, 5), algo=rand.suggest,
+             max_evals=spec["trials"], trials=trials, rstate=np.random.default_rng(0),
+             show_progressbar=False)
+        found["seconds"] = time.perf_counter() - started
+        found["succeeded"] = trials.count_successful_trials()
+        found["parallelism"] = trials.parallelism
+        runs = mlflow.MlflowClient().search_runs([experiment.experiment_id], max_results=5000)
+        found["finished runs"] = sum(1 for r in runs if "mlflow.parentRunId" in r.data.tags
+                                     and r.info.status == "FINISHED" and "loss" in r.data.metrics)
+    else:
+        from job_floor import timed_schedule
+
+        found["seconds"] = timed_schedule(spark, spec["trials"], spec["parallelism"],
+                                          spec["seconds"])
+    found["driver cpu s"] = round(process_cpu_seconds(os.getpid()) - cpu_before[0], 1)
+    found["jvm cpu s"] = round(sum(map(process_cpu_seconds, jvm)) - cpu_before[1], 1)
+    found["workers"], found["workers MB"] = python_workers()
+    spark.stop()
+    print("RESULT " + json.dumps(found), flush=True)
+
+
+def fresh(spec, environment):
+    done = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", json.dumps(spec)],
+                          capture_output=True, text=True, env=environment, timeout=1800)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    if not lines:
+        raise RuntimeError(f"the measurement failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=1024)
+    parser.add_argument("--parallelism", type=int, default=128)
+    parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--child")
+    options = parser.parse_args()
+    if options.child:
+        return child(json.loads(options.child))
+    spec = {"trials": options.trials, "parallelism": options.parallelism,
+            "seconds": options.seconds}
+    ideal = math.ceil(options.trials / options.parallelism) * options.seconds
+    rows = []
+    with mlflow_server() as server:
+        environment = dict(os.environ, MLFLOW_TRACKING_URI=server.uri)
+        for _ in range(options.rounds):
+            bare = fresh({**spec, "what": "bare"}, environment)
+            tracked = fresh({**spec, "what": "fmin"}, environment)
+            rows.append((bare, tracked))
+            print(f"bare jobs {bare['seconds']:.1f} s, runtime-ml fmin {tracked['seconds']:.1f} s "
+                  f"({tracked['seconds'] / bare['seconds']:.2f}x); {tracked['succeeded']} of "
+                  f"{options.trials} trials succeeded, {tracked['finished runs']} trial runs "
+                  f"FINISHED with their loss", flush=True)
+    print(f"{options.trials} trials of {options.seconds} s at parallelism {options.parallelism} "
+          f"on local[{options.parallelism}], first run of a fresh session (ideal {ideal:.0f} s)")
+    print_table(["", "seconds", "x bare", "driver cpu s", "jvm cpu s", "workers", "workers MB"],
+                [[name, f"{found['seconds']:.1f}", f"{found['seconds'] / bare['seconds']:.2f}",
+                  found["driver cpu s"], found["jvm cpu s"], found["workers"], found["workers MB"]]
+                 for bare, tracked in rows for name, found in (("bare jobs", bare),
+                                                                ("runtime-ml", tracked))])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -58,6 +58,8 @@ bench: venv
 	$(RUN) $(PY) benchmarks/placement.py
 	$(RUN) $(PY) benchmarks/cold_start.py
 	$(RUN) $(PY) benchmarks/connect.py
+	$(RUN) $(PY) benchmarks/long_search.py
+	$(RUN) $(PY) benchmarks/parallelism128.py
 
 clean:
 	rm -rf .venv .venv-compat work build dist *.egg-info

@@ -187,6 +187,7 @@ def main():
     parser.add_argument("--window", type=int, default=500)
     parser.add_argument("--calls", type=int, default=7)
     parser.add_argument("--suggest-only", action="store_true")
+    parser.add_argument("--only", default="", help="run only the searches whose label has this")
     options = parser.parse_args()
     quiet_logs()
     import logging
@@ -220,6 +221,8 @@ def main():
                     ("rand", options.trials, True, True, "rand, tracked"),
                     ("rand", options.trials, True, False, "rand, untracked")]
             for algo, count, fast, tracking, label in plan:
+                if options.only not in label:
+                    continue
                 found = search(spark, algo, count, fast, tracking, options.window)
                 results["searches"][label] = found
                 print(f"{label}: {found['trials']} trials in {found['seconds']} s; trials/s per "

@@ -54,7 +54,8 @@ def child(spec):
     quiet_logs()
     if spec["what"] == "fmin":
         import hyperopt  # noqa: F401  (a job's first line)
-    spark = spark_session(f"local[{spec['parallelism']}]", tracking=spec["what"] == "fmin")
+    spark = spark_session(f"local[{spec['parallelism']}]",
+                          tracking=spec["what"] == "fmin" and not spec.get("untracked"))
     jvm = children_of(os.getpid(), "java")
     cpu_before = process_cpu_seconds(os.getpid()), sum(map(process_cpu_seconds, jvm))
     started = time.perf_counter()
@@ -74,8 +75,9 @@ def child(spec):
         found["succeeded"] = trials.count_successful_trials()
         found["parallelism"] = trials.parallelism
         runs = mlflow.MlflowClient().search_runs([experiment.experiment_id], max_results=5000)
-        found["finished runs"] = sum(1 for r in runs if "mlflow.parentRunId" in r.data.tags
-                                     and r.info.status == "FINISHED" and "loss" in r.data.metrics)
+        found["finished runs"] = 0 if spec.get("untracked") else sum(
+            1 for r in runs if "mlflow.parentRunId" in r.data.tags
+            and r.info.status == "FINISHED" and "loss" in r.data.metrics)
     else:
         from job_floor import timed_schedule
 
@@ -103,6 +105,8 @@ def main():
     parser.add_argument("--parallelism", type=int, default=128)
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--untracked", action="store_true",
+                        help="the fmin with MLflow tracking off (to see what tracking costs)")
     parser.add_argument("--child")
     options = parser.parse_args()
     if options.child:
@@ -115,7 +119,7 @@ def main():
         environment = dict(os.environ, MLFLOW_TRACKING_URI=server.uri)
         for _ in range(options.rounds):
             bare = fresh({**spec, "what": "bare"}, environment)
-            tracked = fresh({**spec, "what": "fmin"}, environment)
+            tracked = fresh({**spec, "what": "fmin", "untracked": options.untracked}, environment)
             rows.append((bare, tracked))
             print(f"bare jobs {bare['seconds']:.1f} s, runtime-ml fmin {tracked['seconds']:.1f} s "
                   f"({tracked['seconds'] / bare['seconds']:.2f}x); {tracked['succeeded']} of "

@@ -98,27 +98,36 @@ def search(spark, algo_name, trials_count, fast, tracking, window):
             "jvm_kb_per_trial": round((after[1] - before[1]) / done, 2)}
 
 
+def finished_trials(size):
+    """(domain, trials): `size` finished trials proposed at random on space(), with the
+    objective's losses."""
+    from hyperopt import Trials, base, rand
+
+    domain = base.Domain(objective, space())
+    trials = Trials()
+    docs = rand.suggest(list(range(size)), domain, trials, 0)
+    for doc in docs:
+        params = {key: values[0] for key, values in doc["misc"]["vals"].items()}
+        doc["state"] = base.JOB_STATE_DONE
+        doc["result"] = {"status": "ok", "loss": objective(params)}
+    trials.insert_trial_docs(docs)
+    trials.refresh()
+    return domain, trials
+
+
 def suggest_times(sizes, calls):
     """Median seconds of one tpe.suggest call, hyperopt's and runtime-ml's, at each history size
     (finished trials proposed at random, losses of the objective above)."""
     # runtime-ml imports MLflow in a thread of its own from the moment SparkTrials is patched;
     # waiting for that import keeps its hold on the GIL out of the timings.
     import mlflow  # noqa: F401
-    from hyperopt import Trials, base, rand, tpe
+    from hyperopt import tpe
 
     from runtime_ml.driver import fast_tpe
 
     found = {}
-    domain = base.Domain(objective, space())
     for size in sizes:
-        trials = Trials()
-        docs = rand.suggest(list(range(size)), domain, trials, 0)
-        for doc in docs:
-            params = {key: values[0] for key, values in doc["misc"]["vals"].items()}
-            doc["state"] = base.JOB_STATE_DONE
-            doc["result"] = {"status": "ok", "loss": objective(params)}
-        trials.insert_trial_docs(docs)
-        trials.refresh()
+        domain, trials = finished_trials(size)
         ours = fast_tpe.replacing(tpe.suggest)
         algos = {"hyperopt": tpe.suggest, "runtime-ml": ours}
         times = {name: [] for name in algos}
@@ -140,7 +149,7 @@ def look_times(sizes, calls):
     history size (finished trials): refresh() and the three counts by state it asks for, as
     hyperopt's Trials answers them and as runtime-ml's SettledTrials does; and hyperopt's own
     filter of every trial's loss (to show the best one and check loss_threshold), which stays."""
-    from hyperopt import Trials, base, rand
+    from hyperopt import base
 
     from runtime_ml.compat.hyperopt_private import SettledTrials
 
@@ -151,14 +160,8 @@ def look_times(sizes, calls):
         count(base.JOB_STATE_DONE)
 
     found = {}
-    domain = base.Domain(objective, space())
     for size in sizes:
-        trials = Trials()
-        docs = rand.suggest(list(range(size)), domain, trials, 0)
-        for doc in docs:
-            doc["state"], doc["result"] = base.JOB_STATE_DONE, {"status": "ok", "loss": 1.0}
-        trials.insert_trial_docs(docs)
-        trials.refresh()
+        _, trials = finished_trials(size)
         settled = SettledTrials(trials)
         steps = {
             "hyperopt's refresh and counts": lambda trials, settled: refresh_and_count(

@@ -123,6 +123,41 @@ def test_a_document_replaced_in_the_history_is_read_again():
     assert ours([30], domain, trials, 5) == tpe.suggest([30], domain, trials, 5, n_startup_jobs=2)
 
 
+def test_a_trial_finishing_while_its_loss_is_read_is_read_again():
+    """Forced: the launcher writes the trial's result (trial_docs.write_result) just after TPE
+    read its loss as missing. Its state was read before, RUNNING, so its loss is not kept as
+    infinite: the next call reads 2.0."""
+    from runtime_ml.driver.trial_docs import write_result
+
+    class FinishedMeanwhile(dict):
+        def __getitem__(self, key):
+            value = super().__getitem__(key)
+            if key == "result" and "written" not in self:
+                dict.__setitem__(self, "written", True)
+                write_result(self, {"status": "ok", "loss": 2.0})
+            return value
+
+    doc = FinishedMeanwhile(tid=0, state=base.JOB_STATE_RUNNING, result={"status": "new"},
+                            misc={})
+    shown = fast_tpe.ShownLosses()
+    assert shown.of([doc]) == ([0], [float("inf")])
+    assert shown.of([doc]) == ([0], [2.0])
+
+
+def test_a_result_is_written_before_its_trial_shows_done():
+    from runtime_ml.driver.trial_docs import write_result
+
+    order = []
+
+    class Recording(dict):
+        def __setitem__(self, key, value):
+            order.append(key)
+            super().__setitem__(key, value)
+
+    write_result(Recording(state=base.JOB_STATE_RUNNING), {"status": "ok", "loss": 1.0})
+    assert order.index("result") < order.index("state")
+
+
 def test_values_that_are_not_numbers_are_handed_over_as_lists():
     observed = fast_tpe.ObservedValues(["x", "y"])
     miscs = [{"tid": 0, "idxs": {"x": [0], "y": [0]}, "vals": {"x": [1.5], "y": ["a"]}},

@@ -105,13 +105,15 @@ class ShownLosses:
             self._forget()
             kept = 0
         tail = shown[kept:]
+        # States before losses: a trial is DONE only once its result is written
+        # (trial_docs.write_result), so one seen DONE here has its loss read below.
+        done = 0
+        while done < len(tail) and tail[done]["state"] == base.JOB_STATE_DONE:
+            done += 1
         inf = float("inf")
         tids = self._tids + [doc["misc"].get("from_tid", doc["tid"]) for doc in tail]
         losses = self._losses + [inf if loss is None else float(loss)
                                  for loss in [doc["result"].get("loss") for doc in tail]]
-        done = 0
-        while done < len(tail) and tail[done]["state"] == base.JOB_STATE_DONE:
-            done += 1
         self._docs += tail[:done]
         self._tids = tids[:kept + done]
         self._losses = losses[:kept + done]

@@ -8,8 +8,10 @@ from hyperopt.utils import coarse_utcnow
 
 
 def write_result(trial: dict, result: dict) -> None:
-    trial["state"] = base.JOB_STATE_DONE
+    """The result first: hyperopt's thread may read the document meanwhile, and a DONE trial's
+    loss is read once (driver/fast_tpe.ShownLosses), so DONE never shows without its result."""
     trial["result"] = result
+    trial["state"] = base.JOB_STATE_DONE
     trial["refresh_time"] = coarse_utcnow()
 
 

@@ -29,7 +29,9 @@ What this relies on in hyperopt (pinned by tests/test_hyperopt_contract.py on 0.
 FMinIter's constructor and attributes, base.Domain.evaluate (as runtime_ml.trial.evaluation repeats it),
 base.spec_from_misc, base.validate_timeout / validate_loss_threshold, JOB_STATE_*,
 Trials.new_trial_ids, and SparkTrials' private attributes, reached through
-runtime_ml.compat.spark_trials, and its `timeout` and `loss_threshold`.
+runtime_ml.compat.spark_trials, and its `timeout` and `loss_threshold`; Trials' private state
+(SettledTrials) and tpe's graph builder (fast_tpe), reached through runtime_ml.compat.hyperopt_private
+(pinned by tests/test_compat.py).
 """
 
 import os

@@ -137,13 +137,14 @@ class SettledTrials:
     def count_by_state_unsynced(self, arg: Any) -> int:
         from hyperopt import base
 
-        with self._lock:
-            tail = self._tail()
         if arg in base.JOB_STATES:
-            return self._counts.get(arg, 0) + sum(1 for doc in tail if doc["state"] == arg)
-        if hasattr(arg, "__iter__"):
+            states = {arg}
+        elif hasattr(arg, "__iter__"):
             states = set(arg)
             assert all(x in base.JOB_STATES for x in states)
-            return (sum(self._counts.get(state, 0) for state in states)
-                    + sum(1 for doc in tail if doc["state"] in states))
-        raise TypeError(arg)
+        else:
+            raise TypeError(arg)
+        with self._lock:  # the settled counts and the rest of the list of one moment
+            tail = self._tail()
+            settled = sum(self._counts.get(state, 0) for state in states)
+        return settled + sum(1 for doc in tail if doc["state"] in states)

@@ -123,24 +123,29 @@ def test_without_sequential_at_one_the_trials_are_stocks_at_parallelism_one(spar
 
 
 def test_at_parallelism_one_a_timeout_between_two_trials_cancels_nothing(spark, active):
-    """Forced: hyperopt's loop has the first result and is held (in early_stop_fn, which it calls
-    before it asks for the next trial) until the timeout has fired. Nothing runs and nothing is
-    proposed then, so nothing is cancelled and the result is kept (stock would cancel the trial it
+    """Forced: hyperopt's loop, woken by the first trial's end, is held in its refresh (before it
+    asks for the next trial) until the timeout has fired. Nothing runs and nothing is proposed
+    then, so nothing is cancelled and the result is kept (stock would cancel the trial it
     proposed ahead)."""
-    seen = []
+    import hyperopt
+    from hyperopt.base import JOB_STATE_DONE
+    from interleavings import state_of
 
-    def held_until_cancelled(trials, *_):
-        if trials.count_successful_trials() and not seen:
-            seen.append(trials.count_successful_trials())
-            for _ in range(200):
-                if trials._fmin_cancelled_reason:
-                    break
+    trials = hyperopt.SparkTrials(parallelism=1, spark_session=spark, timeout=6)
+    held = []
+
+    def refresh():  # hyperopt's loop's own call, on the instance as interleavings.HeldProposal
+        if not held and trials._dynamic_trials and state_of(trials, 0) == JOB_STATE_DONE:
+            held.append(True)
+            deadline = time.monotonic() + 30
+            while not trials._fmin_cancelled_reason and time.monotonic() < deadline:
                 time.sleep(0.05)
-        return False, []
+        type(trials).refresh(trials)
 
-    trials, best = fmin(spark, lambda x: x ** 2, hp.uniform("x", -1, 1), 5, parallelism=1,
-                        trials_timeout=6, early_stop_fn=held_until_cancelled, return_argmin=False)
-    assert seen == [1]
+    trials.refresh = refresh
+    _, best = fmin(spark, lambda x: x ** 2, hp.uniform("x", -1, 1), 5, trials=trials,
+                   return_argmin=False)
+    assert held == [True]
     assert trials._fmin_cancelled_reason == "fmin run timeout"
     assert (trials.count_successful_trials(), trials.count_cancelled_trials()) == (1, 0)
     assert best == trials.trials[0]["misc"]["vals"]["x"][0]

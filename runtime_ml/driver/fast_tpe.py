@@ -120,12 +120,12 @@ class ShownLosses:
         return tids, losses
 
 
-def best_documents(shown, shown_losses=None):
+def best_documents(shown, shown_losses):
     """(tids, documents, losses) as hyperopt's tpe.suggest makes them: each trial id's document
     with the lowest loss (no loss yet, as new, running and failed trials, is infinite), by id.
     A document that is a copy of another (misc["from_tid"]) counts for that one; a trial whose
     loss is NaN is left out. `shown_losses`: the ShownLosses of earlier calls."""
-    tids, losses = (shown_losses or ShownLosses()).of(shown)
+    tids, losses = shown_losses.of(shown)
     if all(map(operator.lt, tids, tids[1:])) and not any(map(math.isnan, losses)):
         return tuple(tids), tuple(shown), losses  # one document per id, in order: the usual case
     # hyperopt's rule, whose `loss <= best` also leaves out a trial whose loss is NaN
@@ -169,7 +169,7 @@ class ObservedValues:
         if not idxs or kept is False:
             return
         added = np.asarray(idxs), np.asarray(vals)
-        if not all(a.ndim == 1 and a.dtype.kind in "fiub" for a in added):
+        if not tpe_densities.number_vectors(*added):
             self._arrays[key] = False
         elif kept is None:
             self._arrays[key] = added

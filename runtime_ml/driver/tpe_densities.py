@@ -49,15 +49,26 @@ def _erf(z):
     return out
 
 
-def _vectors(*arrays):
+def number_vectors(*arrays):
+    """True when every array is a vector of numbers (bool, int, unsigned or float)."""
     return all(a.ndim == 1 and a.dtype.kind in "fiub" for a in arrays)
+
+
+def _covered(q, given, weights, mus, sigmas):
+    """The quantized case for number vectors, which the whole-array versions compute."""
+    return (q is not None and given.size > 0 and len(weights) > 0 and number_vectors(weights, mus, sigmas)
+            and given.dtype.kind in "fiub" and len(weights) == len(mus) == len(sigmas))
+
+
+def _normal_cdf(x, mus, sigmas):
+    """hyperopt's normal_cdf(x, mu, sigma), broadcast over x and the components."""
+    bottom = np.maximum(np.sqrt(2) * sigmas, EPS)
+    return 0.5 * (1 + _erf((x - mus) / bottom))
 
 
 def _normal_cdfs(x, mus, sigmas):
     """hyperopt's normal_cdf(x, mu, sigma) for every component: (components, samples)."""
-    top = x[None, :] - mus[:, None]
-    bottom = np.maximum(np.sqrt(2) * sigmas, EPS)[:, None]
-    return 0.5 * (1 + _erf(top / bottom))
+    return _normal_cdf(x[None, :], mus[:, None], sigmas[:, None])
 
 
 def _lognormal_cdfs(x, mus, sigmas):
@@ -77,12 +88,6 @@ def _mixture_mass(weights, upper_cdfs, lower_cdfs, size):
     return prob
 
 
-def _normal_cdf(x, mus, sigmas):
-    """hyperopt's normal_cdf(x, mu, sigma) for a bound x and every component."""
-    bottom = np.maximum(np.sqrt(2) * sigmas, EPS)
-    return 0.5 * (1 + _erf((x - mus) / bottom))
-
-
 def _accepted(weights, mus, sigmas, low, high):
     """The truncation's mass, as hyperopt's GMM1_lpdf and LGMM1_lpdf compute it."""
     if low is None and high is None:
@@ -95,8 +100,7 @@ def gmm1_lpdf(original):
 
     def quantized_gmm1_lpdf(samples, weights, mus, sigmas, low=None, high=None, q=None):
         given, w, m, s = (np.asarray(a) for a in (samples, weights, mus, sigmas))
-        if q is None or given.size == 0 or len(w) == 0 or not _vectors(w, m, s) or not (
-                given.dtype.kind in "fiub" and len(w) == len(m) == len(s)):
+        if not _covered(q, given, w, m, s):
             return original(samples, weights, mus, sigmas, low=low, high=high, q=q)
         flat = given.flatten()
         upper = flat + q / 2 if high is None else np.minimum(flat + q / 2, high)
@@ -114,8 +118,7 @@ def lgmm1_lpdf(original):
 
     def quantized_lgmm1_lpdf(samples, weights, mus, sigmas, low=None, high=None, q=None):
         given, w, m, s = (np.asarray(a) for a in (samples, weights, mus, sigmas))
-        if q is None or given.size == 0 or len(w) == 0 or not _vectors(w, m, s) or not (
-                given.dtype.kind in "fiub" and len(w) == len(m) == len(s)):
+        if not _covered(q, given, w, m, s):
             return original(samples, weights, mus, sigmas, low=low, high=high, q=q)
         flat = given.flatten() if given.ndim != 1 else given
         upper = flat + q / 2 if high is None else np.minimum(flat + q / 2, np.exp(high))
@@ -140,7 +143,7 @@ def split_trials(original, default_cap):
         cap = rest[0] if rest else kwargs.get("gamma_cap", default_cap)
         ids, values, loss_ids, losses = (np.asarray(a) for a in (o_idxs, o_vals, l_idxs, l_vals))
         if len(rest) > 1 or set(kwargs) - {"gamma_cap"} or not (
-                _vectors(ids, values, loss_ids, losses) and len(ids) == len(values)):
+                number_vectors(ids, values, loss_ids, losses) and len(ids) == len(values)):
             return original(o_idxs, o_vals, l_idxs, l_vals, gamma, *rest, **kwargs)
         n_below = min(int(np.ceil(gamma * np.sqrt(len(losses)))), cap)
         order = np.argsort(losses)

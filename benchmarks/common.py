@@ -55,6 +55,27 @@ def mlflow_server():
             server.stop()
 
 
+def resident_kb(pid):
+    """A process's resident memory in KB (0 when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def driver_jvms():
+    """The process ids of this process's JVMs (PySpark's py4j gateway, the driver JVM)."""
+    import subprocess
+
+    found = subprocess.run(["pgrep", "-P", str(os.getpid()), "java"], capture_output=True,
+                           text=True)
+    return [int(pid) for pid in found.stdout.split()]
+
+
 def quiet_logs():
     import logging
 

@@ -24,7 +24,16 @@ import sys
 import time
 
 import numpy as np
-from common import RESULTS, mlflow_server, print_table, quiet_logs, save_plot, spark_session
+from common import (
+    RESULTS,
+    driver_jvms,
+    mlflow_server,
+    print_table,
+    quiet_logs,
+    resident_kb,
+    save_plot,
+    spark_session,
+)
 
 FAST_TPE = "spark.runtimeml.hyperopt.fastTpe"
 TRACKING = "spark.databricks.mlflow.trackHyperopt.enabled"
@@ -43,26 +52,6 @@ def objective(params):
 
     return ((params["depth"] - 6) ** 2 / 10 + abs(math.log(params["trees"]) - 5)
             + abs(math.log(params["lr"]) + 2.5) + (params["subsample"] - 0.8) ** 2)
-
-
-def resident_kb(pid):
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def jvm_pid():
-    """The driver JVM's process id (PySpark's py4j gateway process, this process's child)."""
-    import subprocess
-
-    found = subprocess.run(["pgrep", "-P", str(os.getpid()), "java"], capture_output=True,
-                           text=True).stdout.split()
-    return int(found[0]) if found else None
 
 
 def windows(trials, size):
@@ -84,7 +73,7 @@ def search(spark, algo_name, trials_count, fast, tracking, window):
     spark.conf.set(TRACKING, str(tracking).lower())
     algo = getattr(hyperopt, algo_name).suggest
     trials = SparkTrials(parallelism=8, spark_session=spark)
-    jvm = jvm_pid()
+    jvm = next(iter(driver_jvms()), None)
     before = resident_kb(os.getpid()), resident_kb(jvm) if jvm else 0
     started = time.perf_counter()
     fmin(objective, space(), algo=algo, max_evals=trials_count, trials=trials,

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 
-from common import mlflow_server, print_table, quiet_logs, spark_session
+from common import driver_jvms, mlflow_server, print_table, quiet_logs, resident_kb, spark_session
 
 
 def process_cpu_seconds(pid):
@@ -31,23 +31,11 @@ def process_cpu_seconds(pid):
         return 0.0
 
 
-def children_of(pid, name):
-    found = subprocess.run(["pgrep", "-P", str(pid), name], capture_output=True, text=True)
-    return [int(p) for p in found.stdout.split()]
-
-
 def python_workers():
     """(count, resident MB) of PySpark's Python worker processes on this machine."""
     found = subprocess.run(["pgrep", "-f", "pyspark.daemon|pyspark/daemon.py|pyspark.worker"],
                            capture_output=True, text=True).stdout.split()
-    total = 0
-    for pid in found:
-        try:
-            with open(f"/proc/{pid}/status") as status:
-                total += next(int(line.split()[1]) for line in status if line.startswith("VmRSS"))
-        except (OSError, StopIteration):
-            pass
-    return len(found), round(total / 1024)
+    return len(found), round(sum(resident_kb(int(pid)) for pid in found) / 1024)
 
 
 def child(spec):
@@ -56,7 +44,7 @@ def child(spec):
         import hyperopt  # noqa: F401  (a job's first line)
     spark = spark_session(f"local[{spec['parallelism']}]",
                           tracking=spec["what"] == "fmin" and not spec.get("untracked"))
-    jvm = children_of(os.getpid(), "java")
+    jvm = driver_jvms()
     cpu_before = process_cpu_seconds(os.getpid()), sum(map(process_cpu_seconds, jvm))
     started = time.perf_counter()
     found = {}

@@ -52,6 +52,26 @@ def objective(params):
     return {"loss": (params["x"] - 1) ** 2, "status": STATUS_OK}
 
 
+def imported_so_far(x):
+    """What the trial's Python worker has imported, after the trials it ran before this one."""
+    import sys
+
+    return {"loss": x ** 2, "status": STATUS_OK,
+            "imported": sorted(m for m in ("pandas", "hyperopt", "mlflow") if m in sys.modules)}
+
+
+@part("worker imports")  # first: the session's workers have run nothing else yet
+def worker_imports():
+    trials = SparkTrials(parallelism=1)
+    mlflow.set_experiment(os.environ["RUNTIME_ML_TEST_EXPERIMENT"] + "-imports")  # tracked aside
+    try:
+        fmin(imported_so_far, hp.uniform("x", -1, 1), algo=tpe.suggest, max_evals=3,
+             trials=trials, show_progressbar=False)
+    finally:
+        mlflow.set_experiment(experiment_id=experiment.experiment_id)
+    return [t["result"]["imported"] for t in trials.trials]
+
+
 @part("tuned")
 def tuned():
     space = {"x": hp.uniform("x", -3, 3), "kind": hp.choice("kind", ["a", "b"])}

@@ -114,6 +114,12 @@ def test_an_unchanged_job_tunes_on_a_connect_session_with_the_clusters_slots(sce
     assert part(scenario, "seeds' workflow") == {"best": ["penalty", "regParam"]}
 
 
+def test_a_trials_python_worker_imports_no_pandas_hyperopt_or_mlflow_it_does_not_use(scenario):
+    # one worker runs the three trials in turn: the later ones see what the earlier ones'
+    # results imported on their way back (pyarrow's from_pydict would import pandas)
+    assert part(scenario, "worker imports") == [[], [], []]
+
+
 def test_it_is_tracked_as_on_classic_spark_with_the_objectives_own_metrics(scenario):
     runs = part(scenario, "runs")
     assert runs["parents"] == 1 and runs["children"] == 8
@@ -161,3 +167,12 @@ def test_doctor_tells_the_connect_story_for_a_remote_session(tmp_path):
     assert "Spark Connect: SparkTrials works with zero code change" in done.stdout
     assert "task slots now: 2 (from the conf over Spark Connect: local[2])" in done.stdout
     assert "SparkTrials() -> 2" in done.stdout
+
+
+@pytest.mark.parametrize("value", [b"", b"\x00", bytes(range(256)) * 1000])
+def test_a_trials_output_row_holds_its_bytes_exactly(value):
+    from runtime_ml.worker.task import OUTPUT_COLUMN, binary_row
+
+    batch = binary_row(value)
+    assert batch.schema.names == [OUTPUT_COLUMN] and batch.num_rows == 1
+    assert batch.column(0)[0].as_py() == value

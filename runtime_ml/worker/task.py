@@ -159,6 +159,27 @@ class TrialTask:
             return TrialFailure.shipped(error, with_result_hint(traceback.format_exc(), value))
 
 
+OUTPUT_COLUMN = "output"  # the one binary column of a trial's job over Spark Connect
+MAX_BINARY = 2**31 - 1  # the most an Arrow binary array (32-bit offsets) holds
+
+
+def binary_row(value: bytes) -> Any:
+    """One Arrow batch with `value` in one row of OUTPUT_COLUMN, built from its buffers:
+    `pyarrow.array` and `RecordBatch.from_pydict` import pandas to inspect their input (0.2 s of
+    CPU in each fresh Python worker, measured; a trial does not need pandas). A value too large for
+    32-bit offsets goes through from_pydict, whose error says so."""
+    import struct
+
+    import pyarrow
+
+    if len(value) > MAX_BINARY:
+        return pyarrow.RecordBatch.from_pydict({OUTPUT_COLUMN: [value]})
+    offsets = pyarrow.py_buffer(struct.pack("<ii", 0, len(value)))
+    column = pyarrow.Array.from_buffers(pyarrow.binary(), 1, [None, offsets,
+                                                              pyarrow.py_buffer(value)])
+    return pyarrow.RecordBatch.from_arrays([column], names=[OUTPUT_COLUMN])
+
+
 class ArrowTrialTask:
     """A TrialTask as a `mapInArrow` function (Spark Connect): its output, pickled, in one row."""
 
@@ -166,8 +187,6 @@ class ArrowTrialTask:
         self.task = task
 
     def __call__(self, batches):
-        import pyarrow
-
         done = next(iter(self.task(batches)))
         try:
             pickled = pickle.dumps(done)
@@ -177,4 +196,4 @@ class ArrowTrialTask:
                                    f"{type(error).__name__}: {error} (outcome: {output!r:.200})")
             text = output.traceback_text if isinstance(output, TrialFailure) else None
             pickled = pickle.dumps(done._replace(outcome=TrialFailure(failure, text or str(failure))))
-        yield pyarrow.RecordBatch.from_pydict({"output": [pickled]})
+        yield binary_row(pickled)

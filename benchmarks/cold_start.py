@@ -157,11 +157,12 @@ def default_tracking_env():
     return env
 
 
-def fresh_session(spec):
-    """Run `child(spec)` in a new Python process; returns what it measured."""
+def fresh_session(spec, script=__file__):
+    """Run `child(spec)` of `script` (this file's, by default) in a new Python process, with
+    `--child SPEC`; returns what it measured."""
     env = default_tracking_env()
     cwd = tracked_home() if spec.get("mode") == TRACKED else None
-    done = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", json.dumps(spec)],
+    done = subprocess.run([sys.executable, os.path.abspath(script), "--child", json.dumps(spec)],
                           env=env, cwd=cwd, capture_output=True, text=True, timeout=1800)
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     if done.returncode != 0 or not lines:

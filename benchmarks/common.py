@@ -23,19 +23,26 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
 MODES = ("stock", "runtime-ml")
 
 
-def spark_session(master, tracking=False, remote=False):
+def spark_session(master, tracking=False, remote=False, conf=None):
     """Tracking is off unless asked: it has its own benchmark (tracking_overhead.py). With
-    `remote`, a Spark Connect session on PySpark's local Connect server for `master`."""
+    `remote`, a Spark Connect session on PySpark's local Connect server for `master` (`conf`, the
+    server's static confs, goes to that server)."""
     from pyspark.sql import SparkSession
 
     if remote:
-        spark = SparkSession.builder.remote(master).getOrCreate()
+        builder = SparkSession.builder.remote(master)
+        for key, value in (conf or {}).items():
+            builder = builder.config(key, value)
+        spark = builder.getOrCreate()
         spark.conf.set(TRACK_HYPEROPT.name, str(tracking).lower())
         return spark
-    spark = (SparkSession.builder.master(master).appName("runtime-ml benchmark")
-             .config("spark.ui.enabled", "false")
-             .config(TRACK_HYPEROPT.name, str(tracking).lower())
-             .config("spark.ui.showConsoleProgress", "false").getOrCreate())
+    builder = (SparkSession.builder.master(master).appName("runtime-ml benchmark")
+               .config("spark.ui.enabled", "false")
+               .config(TRACK_HYPEROPT.name, str(tracking).lower())
+               .config("spark.ui.showConsoleProgress", "false"))
+    for key, value in (conf or {}).items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     return spark
 

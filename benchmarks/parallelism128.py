@@ -7,7 +7,8 @@ Each measurement is the first run of a fresh process with a fresh Spark session:
 - the same schedule of bare one-task PySpark jobs (128 threads, 8 jobs of 2 s each in a row, no
   hyperopt: job_floor.py's schedule), the floor a fresh session allows.
 Also what the driver and the workers cost: the driver's CPU seconds (its Python process and its
-JVM), the Python workers left running and their resident memory. Target: the fmin within 1.10x
+JVM), the Python workers left running and their resident memory; and the MLflow server's CPU
+seconds while each measurement ran. Target: the fmin within 1.10x
 the bare jobs.
 """
 
@@ -29,6 +30,19 @@ def process_cpu_seconds(pid):
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except OSError:
         return 0.0
+
+
+def group_cpu_seconds(leader):
+    """The CPU seconds of every process in `leader`'s process group (the MLflow server and its
+    workers)."""
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        try:
+            if entry.isdigit() and os.getpgid(int(entry)) == leader:
+                total += process_cpu_seconds(int(entry))
+        except OSError:
+            pass
+    return total
 
 
 def python_workers():
@@ -78,13 +92,16 @@ def child(spec):
     print("RESULT " + json.dumps(found), flush=True)
 
 
-def fresh(spec, environment):
+def fresh(spec, environment, server):
+    server_cpu = group_cpu_seconds(server.process.pid)
     done = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", json.dumps(spec)],
                           capture_output=True, text=True, env=environment, timeout=1800)
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     if not lines:
         raise RuntimeError(f"the measurement failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
-    return json.loads(lines[-1][len("RESULT "):])
+    found = json.loads(lines[-1][len("RESULT "):])
+    found["server cpu s"] = round(group_cpu_seconds(server.process.pid) - server_cpu, 1)
+    return found
 
 
 def main():
@@ -106,8 +123,9 @@ def main():
     with mlflow_server() as server:
         environment = dict(os.environ, MLFLOW_TRACKING_URI=server.uri)
         for _ in range(options.rounds):
-            bare = fresh({**spec, "what": "bare"}, environment)
-            tracked = fresh({**spec, "what": "fmin", "untracked": options.untracked}, environment)
+            bare = fresh({**spec, "what": "bare"}, environment, server)
+            tracked = fresh({**spec, "what": "fmin", "untracked": options.untracked}, environment,
+                            server)
             rows.append((bare, tracked))
             print(f"bare jobs {bare['seconds']:.1f} s, runtime-ml fmin {tracked['seconds']:.1f} s "
                   f"({tracked['seconds'] / bare['seconds']:.2f}x); {tracked['succeeded']} of "
@@ -115,9 +133,11 @@ def main():
                   f"FINISHED with their loss", flush=True)
     print(f"{options.trials} trials of {options.seconds} s at parallelism {options.parallelism} "
           f"on local[{options.parallelism}], first run of a fresh session (ideal {ideal:.0f} s)")
-    print_table(["", "seconds", "x bare", "driver cpu s", "jvm cpu s", "workers", "workers MB"],
+    print_table(["", "seconds", "x bare", "driver cpu s", "jvm cpu s", "server cpu s", "workers",
+                 "workers MB"],
                 [[name, f"{found['seconds']:.1f}", f"{found['seconds'] / bare['seconds']:.2f}",
-                  found["driver cpu s"], found["jvm cpu s"], found["workers"], found["workers MB"]]
+                  found["driver cpu s"], found["jvm cpu s"], found["server cpu s"],
+                  found["workers"], found["workers MB"]]
                  for bare, tracked in rows for name, found in (("bare jobs", bare),
                                                                 ("runtime-ml", tracked))])
     return 0

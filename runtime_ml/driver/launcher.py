@@ -233,10 +233,10 @@ class ConnectLauncher:
         return inheriting(self.spark, launching)
 
     def run(self, task: TrialTask) -> Any:
-        """One request to the server where the public API allows it (measured in
-        benchmarks/README.md, "Spark Connect"): the input frame is made once, so PySpark 4 asks the
-        server for its columns once per fmin (PySpark 3.5 asks each time); the output's schema is
-        a StructType, which needs no parsing on the server; the row comes back as an Arrow table
+        """One request to the server where the public API allows it (benchmarks/README.md,
+        "Spark Connect at its floor"): the input frame is made once, so PySpark 4 asks the server
+        for its columns once per fmin (PySpark 3.5 asks each time); the output's schema is a
+        StructType, which needs no parsing on the server; the row comes back as an Arrow table
         (PySpark 4's toArrow; `collect` before), without the conversion to Rows."""
         from pyspark.sql.types import BinaryType, StructField, StructType
 

@@ -167,7 +167,7 @@ def binary_row(value: bytes) -> Any:
     """One Arrow batch with `value` in one row of OUTPUT_COLUMN, built from its buffers:
     `pyarrow.array` and `RecordBatch.from_pydict` import pandas to inspect their input (0.2 s of
     CPU in each fresh Python worker, measured; a trial does not need pandas). A value too large for
-    32-bit offsets goes through from_pydict, whose error says so."""
+    32-bit offsets goes through from_pydict, as every value did before."""
     import struct
 
     import pyarrow

@@ -35,7 +35,6 @@ import socket
 import statistics
 import struct
 import sys
-import threading
 import time
 import urllib.request
 from datetime import datetime
@@ -209,20 +208,11 @@ def timed_fmins(spark, spec, conf):
 def connect_schedule(spark, jobs, parallelism, seconds):
     """`jobs` one-task mapInArrow jobs in runtime-ml's shape, each sleeping `seconds`, from
     `parallelism` threads: Connect's floor for that schedule."""
+    from job_floor import timed_threads
+
     one_row = spark.range(1, numPartitions=1)
-    per_thread = math.ceil(jobs / parallelism)
-
-    def slot():
-        for _ in range(per_thread):
-            shaped_job(spark, one_row, shaped_function(seconds))()
-
-    threads = [threading.Thread(target=slot) for _ in range(parallelism)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return time.perf_counter() - started
+    return timed_threads(jobs, parallelism,
+                         lambda: shaped_job(spark, one_row, shaped_function(seconds))())
 
 
 def timed_floor(spark, spec, conf):

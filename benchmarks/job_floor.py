@@ -26,11 +26,18 @@ def sleeping_task(seconds):
 
 def timed_schedule(spark, jobs, parallelism, seconds):
     one_row = spark.sparkContext.parallelize([0], 1)
+    return timed_threads(jobs, parallelism,
+                         lambda: one_row.mapPartitions(sleeping_task(seconds)).collect())
+
+
+def timed_threads(jobs, parallelism, job):
+    """Seconds to run `job()` `jobs` times from `parallelism` threads, each running its share in a
+    row."""
     per_thread = math.ceil(jobs / parallelism)
 
     def slot():
         for _ in range(per_thread):
-            one_row.mapPartitions(sleeping_task(seconds)).collect()
+            job()
 
     threads = [threading.Thread(target=slot) for _ in range(parallelism)]
     started = time.perf_counter()

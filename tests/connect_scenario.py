@@ -54,9 +54,10 @@ def objective(params):
 
 def imported_so_far(x):
     """What the trial's Python worker has imported, after the trials it ran before this one."""
+    import os
     import sys
 
-    return {"loss": x ** 2, "status": STATUS_OK,
+    return {"loss": x ** 2, "status": STATUS_OK, "pid": os.getpid(),
             "imported": sorted(m for m in ("pandas", "hyperopt", "mlflow") if m in sys.modules)}
 
 
@@ -69,7 +70,8 @@ def worker_imports():
              trials=trials, show_progressbar=False)
     finally:
         mlflow.set_experiment(experiment_id=experiment.experiment_id)
-    return [t["result"]["imported"] for t in trials.trials]
+    return {"imported": [t["result"]["imported"] for t in trials.trials],
+            "workers": len({t["result"]["pid"] for t in trials.trials})}
 
 
 @part("tuned")

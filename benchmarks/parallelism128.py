@@ -8,7 +8,8 @@ Each measurement is the first run of a fresh process with a fresh Spark session:
   hyperopt: job_floor.py's schedule), the floor a fresh session allows.
 Also what the driver and the workers cost: the driver's CPU seconds (its Python process and its
 JVM), the Python workers left running and their resident memory; and the MLflow server's CPU
-seconds while each measurement ran. Target: the fmin within 1.10x
+seconds while each measurement ran. First, what each of the three requests a trial's run takes
+costs the server and this process in CPU (REQUESTS of each, one at a time). Target: the fmin within 1.10x
 the bare jobs.
 """
 
@@ -43,6 +44,41 @@ def group_cpu_seconds(leader):
         except OSError:
             pass
     return total
+
+
+REQUESTS = 200
+
+
+def request_costs(server):
+    """{request: (server CPU ms, client CPU ms)} for each of the requests a trial's run takes, as
+    runtime-ml's tracker makes them (create with its tags, log_batch with params, the loss and a
+    tag, the quiet end), REQUESTS of each one at a time."""
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric, Param, RunTag
+
+    from runtime_ml.tracking.records import end_run_quietly, ms
+
+    client = MlflowClient(server.uri)
+    experiment = client.create_experiment(f"request-costs-{time.time()}")
+    parent = client.create_run(experiment).info.run_id
+    runs, costs = [], {}
+    params = [Param(name, "1.0") for name in ("depth", "trees", "rate", "subsample")]
+    steps = {
+        "create_run": lambda i: runs.append(client.create_run(
+            experiment, ms(), {"mlflow.parentRunId": parent, "trial_id": str(i)},
+            f"trial-{i}").info.run_id),
+        "log_batch": lambda i: client.log_batch(runs[i], metrics=[Metric("loss", 0.5, ms(), 0)],
+                                                params=params,
+                                                tags=[RunTag("trial_status", "success")]),
+        "end (update_run)": lambda i: end_run_quietly(client, runs[i], "FINISHED"),
+    }
+    for name, step in steps.items():
+        server_before, client_before = group_cpu_seconds(server.process.pid), time.process_time()
+        for i in range(REQUESTS):
+            step(i)
+        costs[name] = ((group_cpu_seconds(server.process.pid) - server_before) * 1000 / REQUESTS,
+                       (time.process_time() - client_before) * 1000 / REQUESTS)
+    return costs
 
 
 def python_workers():
@@ -121,6 +157,10 @@ def main():
     ideal = math.ceil(options.trials / options.parallelism) * options.seconds
     rows = []
     with mlflow_server() as server:
+        costs = request_costs(server)
+        print(f"CPU ms per request, {REQUESTS} of each, one at a time:")
+        print_table(["request", "server", "client"],
+                    [[name, f"{cost[0]:.1f}", f"{cost[1]:.1f}"] for name, cost in costs.items()])
         environment = dict(os.environ, MLFLOW_TRACKING_URI=server.uri)
         for _ in range(options.rounds):
             bare = fresh({**spec, "what": "bare"}, environment, server)

@@ -69,3 +69,14 @@ def test_local_cluster_story_matches_the_runtime(tmp_path):
                for level, text in explicit["reasons"] if level == "warning")
     assert report["tracking"] == {"enabled": False, "source": "--conf", "raw": "false"}
     assert report["resume"] == {"enabled": False, "source": "default", "raw": None}
+
+
+def test_it_tells_admins_of_spark_4_1_about_unix_sockets_for_python_workers():
+    from runtime_ml.doctor import UNIX_SOCKETS, python_workers_line
+
+    assert python_workers_line("3.5.0", None) is None  # TCP is the only way there
+    advice = python_workers_line("4.1.0", None)
+    assert "over TCP" in advice and f"{UNIX_SOCKETS} true" in advice
+    assert python_workers_line("4.3.0", "false") == advice
+    assert python_workers_line("4.3.0", "True") == (
+        f"  Python workers: over Unix domain sockets ({UNIX_SOCKETS} true)")

@@ -105,6 +105,12 @@ def thread_target_takes_session(spark_version: Optional[str]) -> bool:
     return version_tuple(spark_version) >= (4,)
 
 
+# Spark 4.1 lets executors talk to their Python workers over Unix domain sockets
+# (spark.python.unix.domain.socket.enabled); before, only over TCP.
+def python_workers_take_unix_sockets(spark_version: Optional[str]) -> bool:
+    return version_tuple(spark_version) >= (4, 1)
+
+
 # runtime-ml's fast TPE (driver/fast_tpe.py) repeats hyperopt's tpe.suggest step for step around
 # hyperopt's own graph; tests/test_fast_tpe.py proves its proposals identical on these versions.
 # On any other, hyperopt's tpe.suggest runs.

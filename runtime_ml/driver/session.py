@@ -7,6 +7,8 @@ and cluster (read_cluster_facts, executor_slots), which asks the driver's JVM fo
 slots.
 """
 
+from typing import Any, Optional
+
 from runtime_ml.driver import launcher
 
 
@@ -15,7 +17,7 @@ def is_connect(spark):
     return type(spark).__module__.startswith("pyspark.sql.connect")
 
 
-def conf_get(spark, key, default=None):
+def conf_get(spark: Any, key: str, default: Optional[str] = None) -> Optional[str]:
     """A Spark conf value as a string, or `default`: static confs too, on both kinds."""
     if is_connect(spark):
         value = spark.conf.get(key, None)

@@ -31,18 +31,17 @@ def spark_session(master, tracking=False, remote=False, conf=None):
 
     if remote:
         builder = SparkSession.builder.remote(master)
-        for key, value in (conf or {}).items():
-            builder = builder.config(key, value)
-        spark = builder.getOrCreate()
-        spark.conf.set(TRACK_HYPEROPT.name, str(tracking).lower())
-        return spark
-    builder = (SparkSession.builder.master(master).appName("runtime-ml benchmark")
-               .config("spark.ui.enabled", "false")
-               .config(TRACK_HYPEROPT.name, str(tracking).lower())
-               .config("spark.ui.showConsoleProgress", "false"))
+    else:
+        builder = (SparkSession.builder.master(master).appName("runtime-ml benchmark")
+                   .config("spark.ui.enabled", "false")
+                   .config(TRACK_HYPEROPT.name, str(tracking).lower())
+                   .config("spark.ui.showConsoleProgress", "false"))
     for key, value in (conf or {}).items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
+    if remote:
+        spark.conf.set(TRACK_HYPEROPT.name, str(tracking).lower())
+        return spark
     spark.sparkContext.setLogLevel("ERROR")
     return spark
 

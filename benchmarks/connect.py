@@ -75,14 +75,10 @@ def child(spec):
         spark.stop()
 
 
-def output_schema():
-    from pyspark.sql.types import BinaryType, StructField, StructType
-
-    return StructType([StructField("output", BinaryType())])
-
-
 def shaped_job(spark, one_row, function):
     """A one-task mapInArrow job as runtime-ml's ConnectLauncher makes one; returns its bytes."""
+    from runtime_ml.driver.launcher import output_schema
+
     frame = one_row.mapInArrow(function, output_schema())
     return lambda: frame.toArrow().column(0)[0].as_py()
 

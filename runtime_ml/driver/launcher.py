@@ -201,6 +201,13 @@ TAG_PREFIX = "runtime-ml-hyperopt-"
 ARTIFACT_PREFIX = "runtime-ml-objective-"
 
 
+def output_schema() -> Any:
+    """The schema of a trial's job over Spark Connect: one binary column, ArrowTrialTask's."""
+    from pyspark.sql.types import BinaryType, StructField, StructType
+
+    return StructType([StructField(OUTPUT_COLUMN, BinaryType())])
+
+
 class ConnectLauncher:
     """Trials as one-task DataFrame jobs on a Spark Connect session."""
 
@@ -213,7 +220,7 @@ class ConnectLauncher:
         self.job_description = stock_log.DEFAULT_JOB_DESCRIPTION
         self.interrupt_on_cancel = True
         self._directory = None
-        self._one_row = None  # the trials' input frame, made once: see run
+        self._one_row = None  # (the trials' input frame, their output schema), made once: see run
 
     def ship(self, payload: bytes) -> Any:
         """Add the pickled objective to the session as a file artifact (Connect has no broadcast)."""
@@ -238,13 +245,11 @@ class ConnectLauncher:
         for its columns once per fmin (PySpark 3.5 asks each time); the output's schema is a
         StructType, which needs no parsing on the server; the row comes back as an Arrow table
         (PySpark 4's toArrow; `collect` before), without the conversion to Rows."""
-        from pyspark.sql.types import BinaryType, StructField, StructType
-
-        if self._one_row is None:  # two first trials may both make it: the same plan
-            self._one_row = self.spark.range(1, numPartitions=1)
+        if self._one_row is None:  # two first trials may both make them: the same plan
+            self._one_row = self.spark.range(1, numPartitions=1), output_schema()
+        one_row, schema = self._one_row
         options = {"profile": self.resource_profile} if self.resource_profile is not None else {}
-        frame = self._one_row.mapInArrow(
-            ArrowTrialTask(task), StructType([StructField(OUTPUT_COLUMN, BinaryType())]), **options)
+        frame = one_row.mapInArrow(ArrowTrialTask(task), schema, **options)
         if hasattr(frame, "toArrow"):
             return pickle.loads(frame.toArrow().column(0)[0].as_py())
         return pickle.loads(frame.collect()[0][0])
